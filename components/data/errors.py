@@ -1,0 +1,51 @@
+"""Errors and reports of data validation.
+
+Every problem names the file, the line (1-based, as an editor shows it) and the
+field, and says what to do about it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List
+
+
+@dataclasses.dataclass(frozen=True)
+class BadRow:
+    """One row that failed validation."""
+
+    path: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: field '{self.field}': {self.reason}"
+
+
+class DataError(ValueError):
+    """Input data that cannot be used; the message says where and what to do."""
+
+
+@dataclasses.dataclass
+class ValidationReport:
+    """Rows skipped while reading, per file, so nothing vanishes silently."""
+
+    rows_read: dict = dataclasses.field(default_factory=dict)
+    skipped: List[BadRow] = dataclasses.field(default_factory=list)
+
+    def summary(self, limit: int = 10) -> str:
+        if not self.skipped:
+            return "all rows valid"
+        lines = [f"skipped {len(self.skipped)} invalid row(s):"]
+        lines += [f"  {row}" for row in self.skipped[:limit]]
+        if len(self.skipped) > limit:
+            lines.append(f"  ... and {len(self.skipped) - limit} more")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {
+            "rows_read": dict(self.rows_read),
+            "skipped_count": len(self.skipped),
+            "skipped": [dataclasses.asdict(row) for row in self.skipped],
+        }

@@ -1,0 +1,56 @@
+"""Conversion of canonical rows to tf.train.Example, the payload of the Examples artifacts."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import tensorflow as tf
+
+from components import features as F
+from components.data.readers import Dataset
+
+
+def _bytes(*values: str) -> tf.train.Feature:
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+
+
+def _int(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def _float(value: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+
+
+def item_features(item_id: str, item: dict) -> dict:
+    return {
+        F.ITEM_ID: _bytes(item_id),
+        F.TITLE: _bytes(item[F.TITLE]),
+        F.GENRES: _bytes(*item[F.GENRES]),
+        F.YEAR: _int(item[F.YEAR]),
+    }
+
+
+def interaction_examples(dataset: Dataset, indices) -> Iterator[bytes]:
+    """Serialized examples of interactions ``indices``, joined with user and item features."""
+    inter = dataset.interactions
+    for i in indices:
+        user_id, item_id = inter[F.USER_ID][i], inter[F.ITEM_ID][i]
+        user = dataset.users[user_id]
+        feature = item_features(item_id, dataset.items[item_id])
+        feature.update({
+            F.USER_ID: _bytes(user_id),
+            F.TIMESTAMP: _int(inter[F.TIMESTAMP][i]),
+            F.RATING: _float(inter[F.RATING][i]),
+            F.AGE: _int(user[F.AGE]),
+            F.GENDER: _bytes(user[F.GENDER]),
+            F.OCCUPATION: _bytes(user[F.OCCUPATION]),
+        })
+        yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def catalogue_examples(dataset: Dataset) -> Iterator[bytes]:
+    """Serialized examples of every catalogue item, interacted with or not."""
+    for item_id in sorted(dataset.items):
+        feature = item_features(item_id, dataset.items[item_id])
+        yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()

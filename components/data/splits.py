@@ -1,0 +1,54 @@
+"""Temporal train/eval splits of interactions.
+
+The evaluation split is always later in time than the training data it is
+compared with, so no model is scored on interactions that precede what it
+learned from.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List
+
+import numpy as np
+
+from components import features as F
+
+
+def temporal_split(
+    interactions: Dict[str, list], eval_fraction: float, strategy: str = "per_user"
+) -> Dict[str, np.ndarray]:
+    """Assigns each interaction to train or eval by time.
+
+    Args:
+      interactions: canonical columns; only user_id and timestamp are read.
+      eval_fraction: per user ('per_user': the latest round(n * fraction), at
+        least one, of every user with two or more interactions) or overall
+        ('global': everything after the (1 - fraction) time quantile).
+      strategy: 'per_user' or 'global'.
+
+    Returns:
+      {'train': indices, 'eval': indices} into the interaction columns, each
+      sorted by (timestamp, original position).
+
+    Raises:
+      ValueError: unknown strategy.
+    """
+    timestamps = np.asarray(interactions[F.TIMESTAMP], dtype=np.int64)
+    order = np.lexsort((np.arange(len(timestamps)), timestamps))
+    is_eval = np.zeros(len(timestamps), dtype=bool)
+    if strategy == "global":
+        cut = np.quantile(timestamps, 1.0 - eval_fraction)
+        is_eval = timestamps > cut
+    elif strategy == "per_user":
+        by_user: Dict[str, List[int]] = {}
+        for position in order:
+            by_user.setdefault(interactions[F.USER_ID][position], []).append(position)
+        for positions in by_user.values():
+            n = len(positions)
+            if n < 2:
+                continue
+            n_eval = max(1, int(round(n * eval_fraction)))
+            is_eval[positions[n - n_eval:]] = True
+    else:
+        raise ValueError(f"split strategy must be 'per_user' or 'global', got '{strategy}'")
+    return {F.TRAIN: order[~is_eval[order]], F.EVAL: order[is_eval[order]]}

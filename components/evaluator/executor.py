@@ -1,0 +1,60 @@
+"""Thin executor of the recommender evaluator."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Any, Dict, List
+
+import tensorflow as tf
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components import features as F
+from components import io
+from components.evaluator import evaluate
+from pipeline.config import EvalConfig, from_dict
+
+METRICS_FILE = "metrics.json"
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        config = from_dict(EvalConfig, json.loads(exec_properties["config"]))
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        catalogue = io.read_columns(io.split_files(input_dict["candidates"], F.CATALOGUE),
+                                    {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string)})
+        result = evaluate.evaluate(
+            path_utils.serving_model_path(model.uri),
+            io.split_files(input_dict["examples"], F.TRAIN),
+            io.split_files(input_dict["examples"], F.EVAL),
+            num_items=len(catalogue[F.ITEM_ID]),
+            config=config,
+        )
+        verdict = evaluate.blessing(result, config.gate_metric, config.min_lift_over_popularity)
+        result["blessing"] = verdict
+        logging.info("Evaluation: %s", json.dumps(result))
+
+        evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
+            json.dump(result, f, indent=2)
+        for name, values in result["metrics"].items():
+            for metric, value in values.items():
+                evaluation.set_float_custom_property(f"{name}/{metric}", float(value))
+
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        blessed = verdict["blessed"]
+        blessing.set_int_custom_property("blessed", int(blessed))
+        blessing.set_string_custom_property("current_model", model.uri)
+        blessing.set_string_custom_property(
+            "reason", f"{verdict['gate_metric']} {verdict['model']:.4f} vs popularity "
+                      f"{verdict['popularity']:.4f} (lift {verdict['lift']:.2f}, required "
+                      f"{verdict['required_lift']:.2f})")
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
+                               "w") as f:
+            f.write(blessing.get_string_custom_property("reason"))

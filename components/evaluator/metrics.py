@@ -1,0 +1,140 @@
+"""Top-K metrics and the baselines every model is compared with.
+
+Pure numpy: no TensorFlow, no TFX. Conventions (those of the issue tracker's
+MovieLens table): all items are ranked, each user's training items are
+excluded, relevance is binary (held-out interaction or not).
+  Recall@K = hits in the top K / number of held-out items of the user.
+  NDCG@K   = DCG of the top K / DCG of an ideal list of min(K, held-out) hits.
+  HR@K     = 1 if any hit in the top K.
+  MRR      = 1 / rank of the first hit (0 if none in the list).
+Figures are means over users with at least one held-out item.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, Iterable, List, Mapping, Sequence, Set
+
+import numpy as np
+
+
+def user_metrics(ranked: Sequence[str], relevant: Set[str], cutoffs: Iterable[int]) -> Dict[str, float]:
+    """Metrics of one ranked list against one user's held-out items.
+
+    Args:
+      ranked: item ids, best first.
+      relevant: held-out item ids (non-empty).
+      cutoffs: the K values.
+
+    Returns:
+      {'recall@K', 'ndcg@K', 'hr@K' for each K, and 'mrr'}.
+    """
+    hits = np.array([item in relevant for item in ranked], dtype=np.float64)
+    discounts = 1.0 / np.log2(np.arange(2, len(hits) + 2))
+    out = {}
+    for k in cutoffs:
+        top = hits[:k]
+        ideal = discounts[: min(k, len(relevant))].sum()
+        out[f"recall@{k}"] = top.sum() / len(relevant)
+        out[f"ndcg@{k}"] = float((top * discounts[:k][: len(top)]).sum() / ideal) if ideal else 0.0
+        out[f"hr@{k}"] = float(top.any())
+    first = np.flatnonzero(hits)
+    out["mrr"] = 1.0 / (first[0] + 1) if len(first) else 0.0
+    return out
+
+
+def mean_metrics(
+    recommendations: Mapping[str, Sequence[str]],
+    held_out: Mapping[str, Set[str]],
+    cutoffs: Iterable[int],
+    num_items: int,
+) -> Dict[str, float]:
+    """Averages user_metrics over the users of ``held_out`` and adds coverage.
+
+    A user of ``held_out`` without recommendations counts as all misses.
+
+    Returns:
+      Mean of every user metric, 'users' (how many were scored) and
+      'coverage@K' (share of the catalogue appearing in anyone's top K, for the
+      smallest K).
+    """
+    cutoffs = sorted(cutoffs)
+    totals: Dict[str, float] = {}
+    shown: Set[str] = set()
+    users = [u for u, items in held_out.items() if items]
+    for user in users:
+        ranked = list(recommendations.get(user, []))
+        shown.update(ranked[: cutoffs[0]])
+        for key, value in user_metrics(ranked, held_out[user], cutoffs).items():
+            totals[key] = totals.get(key, 0.0) + value
+    out = {key: value / max(len(users), 1) for key, value in totals.items()}
+    out[f"coverage@{cutoffs[0]}"] = len(shown) / max(num_items, 1)
+    out["users"] = float(len(users))
+    return out
+
+
+def group_by_user(user_ids: Sequence[str], item_ids: Sequence[str]) -> Dict[str, Set[str]]:
+    """{user: set of items} of parallel id sequences."""
+    out: Dict[str, Set[str]] = {}
+    for user, item in zip(user_ids, item_ids):
+        out.setdefault(user, set()).add(item)
+    return out
+
+
+def popularity_ranking(train_items: Sequence[str]) -> List[str]:
+    """All items seen in training, most interacted-with first (ties by id)."""
+    counts: Dict[str, int] = {}
+    for item in train_items:
+        counts[item] = counts.get(item, 0) + 1
+    return sorted(counts, key=lambda i: (-counts[i], i))
+
+
+def popularity_recommendations(
+    ranking: Sequence[str], seen: Mapping[str, Set[str]], users: Iterable[str], k: int
+) -> Dict[str, List[str]]:
+    """The k most popular items each user has not interacted with in training."""
+    out = {}
+    for user in users:
+        exclude = seen.get(user, set())
+        top: List[str] = []
+        for item in ranking:
+            if item not in exclude:
+                top.append(item)
+                if len(top) == k:
+                    break
+        out[user] = top
+    return out
+
+
+def ease_recommendations(
+    seen: Mapping[str, Set[str]], users: Iterable[str], k: int, l2: float = 500.0
+) -> Dict[str, List[str]]:
+    """EASE (Steck, WWW 2019): closed-form item-item model, B = I - P / diag(P), P = (X'X + l2 I)^-1.
+
+    Args:
+      seen: training items of each user (the rows of X).
+      users: users to recommend for; users absent from ``seen`` get nothing.
+      k: list length.
+      l2: ridge penalty (500 is the paper's MovieLens setting order).
+
+    Returns:
+      {user: top-k items, training items excluded}.
+    """
+    items = sorted({i for s in seen.values() for i in s})
+    index = {item: j for j, item in enumerate(items)}
+    row_of = {user: r for r, user in enumerate(seen)}
+    x = np.zeros((len(seen), len(items)), dtype=np.float64)
+    for user, r in row_of.items():
+        x[r, [index[i] for i in seen[user]]] = 1.0
+    gram = x.T @ x + l2 * np.eye(len(items))
+    p = np.linalg.inv(gram)
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    out = {}
+    for user in users:
+        if user not in row_of:
+            continue
+        scores = x[row_of[user]] @ b
+        scores[x[row_of[user]] > 0] = -np.inf
+        top = np.argpartition(-scores, min(k, len(items) - 1))[:k]
+        out[user] = [items[j] for j in top[np.argsort(-scores[top])]]
+    return out

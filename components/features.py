@@ -1,0 +1,58 @@
+"""Feature keys shared by ingestion, Transform, the trainers, the indexer and serving.
+
+Raw keys are the columns of the canonical input layout; transformed keys are
+what `preprocessing_fn` emits. Nothing else in the project spells these strings.
+"""
+
+# Raw interaction columns.
+USER_ID = "user_id"
+ITEM_ID = "item_id"
+TIMESTAMP = "timestamp"
+RATING = "rating"
+
+# Raw user side features.
+AGE = "age"
+GENDER = "gender"
+OCCUPATION = "occupation"
+USER_FEATURES = (AGE, GENDER, OCCUPATION)
+
+# Raw item side features.
+TITLE = "title"
+GENRES = "genres"
+YEAR = "year"
+ITEM_FEATURES = (TITLE, GENRES, YEAR)
+
+# Values used where a side feature is unknown.
+UNKNOWN = ""
+UNKNOWN_NUMBER = 0
+
+# Transformed features (outputs of preprocessing_fn).
+USER_IDX = "user_idx"
+ITEM_IDX = "item_idx"
+AGE_BUCKET = "age_bucket"
+GENDER_IDX = "gender_idx"
+OCCUPATION_IDX = "occupation_idx"
+GENRE_IDS = "genre_ids"
+TITLE_TOKENS = "title_tokens"
+YEAR_BUCKET = "year_bucket"
+TIME_SCALED = "time_scaled"
+RATING_OUT = "rating"
+
+# Transform vocabulary names, read back by the trainers for their sizes.
+USER_VOCAB = "user_id_vocab"
+ITEM_VOCAB = "item_id_vocab"
+GENDER_VOCAB = "gender_vocab"
+OCCUPATION_VOCAB = "occupation_vocab"
+GENRE_VOCAB = "genre_vocab"
+TITLE_VOCAB = "title_token_vocab"
+
+# Fixed widths of padded multi-valued features; id 0 is padding.
+MAX_GENRES = 6
+MAX_TITLE_TOKENS = 8
+AGE_BUCKETS = 8
+YEAR_BUCKETS = 10
+
+# Split names.
+TRAIN = "train"
+EVAL = "eval"
+CATALOGUE = "items"

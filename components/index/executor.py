@@ -1,0 +1,43 @@
+"""Thin executor of the index builder: artifacts in, plain values to the indexer, figures out."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import tensorflow as tf
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from components import features as F
+from components import io
+from components.index import indexer
+from pipeline.config import IndexConfig, from_dict
+
+STATS_FILE = "index_stats.json"
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        config = from_dict(IndexConfig, json.loads(exec_properties["config"]))
+        model = artifact_utils.get_single_instance(input_dict["model"])
+        index = artifact_utils.get_single_instance(output_dict["index"])
+        stats = indexer.build_index(
+            model_dir=path_utils.serving_model_path(model.uri),
+            catalogue_files=io.split_files(input_dict["candidates"], F.CATALOGUE),
+            train_files=io.split_files(input_dict["examples"], F.TRAIN),
+            export_dir=path_utils.serving_model_dir(index.uri),
+            config=config,
+        )
+        for key, value in stats.items():
+            if isinstance(value, str):
+                index.set_string_custom_property(key, value)
+            else:
+                index.set_float_custom_property(key, float(value))
+        with tf.io.gfile.GFile(os.path.join(index.uri, STATS_FILE), "w") as f:
+            json.dump(stats, f, indent=2)

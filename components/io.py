@@ -1,0 +1,60 @@
+"""Streaming reads of Examples artifacts (works on local paths and gs://)."""
+
+from __future__ import annotations
+
+from typing import Dict, Iterator, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+from tfx.types import artifact_utils
+
+from components import features as F
+
+RAW_ID_SPEC = {
+    F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+    F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    F.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
+}
+
+
+def split_files(examples_artifacts: Sequence, split: str) -> List[str]:
+    """The gzipped TFRecord files of ``split`` of an Examples channel's artifacts."""
+    uri = artifact_utils.get_split_uri(list(examples_artifacts), split)
+    files = tf.io.gfile.glob(f"{uri}/*")
+    if not files:
+        raise FileNotFoundError(f"no files in split '{split}' at {uri}")
+    return files
+
+
+def expand(patterns: Sequence[str]) -> List[str]:
+    """Files matching any of ``patterns`` (Trainer passes globs such as '.../Split-train/*')."""
+    if isinstance(patterns, str):
+        patterns = [patterns]
+    files = sorted(f for pattern in patterns for f in tf.io.gfile.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no files match {list(patterns)}")
+    return files
+
+
+def batches(files: Sequence[str], spec: Dict[str, object], batch_size: int = 4096) -> Iterator[dict]:
+    """Parsed batches of examples, in file order, as dicts of numpy arrays."""
+    dataset = (tf.data.TFRecordDataset(expand(files), compression_type="GZIP")
+               .batch(batch_size)
+               .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+               .prefetch(2))
+    for batch in dataset.as_numpy_iterator():
+        yield batch
+
+
+def read_columns(files: Sequence[str], spec: Dict[str, object] = None) -> Dict[str, np.ndarray]:
+    """Columns of ``spec`` (by default user_id, item_id, timestamp); ids decoded to str."""
+    spec = spec or RAW_ID_SPEC
+    parts: Dict[str, list] = {key: [] for key in spec}
+    for batch in batches(files, spec):
+        for key in spec:
+            parts[key].append(batch[key])
+    out = {}
+    for key, chunks in parts.items():
+        column = np.concatenate(chunks) if chunks else np.array([])
+        out[key] = column.astype(str) if column.dtype == object else column
+    return out

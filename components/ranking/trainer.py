@@ -1,0 +1,114 @@
+"""Trainer user code of the ranking model (``run_fn``).
+
+Its ``base_model`` is the index builder's servable: it supplies user and item
+embeddings, popularity, and each user's retrieved candidates, which serve as
+hard negatives. Positives are the user's training interactions. The exported
+model is the whole recommender (components/serving/recommender.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from components import features as F
+from components import io
+from components.ranking.model import Ranker, pair_features
+from components.serving import recommender
+from pipeline.config import RankingConfig, from_dict
+
+
+def _rows_positions(index, columns: Dict[str, np.ndarray]):
+    """Known (user row, item position) pairs of an id table."""
+    rows = index.user_table.lookup(tf.constant(columns[F.USER_ID])).numpy()
+    positions = index.item_table.lookup(tf.constant(columns[F.ITEM_ID])).numpy()
+    keep = (rows < len(index.user_embeddings.numpy()) - 1) & (positions >= 0)
+    return rows[keep], positions[keep]
+
+
+def _candidates(index, users: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Retrieved candidate positions of each user row: int [n_users, c]."""
+    user_ids = index.user_table.export()[0].numpy()
+    user_rows = index.user_table.export()[1].numpy()
+    by_row = np.empty(len(user_rows), dtype=object)
+    by_row[user_rows] = user_ids
+    out = []
+    for start in range(0, len(users), batch_size):
+        chunk = by_row[users[start:start + batch_size]]
+        positions, _, _ = index.retrieve_positions(tf.constant(list(chunk)))
+        out.append(positions.numpy())
+    return np.vstack(out)
+
+
+def _training_pairs(rows, positions, candidates, n_items: int, config, rng):
+    """Positives and, per positive, half hard negatives (retrieved) and half uniform ones."""
+    n_neg = config.negatives_per_positive
+    n_hard = n_neg // 2
+    hard_pool = candidates[rows, : config.hard_negatives]
+    hard = hard_pool[np.arange(len(rows))[:, None], rng.integers(0, hard_pool.shape[1], (len(rows), n_hard))]
+    uniform = rng.integers(0, n_items, (len(rows), n_neg - n_hard))
+    neg_positions = np.concatenate([hard, uniform], axis=1).reshape(-1)
+    neg_rows = np.repeat(rows, n_neg)
+    all_rows = np.concatenate([rows, neg_rows])
+    all_positions = np.concatenate([positions, neg_positions])
+    labels = np.concatenate([np.ones(len(rows)), np.zeros(len(neg_rows))]).astype(np.float32)
+    return all_rows, all_positions, labels
+
+
+def _auc_against_candidates(ranker, tensors, rows, positions, candidates) -> Dict[str, float]:
+    """AUC of held-out positives against the same users' retrieved candidates."""
+    auc = tf.keras.metrics.AUC()
+    neg_rows = np.repeat(rows, candidates.shape[1] // 4)
+    neg_positions = candidates[rows, : candidates.shape[1] // 4].reshape(-1)
+    for r, p, label in ((rows, positions, 1.0), (neg_rows, neg_positions, 0.0)):
+        for start in range(0, len(r), 8192):
+            feats = pair_features(*tensors, r[start:start + 8192], p[start:start + 8192])
+            auc.update_state(tf.fill([len(r[start:start + 8192])], label),
+                             tf.sigmoid(ranker(feats)))
+    return {"eval_auc_vs_retrieved": float(auc.result().numpy()), "eval_pairs": int(len(rows))}
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the ranker on retrieval's candidates and exports the full recommender.
+
+    custom_config: {'ranking': asdict(RankingConfig), 'top_k': int}.
+    """
+    config = from_dict(RankingConfig, fn_args.custom_config["ranking"])
+    top_k = int(fn_args.custom_config["top_k"])
+    tf.keras.utils.set_random_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    index = tf.saved_model.load(fn_args.base_model)
+    tensors = (index.user_embeddings, index.item_embeddings, tf.math.log1p(index.popularity))
+    n_items = int(index.item_embeddings.shape[0])
+
+    train_rows, train_positions = _rows_positions(index, io.read_columns(fn_args.train_files))
+    known_users = np.unique(train_rows)
+    candidates = np.zeros((int(index.user_embeddings.shape[0]), index.candidates), np.int64)
+    candidates[known_users] = _candidates(index, known_users)
+    rows, positions, labels = _training_pairs(train_rows, train_positions, candidates, n_items,
+                                              config, rng)
+    order = rng.permutation(len(labels))
+    dataset = (tf.data.Dataset.from_tensor_slices((rows[order], positions[order], labels[order]))
+               .batch(config.batch_size)
+               .map(lambda r, p, y: (pair_features(*tensors, r, p), y)))
+    ranker = Ranker(config.hidden_units)
+    ranker.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
+                   loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
+                   metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
+    history = ranker.fit(dataset, epochs=config.epochs, verbose=2)
+
+    eval_rows, eval_positions = _rows_positions(index, io.read_columns(fn_args.eval_files))
+    summary = {"train_pairs": int(len(labels)),
+               "loss": [float(v) for v in history.history["loss"]],
+               **_auc_against_candidates(ranker, tensors, eval_rows, eval_positions, candidates)}
+    logging.info("Ranking training: %s", summary)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    recommender.save(recommender.Recommender(index, ranker, top_k), fn_args.serving_model_dir)

@@ -1,0 +1,33 @@
+"""Loading the newest pushed model and asking it for a list (``recsys recommend``)."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Tuple
+
+import tensorflow as tf
+
+
+def latest_version(push_dir: str) -> str:
+    """Path of the highest integer version under ``push_dir`` (TF Serving's rule).
+
+    Raises:
+      FileNotFoundError: no version has been pushed there.
+    """
+    versions = [v for v in (tf.io.gfile.listdir(push_dir) if tf.io.gfile.isdir(push_dir) else [])
+                if v.strip("/").isdigit()]
+    if not versions:
+        raise FileNotFoundError(f"no pushed model under {push_dir}; run `recsys run` first.")
+    return os.path.join(push_dir, max(versions, key=lambda v: int(v.strip("/"))).strip("/"))
+
+
+def recommend(model_dir: str, user_id: str) -> List[Tuple[str, str, float]]:
+    """(item_id, title, score) of one user's list, best first, via serving_default."""
+    if not user_id:
+        raise ValueError("user id must not be empty")
+    model = tf.saved_model.load(model_dir)
+    out = model.signatures["serving_default"](user_id=tf.constant([user_id]))
+    item_ids = out["item_ids"][0]
+    titles = model.signatures["lookup_titles"](item_ids=item_ids)["titles"].numpy()
+    return [(i.decode("utf-8"), t.decode("utf-8"), float(s))
+            for i, t, s in zip(item_ids.numpy(), titles, out["scores"][0].numpy())]

@@ -1,0 +1,73 @@
+"""Transform's user code: vocabularies, buckets and tokenised titles.
+
+Every output is a dense tensor of fixed width, so the trainers and the
+servables need no sparse handling. Ids are 1-based where 0 means padding or
+out-of-vocabulary; vocabulary sizes are read back from the Transform output.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from components import features as F
+
+_AGE_BOUNDARIES = [18.0, 25.0, 35.0, 45.0, 50.0, 56.0, 65.0]
+
+
+def _vocab_ids(values: tf.Tensor, name: str) -> tf.Tensor:
+    """Dense string [batch] -> int64 [batch]; 0 is out-of-vocabulary."""
+    ids = tft.compute_and_apply_vocabulary(values, vocab_filename=name, default_value=-1)
+    return ids + 1
+
+
+def _padded_ids(tokens: tf.RaggedTensor, name: str, width: int, top_k=None) -> tf.Tensor:
+    """Ragged string tokens -> int64 [batch, width]; 0 pads, 1 is out-of-vocabulary."""
+    flat = tft.compute_and_apply_vocabulary(tokens.flat_values, vocab_filename=name,
+                                            top_k=top_k, default_value=-1)
+    ids = tokens.with_flat_values(flat + 2)
+    return ids.to_tensor(default_value=0, shape=[None, width])
+
+
+def _squeeze(tensor: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(tensor, [-1])
+
+
+def preprocessing_fn(inputs):
+    """tf.Transform callback.
+
+    Args:
+      inputs: raw features; fixed-length ones as [batch, 1], genres as a
+        SparseTensor of strings.
+
+    Returns:
+      user_idx, item_idx, gender_idx, occupation_idx, age_bucket, year_bucket:
+        int64 [batch]; genre_ids: int64 [batch, MAX_GENRES];
+        title_tokens: int64 [batch, MAX_TITLE_TOKENS]; time_scaled: float32
+        [batch] in [0, 1]; rating: float32 [batch].
+    """
+    out = {
+        F.USER_IDX: _vocab_ids(_squeeze(inputs[F.USER_ID]), F.USER_VOCAB),
+        F.ITEM_IDX: _vocab_ids(_squeeze(inputs[F.ITEM_ID]), F.ITEM_VOCAB),
+        F.GENDER_IDX: _vocab_ids(_squeeze(inputs[F.GENDER]), F.GENDER_VOCAB),
+        F.OCCUPATION_IDX: _vocab_ids(_squeeze(inputs[F.OCCUPATION]), F.OCCUPATION_VOCAB),
+    }
+    age = tf.cast(_squeeze(inputs[F.AGE]), tf.float32)
+    # Fixed, interpretable age groups (those of MovieLens 1M); 0 is unknown.
+    out[F.AGE_BUCKET] = tf.where(
+        age > 0, tf.raw_ops.Bucketize(input=age, boundaries=_AGE_BOUNDARIES) + 1, 0)
+    out[F.AGE_BUCKET] = tf.cast(out[F.AGE_BUCKET], tf.int64)
+    year = tf.cast(_squeeze(inputs[F.YEAR]), tf.float32)
+    out[F.YEAR_BUCKET] = tf.where(
+        year > 0, tft.bucketize(year, F.YEAR_BUCKETS - 1) + 1, tf.zeros_like(year, tf.int64))
+
+    genres = tf.RaggedTensor.from_sparse(inputs[F.GENRES])
+    out[F.GENRE_IDS] = _padded_ids(genres, F.GENRE_VOCAB, F.MAX_GENRES)
+    titles = tf.strings.lower(_squeeze(inputs[F.TITLE]))
+    titles = tf.strings.regex_replace(titles, r"[^a-z0-9' ]", " ")
+    tokens = tf.strings.split(titles)
+    out[F.TITLE_TOKENS] = _padded_ids(tokens, F.TITLE_VOCAB, F.MAX_TITLE_TOKENS, top_k=20_000)
+
+    out[F.TIME_SCALED] = tft.scale_to_0_1(tf.cast(_squeeze(inputs[F.TIMESTAMP]), tf.float32))
+    out[F.RATING_OUT] = tf.cast(_squeeze(inputs[F.RATING]), tf.float32)
+    return out

@@ -1,0 +1,145 @@
+"""The ``recsys`` command line (also ``python -m pipeline``).
+
+  recsys run [--data FOLDER] [--output-dir DIR] [--serving-dir DIR] [--top-k K] [--epochs N] ...
+  recsys compile [--output kubeflow/pipeline.yaml] [--image IMAGE] [--data gs://...]
+  recsys recommend --user ID [--serving-dir DIR]
+  recsys download ml-100k|ml-1m [--dest DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import List, Optional
+
+from pipeline.config import PipelineConfig
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    """Flags override the typed defaults; nothing else does."""
+    config = PipelineConfig()
+    data = dataclasses.replace(config.data, data_dir=args.data,
+                               max_bad_row_fraction=args.max_bad_rows_fraction,
+                               eval_fraction=args.eval_fraction)
+    retrieval, ranking = config.retrieval, config.ranking
+    if args.epochs is not None:
+        retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
+    index = config.index
+    if args.index_flavour:
+        index = dataclasses.replace(index, flavour=args.index_flavour)
+    index = dataclasses.replace(index, candidates=max(index.candidates, args.top_k))
+    cutoffs = tuple(sorted({10, 50, 100, args.top_k}))
+    evaluation = dataclasses.replace(config.evaluation, cutoffs=cutoffs,
+                                     min_lift_over_popularity=args.min_lift)
+    if args.top_k < 10:
+        evaluation = dataclasses.replace(evaluation, gate_metric=f"recall@{args.top_k}")
+    return dataclasses.replace(config, data=data, retrieval=retrieval, ranking=ranking, index=index,
+                               evaluation=evaluation, top_k=args.top_k,
+                               serving_dir=args.serving_dir)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None,
+                   help="data folder (interactions.csv, or a MovieLens 100K/1M download); "
+                        "default: the embedded synthetic dataset")
+    p.add_argument("--serving-dir", default="serving",
+                   help="the model is pushed to SERVING_DIR/recommender/<version>/")
+    p.add_argument("--top-k", type=int, default=10, help="length of the recommended list")
+    p.add_argument("--epochs", type=int, default=None, help="retrieval training epochs")
+    p.add_argument("--eval-fraction", type=float, default=0.2,
+                   help="latest share of each user's interactions held out for evaluation")
+    p.add_argument("--max-bad-rows-fraction", type=float, default=0.0,
+                   help="skip (and report) invalid rows up to this share of a file; "
+                        "default 0: any invalid row stops the run")
+    p.add_argument("--index-flavour", choices=("auto", "exact", "scann"), default=None)
+    p.add_argument("--min-lift", type=float, default=1.0,
+                   help="push only if the model's recall is at least this multiple of popularity's")
+
+
+def _cmd_run(args) -> int:
+    from pipeline import local_runner
+
+    try:
+        config = _config(args)
+        config.validate()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return local_runner.main(config, args.output_dir)
+
+
+def _cmd_compile(args) -> int:
+    from kubeflow import runner
+
+    path = runner.compile_pipeline(_config(args), args.output, image=args.image,
+                                   data_root=args.data or runner.DEFAULT_DATA_ROOT,
+                                   pipeline_root=args.pipeline_root)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _cmd_recommend(args) -> int:
+    from components.serving import client
+
+    try:
+        version = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
+        items = client.recommend(version, args.user)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Recommendations for user {args.user} (model {version}):")
+    for rank, (item_id, title, score) in enumerate(items, 1):
+        print(f"{rank:>3}. {item_id:<10} {title:<60} {score:8.4f}")
+    return 0
+
+
+def _cmd_download(args) -> int:
+    from components.data import download
+
+    folder = download.download(args.dataset, args.dest, base_url=args.base_url)
+    print(f"Downloaded to {folder}; run: recsys run --data {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)")
+    _add_config_flags(run)
+    run.add_argument("--output-dir", default="tfx_output", help="artifacts and ML Metadata")
+    run.set_defaults(func=_cmd_run)
+
+    comp = sub.add_parser("compile", help="compile the Kubeflow Pipelines v2 spec")
+    _add_config_flags(comp)
+    comp.add_argument("--output", default="kubeflow/pipeline.yaml")
+    comp.add_argument("--image", default=None, help="container image with this package installed")
+    comp.add_argument("--pipeline-root", default=None, help="e.g. gs://bucket/tfx-recommender")
+    comp.set_defaults(func=_cmd_compile)
+
+    rec = sub.add_parser("recommend", help="print a user's list from the newest pushed model")
+    rec.add_argument("--user", required=True)
+    rec.add_argument("--serving-dir", default="serving")
+    rec.set_defaults(func=_cmd_recommend)
+
+    dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")
+    dl.add_argument("dataset", choices=("ml-100k", "ml-1m"))
+    dl.add_argument("--dest", default="data")
+    dl.add_argument("--base-url", default="https://files.grouplens.org/datasets/movielens")
+    dl.set_defaults(func=_cmd_download)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

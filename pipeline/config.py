@@ -1,0 +1,210 @@
+"""Typed configuration: the one place where every knob of the pipeline lives.
+
+Defaults run the embedded synthetic example. The runners (local CLI, Kubeflow)
+override fields from flags; components receive their section as a plain dict
+(``dataclasses.asdict``) through ``custom_config`` or execution parameters, so
+every value is recorded in ML Metadata with the run, and parse it back with
+``from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple, Type, TypeVar
+
+T = TypeVar("T")
+
+
+def from_dict(cls: Type[T], values: Optional[Dict[str, Any]]) -> T:
+    """Builds dataclass ``cls`` from a dict, rejecting unknown keys.
+
+    Lists (JSON has no tuples) are turned back into tuples for tuple fields.
+
+    Raises:
+      ValueError: a key is not a field of ``cls``.
+    """
+    values = dict(values or {})
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(names)}")
+    for key, value in values.items():
+        if isinstance(value, list):
+            values[key] = tuple(value)
+    return cls(**values)
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is split.
+
+    Attributes:
+      data_dir: a folder in one of the supported layouts (canonical, MovieLens
+        100K, MovieLens 1M); None means the embedded synthetic dataset.
+      eval_fraction: share of each user's interactions, the latest in time,
+        held out for evaluation (``split_strategy='per_user'``), or share of all
+        interactions after a global time cut (``'global'``).
+      split_strategy: 'per_user' or 'global'.
+      max_bad_row_fraction: rows that fail validation are skipped and reported
+        while their share of a file stays at or below this; above it the run
+        stops. 0 means any bad row stops the run.
+      synthetic_users, synthetic_items, synthetic_interactions, synthetic_seed:
+        shape of the embedded dataset when ``data_dir`` is None.
+    """
+
+    data_dir: Optional[str] = None
+    eval_fraction: float = 0.2
+    split_strategy: str = "per_user"
+    max_bad_row_fraction: float = 0.0
+    synthetic_users: int = 943
+    synthetic_items: int = 1682
+    synthetic_interactions: int = 100_000
+    synthetic_seed: int = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class RetrievalConfig:
+    """Hyperparameters of the two-tower retrieval model.
+
+    Attributes:
+      embedding_dim: size of the shared query/candidate embedding.
+      feature_dim: size of each feature embedding inside the towers.
+      epochs, batch_size, learning_rate: optimisation (Adam). The batch is also
+        the pool of in-batch negatives.
+      temperature: logits are divided by this before the softmax.
+      logq_correction: subtract log(sampling probability) of each in-batch
+        candidate from its logit (Yi et al., RecSys 2019), so popular items are
+        not over-penalised for appearing often as negatives.
+      remove_accidental_hits: do not treat another row's copy of the positive
+        item as a negative.
+      l2_normalize: cosine instead of raw dot product.
+      seed: initialisation and shuffling seed.
+    """
+
+    embedding_dim: int = 64
+    feature_dim: int = 32
+    epochs: int = 8
+    batch_size: int = 1024
+    learning_rate: float = 0.005
+    temperature: float = 0.1
+    logq_correction: bool = True
+    remove_accidental_hits: bool = True
+    l2_normalize: bool = True
+    seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexConfig:
+    """How the candidate index is built and served.
+
+    Attributes:
+      flavour: 'exact' (plain TF ops; stock TF Serving loads it), 'scann'
+        (needs ScaNN's ops in the server) or 'auto' (exact below
+        ``brute_force_below`` items, ScaNN above).
+      brute_force_below: catalogue size under which exact search is chosen.
+      num_leaves, num_leaves_to_search: ScaNN tree; None means about sqrt(n)
+        leaves and a tenth of them searched.
+      candidates: how many candidates retrieval hands to the ranker.
+      batch_size: catalogue items embedded per batch.
+    """
+
+    flavour: str = "auto"
+    brute_force_below: int = 20_000
+    num_leaves: Optional[int] = None
+    num_leaves_to_search: Optional[int] = None
+    candidates: int = 100
+    batch_size: int = 4096
+
+
+@dataclasses.dataclass(frozen=True)
+class RankingConfig:
+    """Hyperparameters of the ranking model that scores retrieved candidates.
+
+    Attributes:
+      hidden_units: sizes of the scoring MLP's hidden layers.
+      epochs, batch_size, learning_rate: optimisation (Adam).
+      hard_negatives: per user, how many of the top retrieved items that the
+        user did not interact with are eligible as negatives.
+      negatives_per_positive: negatives drawn per positive pair (half hard,
+        half uniform over the catalogue).
+      seed: sampling and initialisation seed.
+    """
+
+    hidden_units: Tuple[int, ...] = (64, 32)
+    epochs: int = 3
+    batch_size: int = 1024
+    learning_rate: float = 0.003
+    hard_negatives: int = 100
+    negatives_per_positive: int = 4
+    seed: int = 43
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+    """Held-out evaluation and the push gate.
+
+    Attributes:
+      cutoffs: the K of Recall@K and NDCG@K reported.
+      gate_metric: the metric the blessing compares, e.g. 'recall@10'.
+      min_lift_over_popularity: the model is blessed when its gate metric is at
+        least this multiple of the popularity baseline's on the same split.
+      batch_size: users scored per call of the servable.
+    """
+
+    cutoffs: Tuple[int, ...] = (10, 50, 100)
+    gate_metric: str = "recall@10"
+    min_lift_over_popularity: float = 1.0
+    batch_size: int = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """The whole pipeline.
+
+    Attributes:
+      name: pipeline name in ML Metadata and Kubeflow.
+      pipeline_root: where TFX writes artifacts.
+      metadata_path: SQLite ML Metadata file (local runs); None on Kubeflow.
+      serving_dir: the Pusher writes ``<serving_dir>/recommender/<version>/``.
+      top_k: length of the list the servable returns.
+      beam_args: arguments of every Beam pipeline the components start.
+      enable_cache: reuse outputs of unchanged components.
+    """
+
+    name: str = "tfx-recommender"
+    pipeline_root: str = "tfx_output/pipeline_root"
+    metadata_path: Optional[str] = "tfx_output/metadata.sqlite"
+    serving_dir: str = "serving"
+    top_k: int = 10
+    beam_args: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    enable_cache: bool = False
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
+    index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
+    ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
+    evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+
+    @property
+    def push_dir(self) -> str:
+        """Base directory of the pushed model's versions."""
+        return f"{self.serving_dir.rstrip('/')}/recommender"
+
+    def validate(self) -> None:
+        """Raises ValueError naming the field when a value is out of range."""
+        checks = [
+            (self.top_k > 0, "top_k must be positive"),
+            (0.0 < self.data.eval_fraction < 1.0, "data.eval_fraction must be in (0, 1)"),
+            (self.data.split_strategy in ("per_user", "global"),
+             "data.split_strategy must be 'per_user' or 'global'"),
+            (0.0 <= self.data.max_bad_row_fraction < 1.0,
+             "data.max_bad_row_fraction must be in [0, 1)"),
+            (self.index.flavour in ("auto", "exact", "scann"),
+             "index.flavour must be 'auto', 'exact' or 'scann'"),
+            (self.index.candidates >= self.top_k,
+             f"index.candidates ({self.index.candidates}) must be >= top_k ({self.top_k})"),
+            (self.retrieval.epochs > 0 and self.ranking.epochs > 0, "epochs must be positive"),
+            (self.retrieval.batch_size > 1, "retrieval.batch_size must be > 1 (in-batch negatives)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"Invalid configuration: {message}")

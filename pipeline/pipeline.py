@@ -1,0 +1,126 @@
+"""The pipeline definition: which components run and how they connect. Nothing else.
+
+ExampleGen (interactions, split by time) + ExampleGen (catalogue)
+  -> StatisticsGen -> ImportSchemaGen (schemas/) -> ExampleValidator (stops on anomalies)
+  -> Transform -> Trainer (two-tower retrieval) -> IndexBuilder (retrieval servable)
+  -> Trainer (ranking; exports the full recommender) -> RecommenderEvaluator -> Pusher
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional, Sequence
+
+from tfx import v1 as tfx
+from tfx.dsl.components.base import executor_spec
+from tfx.proto import example_gen_pb2
+
+from components import features as F
+from components.evaluator.component import RecommenderEvaluator
+from components.example_gen import executor as example_gen
+from components.index.component import IndexBuilder
+from components.validation.component import StrictExampleValidator
+from pipeline.config import PipelineConfig
+
+# Component ids, used by runners to attach platform settings (GPUs) and by the summary.
+INTERACTIONS_GEN = "InteractionsExampleGen"
+CATALOGUE_GEN = "CatalogueExampleGen"
+RETRIEVAL_TRAINER = "RetrievalTrainer"
+RANKING_TRAINER = "RankingTrainer"
+TRAINERS = (RETRIEVAL_TRAINER, RANKING_TRAINER)
+
+
+def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: PipelineConfig):
+    # Every split reads the whole folder; the executor assigns rows to splits.
+    return tfx.components.FileBasedExampleGen(
+        input_base=data_root,
+        input_config=example_gen_pb2.Input(
+            splits=[example_gen_pb2.Input.Split(name=name, pattern="*") for name in splits]),
+        custom_config=example_gen.pack_config(dataclasses.asdict(config.data)),
+        custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
+    )
+
+
+def create_pipeline(
+    config: PipelineConfig,
+    data_root: str,
+    schema_dir: str,
+    metadata_connection_config=None,
+    beam_pipeline_args: Optional[Sequence[str]] = None,
+) -> tfx.dsl.Pipeline:
+    """Builds the TFX pipeline.
+
+    Args:
+      config: the typed configuration.
+      data_root: folder of the input data (any supported layout).
+      schema_dir: folder with interactions/schema.pbtxt and items/schema.pbtxt.
+      metadata_connection_config: ML Metadata connection (local runs).
+      beam_pipeline_args: arguments of every Beam pipeline.
+
+    Returns:
+      The pipeline, for any TFX orchestrator.
+    """
+    config.validate()
+    interactions = _example_gen(data_root, example_gen.InteractionsExecutor,
+                                (F.TRAIN, F.EVAL), config).with_id(INTERACTIONS_GEN)
+    catalogue = _example_gen(data_root, example_gen.CatalogueExecutor,
+                             (F.CATALOGUE,), config).with_id(CATALOGUE_GEN)
+    statistics = tfx.components.StatisticsGen(examples=interactions.outputs["examples"])
+    schema = tfx.components.ImportSchemaGen(
+        schema_file=os.path.join(schema_dir, "interactions", "schema.pbtxt"))
+    validator = StrictExampleValidator(statistics=statistics.outputs["statistics"],
+                                       schema=schema.outputs["schema"])
+    transform = tfx.components.Transform(
+        examples=interactions.outputs["examples"],
+        schema=schema.outputs["schema"],
+        preprocessing_fn="components.transform.preprocessing.preprocessing_fn",
+        splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN], transform=[F.TRAIN, F.EVAL]),
+    )
+    # Nothing is trained on data that failed validation.
+    transform.add_upstream_node(validator)
+    retrieval = tfx.components.Trainer(
+        run_fn="components.retrieval.trainer.run_fn",
+        examples=transform.outputs["transformed_examples"],
+        transform_graph=transform.outputs["transform_graph"],
+        schema=schema.outputs["schema"],
+        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+        custom_config=dataclasses.asdict(config.retrieval),
+    ).with_id(RETRIEVAL_TRAINER)
+    index = IndexBuilder(
+        model=retrieval.outputs["model"],
+        candidates=catalogue.outputs["examples"],
+        examples=interactions.outputs["examples"],
+        config=json.dumps(dataclasses.asdict(config.index)),
+    )
+    ranking = tfx.components.Trainer(
+        run_fn="components.ranking.trainer.run_fn",
+        examples=interactions.outputs["examples"],
+        base_model=index.outputs["index"],
+        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+        custom_config={"ranking": dataclasses.asdict(config.ranking), "top_k": config.top_k},
+    ).with_id(RANKING_TRAINER)
+    evaluator = RecommenderEvaluator(
+        model=ranking.outputs["model"],
+        examples=interactions.outputs["examples"],
+        candidates=catalogue.outputs["examples"],
+        config=json.dumps(dataclasses.asdict(config.evaluation)),
+    )
+    pusher = tfx.components.Pusher(
+        model=ranking.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        push_destination=tfx.proto.PushDestination(
+            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
+    )
+    return tfx.dsl.Pipeline(
+        pipeline_name=config.name,
+        pipeline_root=config.pipeline_root,
+        components=[interactions, catalogue, statistics, schema, validator, transform, retrieval,
+                    index, ranking, evaluator, pusher],
+        enable_cache=config.enable_cache,
+        metadata_connection_config=metadata_connection_config,
+        beam_pipeline_args=list(beam_pipeline_args or config.beam_args),
+    )

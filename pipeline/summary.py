@@ -1,0 +1,95 @@
+"""The end-of-run summary, read back from ML Metadata: what ran, how long, what was pushed."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Dict, List
+
+import tensorflow as tf
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+from components.evaluator.executor import METRICS_FILE
+from components.index.executor import STATS_FILE
+from pipeline.config import PipelineConfig
+
+_STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+def _node_id(store, execution) -> str:
+    for context in store.get_contexts_by_execution(execution.id):
+        if store.get_context_types_by_id([context.type_id])[0].name == "node":
+            return context.name.split(".", 1)[-1]
+    return str(execution.id)
+
+
+def _outputs(store, execution) -> List[metadata_store_pb2.Artifact]:
+    events = store.get_events_by_execution_ids([execution.id])
+    ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
+    return store.get_artifacts_by_id(ids) if ids else []
+
+
+def _read_json(uri: str, name: str) -> Dict:
+    path = os.path.join(uri, name)
+    if not tf.io.gfile.exists(path):
+        return {}
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
+    """Components of the run that started at ``started`` (epoch seconds), with times and results."""
+    connection = metadata.sqlite_metadata_connection_config(config.metadata_path)
+    store = metadata_store.MetadataStore(connection)
+    since_ms = int(started * 1000) - 1000
+    executions = sorted((e for e in store.get_executions()
+                         if e.create_time_since_epoch >= since_ms),
+                        key=lambda e: e.create_time_since_epoch)
+    result: Dict[str, object] = {"components": [], "pushed": False}
+    for execution in executions:
+        node = _node_id(store, execution)
+        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+        result["components"].append({"component": node, "seconds": round(seconds, 1),
+                                      "state": _STATES.get(execution.last_known_state, "?")})
+        for artifact in _outputs(store, execution):
+            props = artifact.custom_properties
+            if node == "IndexBuilder":
+                result["index"] = _read_json(artifact.uri, STATS_FILE)
+            elif node == "RecommenderEvaluator" and _read_json(artifact.uri, METRICS_FILE):
+                result["evaluation"] = _read_json(artifact.uri, METRICS_FILE)
+            elif node == "Pusher":
+                result["pushed"] = bool(props["pushed"].int_value) if "pushed" in props else False
+                if "pushed_destination" in props:
+                    result["pushed_to"] = props["pushed_destination"].string_value
+    result["wall_seconds"] = round(sum(c["seconds"] for c in result["components"]), 1)
+    return result
+
+
+def render(result: Dict[str, object]) -> str:
+    """The summary as text for the terminal."""
+    lines = ["", "Run summary", "-----------"]
+    for c in result["components"]:
+        lines.append(f"  {c['component']:<24} {c['seconds']:>8.1f} s  {c['state'].lower()}")
+    lines.append(f"  {'total':<24} {result['wall_seconds']:>8.1f} s")
+    index = result.get("index")
+    if index:
+        lines.append(f"Index: {index.get('flavour')} over {index.get('items')} items, "
+                     f"{index.get('users')} known users, built in {index.get('build_seconds')} s")
+    evaluation = result.get("evaluation")
+    if evaluation:
+        metrics = evaluation["metrics"]
+        keys = [k for k in next(iter(metrics.values())) if k != "users"]
+        lines.append(f"Held-out evaluation ({int(next(iter(metrics.values()))['users'])} users):")
+        lines.append("  " + f"{'':<16}" + "".join(f"{k:>13}" for k in keys))
+        for name, values in metrics.items():
+            lines.append("  " + f"{name:<16}" + "".join(f"{values[k]:>13.4f}" for k in keys))
+        verdict = evaluation.get("blessing", {})
+        lines.append(f"Blessed: {verdict.get('blessed')} ({verdict.get('gate_metric')} "
+                     f"{verdict.get('model', 0):.4f} vs popularity {verdict.get('popularity', 0):.4f})")
+    if result.get("pushed"):
+        lines.append(f"Pushed to: {result.get('pushed_to')}")
+    else:
+        lines.append("Not pushed: the model was not blessed; the served model is unchanged.")
+    return "\n".join(lines)
