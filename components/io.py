@@ -36,11 +36,18 @@ def expand(patterns: Sequence[str]) -> List[str]:
     return files
 
 
+def _dense(parsed: Dict[str, object]) -> Dict[str, tf.Tensor]:
+    """Variable-length features as dense [batch, max] tensors padded with ''/0."""
+    return {key: tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value
+            for key, value in parsed.items()}
+
+
 def batches(files: Sequence[str], spec: Dict[str, object], batch_size: int = 4096) -> Iterator[dict]:
-    """Parsed batches of examples, in file order, as dicts of numpy arrays."""
+    """Parsed batches of examples, in file order, as dicts of numpy arrays (padded if variable)."""
     dataset = (tf.data.TFRecordDataset(expand(files), compression_type="GZIP")
                .batch(batch_size)
-               .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+               .map(lambda x: _dense(tf.io.parse_example(x, spec)),
+                    num_parallel_calls=tf.data.AUTOTUNE)
                .prefetch(2))
     for batch in dataset.as_numpy_iterator():
         yield batch

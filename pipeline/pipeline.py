@@ -14,6 +14,7 @@ import os
 from typing import Optional, Sequence
 
 from tfx import v1 as tfx
+from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
@@ -34,10 +35,16 @@ TRAINERS = (RETRIEVAL_TRAINER, RANKING_TRAINER)
 
 def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: PipelineConfig):
     # Every split reads the whole folder; the executor assigns rows to splits.
-    return tfx.components.FileBasedExampleGen(
+    output_config = None
+    if len(splits) == 1:
+        # One input split is otherwise hash-split into train/eval by ExampleGen.
+        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
+            splits=[example_gen_pb2.SplitConfig.Split(name=splits[0], hash_buckets=1)]))
+    return FileBasedExampleGen(
         input_base=data_root,
         input_config=example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name=name, pattern="*") for name in splits]),
+        output_config=output_config,
         custom_config=example_gen.pack_config(dataclasses.asdict(config.data)),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
     )

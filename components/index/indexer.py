@@ -48,9 +48,8 @@ def embed_catalogue(model, files: Sequence[str], batch_size: int):
     embed = model.signatures[CANDIDATE_SIGNATURE]
     ids, titles, vectors = [], [], []
     for batch in io.batches(files, _ITEM_SPEC, batch_size):
-        genres = tf.sparse.to_dense(tf.sparse.SparseTensor(*batch[F.GENRES]), default_value=b"")
         out = embed(item_id=tf.constant(batch[F.ITEM_ID]), title=tf.constant(batch[F.TITLE]),
-                    genres=genres, year=tf.constant(batch[F.YEAR]))
+                    genres=tf.constant(batch[F.GENRES]), year=tf.constant(batch[F.YEAR]))
         ids.append(batch[F.ITEM_ID].astype(str))
         titles.append(batch[F.TITLE])
         vectors.append(out["embedding"].numpy())

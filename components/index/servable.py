@@ -76,6 +76,7 @@ class RetrievalIndex(tf.Module):
                 tf.range(n_items, dtype=tf.int64)),
             default_value=-1)
         self.num_users = len(user_ids)
+        self.user_ids = tf.Variable(np.asarray(user_ids, dtype=object).astype(bytes), trainable=False)
         self.scann = None
         if flavour == SCANN:
             leaves = num_leaves or max(1, int(np.sqrt(n_items)))
@@ -133,6 +134,16 @@ class RetrievalIndex(tf.Module):
         positions = tf.where(known[:, None], knn_positions, popular)
         scores = tf.where(known[:, None], top_scores, popular_scores)
         return positions, scores, known
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def lookup_users(self, user_id):
+        """user_id [batch] -> int64 rows of user_embeddings; unknown users get the last row."""
+        return self.user_table.lookup(user_id)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def lookup_items(self, item_ids):
+        """item_ids [n] -> int64 catalogue positions; -1 for unknown ids."""
+        return self.item_table.lookup(item_ids)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def retrieve(self, user_id):

@@ -26,22 +26,19 @@ from pipeline.config import RankingConfig, from_dict
 
 def _rows_positions(index, columns: Dict[str, np.ndarray]):
     """Known (user row, item position) pairs of an id table."""
-    rows = index.user_table.lookup(tf.constant(columns[F.USER_ID])).numpy()
-    positions = index.item_table.lookup(tf.constant(columns[F.ITEM_ID])).numpy()
-    keep = (rows < len(index.user_embeddings.numpy()) - 1) & (positions >= 0)
+    rows = index.lookup_users(tf.constant(columns[F.USER_ID])).numpy()
+    positions = index.lookup_items(tf.constant(columns[F.ITEM_ID])).numpy()
+    keep = (rows < int(index.user_ids.shape[0])) & (positions >= 0)
     return rows[keep], positions[keep]
 
 
 def _candidates(index, users: np.ndarray, batch_size: int = 512) -> np.ndarray:
     """Retrieved candidate positions of each user row: int [n_users, c]."""
-    user_ids = index.user_table.export()[0].numpy()
-    user_rows = index.user_table.export()[1].numpy()
-    by_row = np.empty(len(user_rows), dtype=object)
-    by_row[user_rows] = user_ids
+    user_ids = index.user_ids.numpy()
     out = []
     for start in range(0, len(users), batch_size):
-        chunk = by_row[users[start:start + batch_size]]
-        positions, _, _ = index.retrieve_positions(tf.constant(list(chunk)))
+        chunk = user_ids[users[start:start + batch_size]]
+        positions, _, _ = index.retrieve_positions(tf.constant(chunk))
         out.append(positions.numpy())
     return np.vstack(out)
 
@@ -89,8 +86,9 @@ def run_fn(fn_args: FnArgs) -> None:
 
     train_rows, train_positions = _rows_positions(index, io.read_columns(fn_args.train_files))
     known_users = np.unique(train_rows)
-    candidates = np.zeros((int(index.user_embeddings.shape[0]), index.candidates), np.int64)
-    candidates[known_users] = _candidates(index, known_users)
+    retrieved = _candidates(index, known_users)
+    candidates = np.zeros((int(index.user_embeddings.shape[0]), retrieved.shape[1]), np.int64)
+    candidates[known_users] = retrieved
     rows, positions, labels = _training_pairs(train_rows, train_positions, candidates, n_items,
                                               config, rng)
     order = rng.permutation(len(labels))

@@ -34,7 +34,7 @@ class Recommender(tf.Module):
     @tf.function(input_signature=[USER_ID_SPEC])
     def recommend(self, user_id):
         positions, scores, known = self.index.retrieve_positions(user_id)
-        rows = self.index.user_table.lookup(user_id)
+        rows = self.index.lookup_users(user_id)
         rows = tf.broadcast_to(rows[:, None], tf.shape(positions))
         features = pair_features(self.index.user_embeddings, self.index.item_embeddings,
                                  tf.math.log1p(self.index.popularity), rows, positions)
