@@ -1,0 +1,41 @@
+# The front door. `make run` and `make test` install everything they need first.
+SHELL := /bin/bash
+# A Python 3.10: plain python3.10 on a user's machine, pyenv's 3.10 where its global version differs.
+PYTHON ?= $(shell for p in python3.10 "$$(pyenv root 2>/dev/null)"/versions/3.10*/bin/python; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
+	&& { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+export TF_USE_LEGACY_KERAS := 1
+export TF_CPP_MIN_LOG_LEVEL := 2
+export PYTHONHASHSEED := 0
+ARGS ?=
+
+.PHONY: install run test test-fast lint compile clean
+
+$(BIN)/recsys: setup.py requirements/constraints.txt
+	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade "pip==24.2"
+	$(BIN)/pip install -q -c requirements/constraints.txt -e ".[dev]"
+	@touch $@
+
+install: $(BIN)/recsys
+
+run: install
+	$(BIN)/recsys run $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -v -rA --durations=15 $(ARGS)
+
+test-fast: install
+	$(BIN)/python -m pytest -v -m "not e2e and not slow" $(ARGS)
+
+lint: install
+	$(BIN)/ruff check pipeline components kubeflow tests bench
+
+compile: install
+	$(BIN)/recsys compile $(ARGS)
+
+clean:
+	rm -rf tfx_output serving .pytest_cache

@@ -1,0 +1,69 @@
+"""Shared fixtures: small datasets written in each supported layout."""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+from components.data import synthetic  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A small synthetic dataset in the canonical layout (300 users, 400 items)."""
+    folder = tmp_path_factory.mktemp("tiny")
+    return synthetic.write_canonical(str(folder), num_users=300, num_items=400,
+                                     num_interactions=15_000, seed=3)
+
+
+def write(folder, name, text, encoding="utf-8"):
+    path = os.path.join(folder, name)
+    with open(path, "w", encoding=encoding) as f:
+        f.write(text)
+    return path
+
+
+@pytest.fixture
+def canonical(tmp_path):
+    """A hand-written canonical dataset; tests overwrite single files to break it."""
+    write(tmp_path, "interactions.csv",
+          "user_id,item_id,timestamp,rating\n1,10,100,5\n1,11,200,3\n2,10,150,4\n2,12,300,\n")
+    write(tmp_path, "users.csv", "user_id,age,gender,occupation\n1,25,F,writer\n2,,M,\n")
+    write(tmp_path, "items.csv",
+          "item_id,title,genres,year\n10,Heat (1995),Action|Crime,1995\n11,Up,Animation,\n"
+          "12,\"Crash, The (1996)\",Drama,1996\n13,Never Seen,,\n")
+    return str(tmp_path)
+
+
+@pytest.fixture
+def ml100k(tmp_path):
+    """Three users and items in the MovieLens 100K layout (tab/pipe separated, latin-1)."""
+    write(tmp_path, "u.data", "1\t1\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t878542960\n"
+                              "3\t3\t1\t879372434\n")
+    write(tmp_path, "u.user", "1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n")
+    genres = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+              "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+              "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+    write(tmp_path, "u.genre", "".join(f"{g}|{i}\n" for i, g in enumerate(genres)))
+
+    def flags(*on):
+        return "|".join("1" if g in on else "0" for g in genres)
+
+    write(tmp_path, "u.item",
+          f"1|Toy Story (1995)|01-Jan-1995||http://x|{flags('Animation', 'Comedy')}\n"
+          f"2|GoldenEye (1995)|01-Jan-1995||http://x|{flags('Action')}\n"
+          f"3|Am\xe9lie|01-Jan-2001||http://x|{flags('Romance')}\n", encoding="latin-1")
+    return str(tmp_path)
+
+
+@pytest.fixture
+def ml1m(tmp_path):
+    """The MovieLens 1M layout ('::' separated, latin-1)."""
+    write(tmp_path, "ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n")
+    write(tmp_path, "users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n")
+    write(tmp_path, "movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+                                  "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
+                                  "2::Caf\xe9 (1990)::Comedy\n", encoding="latin-1")
+    return str(tmp_path)

@@ -1,0 +1,185 @@
+"""Level 1: readers, validation errors, splits and the synthetic dataset."""
+
+import io
+import os
+import zipfile
+
+import numpy as np
+import pytest
+
+from components import features as F
+from components.data import download, readers, splits, synthetic
+from components.data.errors import DataError
+from components.evaluator import metrics as M
+from tests.conftest import write
+
+
+def test_canonical_layout_read_with_defaults(canonical):
+    ds = readers.read_dataset(canonical)
+    assert ds.layout == readers.CANONICAL
+    assert ds.interactions[F.USER_ID] == ["1", "1", "2", "2"]
+    assert ds.interactions[F.RATING] == [5.0, 3.0, 4.0, 0.0]  # empty rating -> 0 (no explicit rating)
+    assert ds.users["2"] == {F.AGE: 0, F.GENDER: "M", F.OCCUPATION: ""}
+    assert ds.items["12"][F.TITLE] == "Crash, The (1996)"  # quoted comma
+    assert ds.items["10"][F.GENRES] == ("Action", "Crime")
+    assert "13" in ds.items  # catalogue items without interactions are kept
+
+
+def test_ml100k_layout(ml100k):
+    ds = readers.read_dataset(ml100k)
+    assert ds.layout == readers.ML_100K
+    assert len(ds) == 4
+    assert ds.items["1"] == {F.TITLE: "Toy Story (1995)", F.GENRES: ("Animation", "Comedy"), F.YEAR: 1995}
+    assert ds.items["3"][F.TITLE] == "Am\xe9lie" and ds.items["3"][F.YEAR] == 2001
+    assert ds.users["2"] == {F.AGE: 53, F.GENDER: "F", F.OCCUPATION: "other"}
+    assert ds.interactions[F.TIMESTAMP][0] == 874965758
+
+
+def test_ml1m_layout(ml1m):
+    ds = readers.read_dataset(ml1m)
+    assert ds.layout == readers.ML_1M
+    assert ds.items["661"][F.GENRES] == ("Animation", "Children's", "Musical")
+    assert ds.items["661"][F.YEAR] == 1996
+    assert ds.items["2"][F.TITLE] == "Caf\xe9 (1990)"
+    assert ds.users["1"] == {F.AGE: 1, F.GENDER: "F", F.OCCUPATION: "10"}
+
+
+def test_unknown_layout_names_what_it_expects(tmp_path):
+    write(tmp_path, "ratings.csv", "a,b\n")
+    with pytest.raises(DataError, match="no known layout.*interactions.csv"):
+        readers.read_dataset(str(tmp_path))
+
+
+def test_malformed_row_names_file_line_and_field(canonical):
+    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,11,yesterday\n")
+    with pytest.raises(DataError) as e:
+        readers.read_dataset(canonical)
+    assert "interactions.csv:3: field 'timestamp': 'yesterday' is not an integer" in str(e.value)
+
+
+def test_missing_column(canonical):
+    write(canonical, "interactions.csv", "user_id,item_id\n1,10\n")
+    with pytest.raises(DataError, match=r"interactions.csv:1: missing required column\(s\) \['timestamp'\]"):
+        readers.read_dataset(canonical)
+
+
+def test_unknown_item_id(canonical):
+    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,99,200\n")
+    with pytest.raises(DataError, match=r"interactions.csv:3: field 'item_id': item '99' is not in .*items.csv"):
+        readers.read_dataset(canonical)
+
+
+def test_unknown_user_id(canonical):
+    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n7,10,100\n1,10,200\n")
+    with pytest.raises(DataError, match=r"interactions.csv:2: field 'user_id': user '7' is not in"):
+        readers.read_dataset(canonical)
+
+
+def test_non_utf8_file(canonical):
+    with open(os.path.join(canonical, "items.csv"), "wb") as f:
+        f.write(b"item_id,title\n10,Heat\n11,Am\xe9lie\n")
+    with pytest.raises(DataError, match=r"items.csv:3: not valid utf-8 .*0xe9"):
+        readers.read_dataset(canonical)
+
+
+def test_empty_file(canonical):
+    write(canonical, "interactions.csv", "")
+    with pytest.raises(DataError, match="interactions.csv: the file is empty"):
+        readers.read_dataset(canonical)
+
+
+def test_header_only_file(canonical):
+    write(canonical, "users.csv", "user_id,age\n")
+    with pytest.raises(DataError, match="users.csv: the file has a header but no data rows"):
+        readers.read_dataset(canonical)
+
+
+def test_duplicate_item_ids(canonical):
+    write(canonical, "items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n")
+    with pytest.raises(DataError, match="id '10' appears more than once"):
+        readers.read_dataset(canonical)
+
+
+def test_bad_rows_within_fraction_are_skipped_and_reported(canonical):
+    rows = "".join(f"1,10,{t}\n" for t in range(100, 120))
+    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n" + rows + "1,10,oops\n1,99,5\n")
+    with pytest.raises(DataError, match="2 of 22 row"):
+        readers.read_dataset(canonical, max_bad_fraction=0.05)
+    ds = readers.read_dataset(canonical, max_bad_fraction=0.1)
+    assert len(ds) == 20
+    skipped = [(r.line, r.field) for r in ds.report.skipped]
+    assert skipped == [(22, F.TIMESTAMP), (23, F.ITEM_ID)]
+    assert "skipped 2 invalid row(s)" in ds.report.summary()
+
+
+def test_missing_side_tables_are_derived(tmp_path):
+    write(tmp_path, "interactions.csv", "user_id,item_id,timestamp\na,x,1\nb,y,2\n")
+    ds = readers.read_dataset(str(tmp_path))
+    assert set(ds.users) == {"a", "b"} and set(ds.items) == {"x", "y"}
+    assert ds.items["x"] == {F.TITLE: "", F.GENRES: (), F.YEAR: 0}
+
+
+def test_per_user_temporal_split():
+    inter = {F.USER_ID: ["a"] * 5 + ["b"] * 2 + ["c"],
+             F.TIMESTAMP: [5, 1, 4, 2, 3, 10, 20, 7]}
+    out = splits.temporal_split(inter, 0.4, "per_user")
+    # a: 5 events, round(2.0) = 2 latest (t=4, 5); b: max(1, round(0.8)) = 1 latest; c alone stays in train.
+    assert sorted(out[F.EVAL].tolist()) == [0, 2, 6]
+    assert sorted(out[F.TRAIN].tolist()) == [1, 3, 4, 5, 7]
+
+
+def test_global_temporal_split_is_later_than_train():
+    rng = np.random.default_rng(0)
+    inter = {F.USER_ID: [str(u) for u in rng.integers(0, 10, 200)],
+             F.TIMESTAMP: rng.integers(0, 10_000, 200).tolist()}
+    out = splits.temporal_split(inter, 0.25, "global")
+    ts = np.array(inter[F.TIMESTAMP])
+    assert ts[out[F.TRAIN]].max() <= ts[out[F.EVAL]].min()
+    assert 0.2 < len(out[F.EVAL]) / 200 < 0.3
+    with pytest.raises(ValueError, match="split strategy"):
+        splits.temporal_split(inter, 0.2, "random")
+
+
+def test_synthetic_is_deterministic_and_movielens_shaped():
+    a = synthetic.generate(num_users=200, num_items=300, num_interactions=10_000, seed=5)
+    b = synthetic.generate(num_users=200, num_items=300, num_interactions=10_000, seed=5)
+    assert a == b
+    assert 9_000 < len(a["interactions"]) < 12_000
+    counts = np.bincount([int(i) for _, i, _, _ in a["interactions"]])
+    # Popularity skew: uniform sampling would put the busiest item near 1.5x the median.
+    assert counts.max() > 4 * np.median(counts[counts > 0])
+
+
+def test_synthetic_rewards_learning_and_punishes_guessing(tmp_path):
+    """EASE (learns co-occurrence) beats popularity clearly; random guessing loses to it."""
+    folder = synthetic.write_canonical(str(tmp_path), num_users=943, num_items=1682,
+                                       num_interactions=100_000, seed=7)
+    ds = readers.read_dataset(folder)
+    idx = splits.temporal_split(ds.interactions, 0.2)
+    users, items = np.array(ds.interactions[F.USER_ID]), np.array(ds.interactions[F.ITEM_ID])
+    seen = M.group_by_user(users[idx[F.TRAIN]], items[idx[F.TRAIN]])
+    held = M.group_by_user(users[idx[F.EVAL]], items[idx[F.EVAL]])
+    pop = M.popularity_recommendations(M.popularity_ranking(items[idx[F.TRAIN]]), seen, held, 10)
+    ease = M.ease_recommendations(seen, held, 10)
+    rng = np.random.default_rng(0)
+    catalogue = sorted(ds.items)
+    rand = {u: list(rng.choice(catalogue, 10, replace=False)) for u in held}
+    recall = {name: M.mean_metrics(r, held, [10], len(catalogue))["recall@10"]
+              for name, r in [("pop", pop), ("ease", ease), ("rand", rand)]}
+    assert recall["ease"] > 1.5 * recall["pop"]
+    assert recall["rand"] < 0.5 * recall["pop"]
+
+
+def test_download_unpacks_a_grouplens_zip(tmp_path, ml100k):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name in os.listdir(ml100k):
+            archive.write(os.path.join(ml100k, name), f"ml-100k/{name}")
+    served = tmp_path / "server"
+    served.mkdir()
+    (served / "ml-100k.zip").write_bytes(buffer.getvalue())
+    folder = download.download("ml-100k", str(tmp_path / "dest"), base_url=served.as_uri())
+    assert readers.detect_layout(folder) == readers.ML_100K
+    assert len(readers.read_dataset(folder)) == 4
+    with pytest.raises(ValueError, match="unknown dataset"):
+        download.download("ml-25m", str(tmp_path))
