@@ -1,0 +1,116 @@
+"""Level 4: the real local pipeline (LocalDagRunner, Beam, SQLite ML Metadata) on small data.
+
+One run is shared by the tests of this module; the pushed model is queried
+through the ``serving_default`` signature that TF Serving calls.
+"""
+
+import dataclasses
+import os
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import features as F
+from components.data import readers, splits
+from components.evaluator import metrics as M
+from components.serving import client
+from pipeline import cli, local_runner
+from pipeline.config import DataConfig, PipelineConfig, RankingConfig, RetrievalConfig
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def run(tiny_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    config = PipelineConfig(
+        serving_dir=str(root / "serving"),
+        top_k=10,
+        data=DataConfig(data_dir=tiny_data),
+        retrieval=RetrievalConfig(epochs=4, batch_size=256),
+        ranking=RankingConfig(epochs=2),
+    )
+    summary = local_runner.run(config, str(root / "out"))
+    return config, summary, root
+
+
+def _held_out(data_dir):
+    ds = readers.read_dataset(data_dir)
+    idx = splits.temporal_split(ds.interactions, 0.2)
+    users, items = np.array(ds.interactions[F.USER_ID]), np.array(ds.interactions[F.ITEM_ID])
+    seen = M.group_by_user(users[idx[F.TRAIN]], items[idx[F.TRAIN]])
+    held = M.group_by_user(users[idx[F.EVAL]], items[idx[F.EVAL]])
+    return ds, seen, held, items[idx[F.TRAIN]]
+
+
+def test_every_component_ran_and_the_model_was_pushed(run):
+    config, summary, _ = run
+    names = [c["component"] for c in summary["components"]]
+    assert len(names) == 11 and all(c["state"] == "COMPLETE" for c in summary["components"])
+    assert summary["pushed"]
+    version = client.latest_version(config.push_dir)
+    assert os.path.basename(version).isdigit()
+    assert tf.io.gfile.exists(os.path.join(version, "saved_model.pb"))
+
+
+def test_pushed_model_beats_popularity_on_held_out_data(run, tiny_data):
+    """Independent of the pipeline's own evaluator: split recomputed from the raw files."""
+    config, _, _ = run
+    ds, seen, held, train_items = _held_out(tiny_data)
+    model = tf.saved_model.load(client.latest_version(config.push_dir))
+    users = sorted(held)
+    out = model.signatures["serving_default"](user_id=tf.constant(users))
+    assert out["item_ids"].shape == (len(users), 10) and out["item_ids"].dtype == tf.string
+    assert out["scores"].dtype == tf.float32
+    scores = out["scores"].numpy()
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    recs = {u: [i.decode() for i in row] for u, row in zip(users, out["item_ids"].numpy())}
+    assert all(not set(recs[u]) & seen.get(u, set()) for u in users)  # training items excluded
+    assert all(i in ds.items for row in recs.values() for i in row)  # ids as in the input data
+    popularity = M.popularity_recommendations(M.popularity_ranking(train_items), seen, users, 10)
+    model_recall = M.mean_metrics(recs, held, [10], len(ds.items))["recall@10"]
+    pop_recall = M.mean_metrics(popularity, held, [10], len(ds.items))["recall@10"]
+    assert model_recall > 1.2 * pop_recall, (model_recall, pop_recall)
+
+
+def test_unknown_user_gets_the_popular_list(run, tiny_data):
+    config, _, _ = run
+    _, _, _, train_items = _held_out(tiny_data)
+    model = tf.saved_model.load(client.latest_version(config.push_dir))
+    out = model.signatures["serving_default"](user_id=tf.constant(["no-such-user"]))
+    got = [i.decode() for i in out["item_ids"].numpy()[0]]
+    assert got == M.popularity_ranking(train_items)[:10]
+
+
+def test_summary_reports_evaluation_and_index(run):
+    _, summary, _ = run
+    metrics = summary["evaluation"]["metrics"]
+    assert set(metrics) == {"recommender", "retrieval_only", "popularity"}
+    assert summary["evaluation"]["blessing"]["blessed"] is True
+    assert summary["index"]["flavour"] == "exact" and summary["index"]["items"] == 400
+
+
+def test_recommend_command_prints_titles(run, capsys):
+    config, _, _ = run
+    assert cli.main(["recommend", "--user", "1", "--serving-dir", config.serving_dir]) == 0
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if line.strip()[:3].rstrip(".").strip().isdigit()]
+    assert len(lines) == 10 and "(" in lines[0]  # titles carry their year
+
+
+def test_bad_data_stops_before_training_and_keeps_the_served_model(run, tiny_data, tmp_path, capsys):
+    config, _, root = run
+    before = sorted(os.listdir(config.push_dir))
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_data, broken)
+    with open(broken / "interactions.csv") as f:
+        bad_line = sum(1 for _ in f) + 1
+    with open(broken / "interactions.csv", "a") as f:
+        f.write("1,2,not-a-time,4\n")
+    bad = dataclasses.replace(config, data=DataConfig(data_dir=str(broken)))
+    assert local_runner.main(bad, str(root / "out")) == 2
+    message = capsys.readouterr().out
+    assert f"interactions.csv:{bad_line}: field 'timestamp': 'not-a-time' is not an integer" in message
+    assert sorted(os.listdir(config.push_dir)) == before
