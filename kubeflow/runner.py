@@ -27,8 +27,12 @@ IMAGE_SCHEMA_DIR = "/tfx-recommender/schemas"
 GPU_TYPE = "nvidia.com/gpu"
 
 
-def gpu_resources(count: int = 1) -> pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec:
-    resource_spec = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+_RESOURCE_SPEC = pipeline_spec_pb2.PipelineDeploymentConfig.PipelineContainerSpec.ResourceSpec
+
+
+def gpu_resources(count: int = 1) -> _RESOURCE_SPEC:
+    """Container resources asking for ``count`` NVIDIA GPUs (a pod limit on open-source KFP)."""
+    resource_spec = _RESOURCE_SPEC
     return resource_spec(accelerator=resource_spec.AcceleratorConfig(type=GPU_TYPE, count=count))
 
 

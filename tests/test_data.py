@@ -65,7 +65,8 @@ def test_missing_column(canonical):
 
 def test_unknown_item_id(canonical):
     write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,99,200\n")
-    with pytest.raises(DataError, match=r"interactions.csv:3: field 'item_id': item '99' is not in .*items.csv"):
+    with pytest.raises(DataError,
+                       match=r"interactions.csv:3: field 'item_id': item '99' is not in .*items.csv"):
         readers.read_dataset(canonical)
 
 

@@ -7,6 +7,8 @@ through the ``serving_default`` signature that TF Serving calls.
 import dataclasses
 import os
 import shutil
+import sys
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -32,7 +34,9 @@ def run(tiny_data, tmp_path_factory):
         retrieval=RetrievalConfig(epochs=4, batch_size=256),
         ranking=RankingConfig(epochs=2),
     )
-    summary = local_runner.run(config, str(root / "out"))
+    # TFX parses absl flags from sys.argv; pytest's own flags (-v) must not reach it.
+    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+        summary = local_runner.run(config, str(root / "out"))
     return config, summary, root
 
 
@@ -110,7 +114,8 @@ def test_bad_data_stops_before_training_and_keeps_the_served_model(run, tiny_dat
     with open(broken / "interactions.csv", "a") as f:
         f.write("1,2,not-a-time,4\n")
     bad = dataclasses.replace(config, data=DataConfig(data_dir=str(broken)))
-    assert local_runner.main(bad, str(root / "out")) == 2
+    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+        assert local_runner.main(bad, str(root / "out")) == 2
     message = capsys.readouterr().out
     assert f"interactions.csv:{bad_line}: field 'timestamp': 'not-a-time' is not an integer" in message
     assert sorted(os.listdir(config.push_dir)) == before

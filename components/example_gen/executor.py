@@ -20,6 +20,7 @@ from tfx.utils import proto_utils
 from components import features as F
 from components.data import examples, readers, splits
 
+
 def pack_config(values: dict) -> example_gen_pb2.CustomConfig:
     """The data config as ExampleGen's ``custom_config`` proto (a Struct in an Any)."""
     struct = struct_pb2.Struct()

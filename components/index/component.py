@@ -1,7 +1,7 @@
 """Spec of the index builder component: retrieval model + catalogue -> servable index."""
 
-from tfx.dsl.components.base import base_component, executor_spec
 from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import ComponentSpec, standard_artifacts
 from tfx.types.channel import BaseChannel
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
