@@ -6,6 +6,7 @@ through the ``serving_default`` signature that TF Serving calls.
 
 import dataclasses
 import os
+import re
 import shutil
 import sys
 from unittest import mock
@@ -100,7 +101,7 @@ def test_recommend_command_prints_titles(run, capsys):
     config, _, _ = run
     assert cli.main(["recommend", "--user", "1", "--serving-dir", config.serving_dir]) == 0
     printed = capsys.readouterr().out
-    lines = [line for line in printed.splitlines() if line.strip()[:3].rstrip(".").strip().isdigit()]
+    lines = [line for line in printed.splitlines() if re.match(r"\s*\d+\. ", line)]
     assert len(lines) == 10 and "(" in lines[0]  # titles carry their year
 
 
