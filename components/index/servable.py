@@ -95,8 +95,19 @@ class RetrievalIndex(tf.Module):
         seen = tf.RaggedTensor.from_row_splits(self.seen_items, self.seen_row_splits)
         return tf.gather(seen, rows)
 
-    def _log_popularity(self) -> tf.Tensor:
-        return tf.math.log1p(self.popularity)
+    def _personal_top(self, query: tf.Tensor, seen: tf.RaggedTensor):
+        """Top ``candidates`` (scores, positions) of each query, its seen items excluded."""
+        if self.scann is None:
+            scores = tf.matmul(query, self.item_embeddings, transpose_b=True)
+            flat = tf.stack([tf.cast(seen.value_rowids(), tf.int32), seen.flat_values], axis=1)
+            scores += tf.scatter_nd(flat, tf.fill([tf.shape(flat)[0]], -np.inf), tf.shape(scores))
+            return tf.math.top_k(scores, k=self.candidates)
+        # ScaNN returned candidates + max_seen items, so enough remain after exclusion.
+        found_scores, found = self.scann(query)
+        is_seen = tf.reduce_any(
+            tf.equal(found[:, :, None], seen.to_tensor(default_value=-1)[:, None, :]), axis=2)
+        top_scores, order = tf.math.top_k(tf.where(is_seen, -np.inf, found_scores), k=self.candidates)
+        return top_scores, tf.gather(found, order, batch_dims=1)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def retrieve_positions(self, user_id):
@@ -109,30 +120,11 @@ class RetrievalIndex(tf.Module):
           (positions int32 [batch, c], scores float32 [batch, c], known bool [batch]).
         """
         rows, known = self._rows(user_id)
-        query = tf.gather(self.user_embeddings, rows)
-        seen = self._seen(rows)
-        if self.scann is None:
-            scores = tf.matmul(query, self.item_embeddings, transpose_b=True)
-            batch = tf.shape(user_id)[0]
-            flat = tf.stack([tf.cast(seen.value_rowids(), tf.int32), seen.flat_values], axis=1)
-            mask = tf.scatter_nd(flat, tf.fill([tf.shape(flat)[0]], -np.inf),
-                                 [batch, tf.shape(self.item_embeddings)[0]])
-            scores = scores + mask
-        else:
-            found_scores, found = self.scann(query)
-            is_seen = tf.reduce_any(
-                tf.equal(found[:, :, None], seen.to_tensor(default_value=-1)[:, None, :]), axis=2)
-            scores_k = tf.where(is_seen, -np.inf, found_scores)
-            top_scores, order = tf.math.top_k(scores_k, k=self.candidates)
-            knn_positions = tf.gather(found, order, batch_dims=1)
-        popular_scores, popular = tf.math.top_k(self._log_popularity(), k=self.candidates)
-        batch = tf.shape(user_id)[0]
-        popular = tf.tile(popular[None, :], [batch, 1])
-        popular_scores = tf.tile(popular_scores[None, :], [batch, 1])
-        if self.scann is None:
-            top_scores, knn_positions = tf.math.top_k(scores, k=self.candidates)
-        positions = tf.where(known[:, None], knn_positions, popular)
-        scores = tf.where(known[:, None], top_scores, popular_scores)
+        top_scores, top_positions = self._personal_top(tf.gather(self.user_embeddings, rows),
+                                                       self._seen(rows))
+        popular_scores, popular = tf.math.top_k(tf.math.log1p(self.popularity), k=self.candidates)
+        positions = tf.where(known[:, None], top_positions, popular[None, :])
+        scores = tf.where(known[:, None], top_scores, popular_scores[None, :])
         return positions, scores, known
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -154,7 +146,7 @@ class RetrievalIndex(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
     def lookup_titles(self, item_ids):
         """item_ids [n] -> titles [n] ('' for unknown ids)."""
-        positions = self.item_table.lookup(item_ids)
+        positions = self.lookup_items(item_ids)
         titles = tf.gather(self.item_titles, tf.maximum(positions, 0))
         return {"titles": tf.where(positions >= 0, titles, tf.constant(b""))}
 
