@@ -23,7 +23,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     data = dataclasses.replace(config.data, data_dir=args.data,
                                max_bad_row_fraction=args.max_bad_rows_fraction,
                                eval_fraction=args.eval_fraction)
-    retrieval, ranking = config.retrieval, config.ranking
+    retrieval = config.retrieval
     if args.epochs is not None:
         retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
     index = config.index
@@ -35,7 +35,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
                                      min_lift_over_popularity=args.min_lift)
     if args.top_k < 10:
         evaluation = dataclasses.replace(evaluation, gate_metric=f"recall@{args.top_k}")
-    return dataclasses.replace(config, data=data, retrieval=retrieval, ranking=ranking, index=index,
+    return dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
                                evaluation=evaluation, top_k=args.top_k,
                                serving_dir=args.serving_dir)
 

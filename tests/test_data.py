@@ -50,29 +50,28 @@ def test_unknown_layout_names_what_it_expects(tmp_path):
         readers.read_dataset(str(tmp_path))
 
 
-def test_malformed_row_names_file_line_and_field(canonical):
-    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,11,yesterday\n")
-    with pytest.raises(DataError) as e:
-        readers.read_dataset(canonical)
-    assert "interactions.csv:3: field 'timestamp': 'yesterday' is not an integer" in str(e.value)
+BROKEN_FILES = [
+    # (file written, its content, what the DataError must say).
+    ("interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,11,yesterday\n",
+     r"interactions.csv:3: field 'timestamp': 'yesterday' is not an integer"),
+    ("interactions.csv", "user_id,item_id\n1,10\n",
+     r"interactions.csv:1: missing required column\(s\) \['timestamp'\]"),
+    ("interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,99,200\n",
+     r"interactions.csv:3: field 'item_id': item '99' is not in .*items.csv"),
+    ("interactions.csv", "user_id,item_id,timestamp\n7,10,100\n1,10,200\n",
+     r"interactions.csv:2: field 'user_id': user '7' is not in"),
+    ("interactions.csv", "", "interactions.csv: the file is empty"),
+    ("users.csv", "user_id,age\n", "users.csv: the file has a header but no data rows"),
+    ("items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n", "id '10' appears more than once"),
+]
 
 
-def test_missing_column(canonical):
-    write(canonical, "interactions.csv", "user_id,item_id\n1,10\n")
-    with pytest.raises(DataError, match=r"interactions.csv:1: missing required column\(s\) \['timestamp'\]"):
-        readers.read_dataset(canonical)
-
-
-def test_unknown_item_id(canonical):
-    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,99,200\n")
-    with pytest.raises(DataError,
-                       match=r"interactions.csv:3: field 'item_id': item '99' is not in .*items.csv"):
-        readers.read_dataset(canonical)
-
-
-def test_unknown_user_id(canonical):
-    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n7,10,100\n1,10,200\n")
-    with pytest.raises(DataError, match=r"interactions.csv:2: field 'user_id': user '7' is not in"):
+@pytest.mark.parametrize("name,content,message", BROKEN_FILES,
+                         ids=["malformed", "missing-column", "unknown-item", "unknown-user", "empty",
+                              "header-only", "duplicate-id"])
+def test_broken_file_stops_with_where_and_what(canonical, name, content, message):
+    write(canonical, name, content)
+    with pytest.raises(DataError, match=message):
         readers.read_dataset(canonical)
 
 
@@ -80,24 +79,6 @@ def test_non_utf8_file(canonical):
     with open(os.path.join(canonical, "items.csv"), "wb") as f:
         f.write(b"item_id,title\n10,Heat\n11,Am\xe9lie\n")
     with pytest.raises(DataError, match=r"items.csv:3: not valid utf-8 .*0xe9"):
-        readers.read_dataset(canonical)
-
-
-def test_empty_file(canonical):
-    write(canonical, "interactions.csv", "")
-    with pytest.raises(DataError, match="interactions.csv: the file is empty"):
-        readers.read_dataset(canonical)
-
-
-def test_header_only_file(canonical):
-    write(canonical, "users.csv", "user_id,age\n")
-    with pytest.raises(DataError, match="users.csv: the file has a header but no data rows"):
-        readers.read_dataset(canonical)
-
-
-def test_duplicate_item_ids(canonical):
-    write(canonical, "items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n")
-    with pytest.raises(DataError, match="id '10' appears more than once"):
         readers.read_dataset(canonical)
 
 

@@ -41,8 +41,7 @@ def _data_config(exec_properties: Dict[str, Any]) -> dict:
     return json_format.MessageToDict(struct)
 
 
-def _read(exec_properties: Dict[str, Any]) -> readers.Dataset:
-    config = _data_config(exec_properties)
+def _read(exec_properties: Dict[str, Any], config: dict) -> readers.Dataset:
     dataset = readers.read_dataset(exec_properties["input_base"],
                                    config.get("max_bad_row_fraction", 0.0))
     logging.info("Read %d interactions (%s layout): %s", len(dataset), dataset.layout,
@@ -68,7 +67,7 @@ class InteractionsExecutor(BaseExampleGenExecutor):
             raise ValueError(f"interactions ExampleGen needs input splits "
                              f"'{F.TRAIN}' and '{F.EVAL}', got {names}")
         config = _data_config(exec_properties)
-        dataset = _read(exec_properties)
+        dataset = _read(exec_properties, config)
         indices = splits.temporal_split(dataset.interactions, config.get("eval_fraction", 0.2),
                                         config.get("split_strategy", "per_user"))
         return {
@@ -88,7 +87,7 @@ class CatalogueExecutor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
         (name,) = _split_names(exec_properties)
-        dataset = _read(exec_properties)
+        dataset = _read(exec_properties, _data_config(exec_properties))
         return {name: (pipeline
                        | "Catalogue" >> beam.Create([None])
                        | "ToExamples" >> beam.FlatMap(lambda _: examples.catalogue_examples(dataset)))}

@@ -110,12 +110,10 @@ def build_index(
     popularity = np.zeros(len(item_ids), np.float32)
     row_splits, flat = [0], []
     for user in user_ids:
-        positions = sorted({position[i] for i in seen[user] if i in position})
-        flat.extend(positions)
+        known = [position[i] for i in seen[user] if i in position]
+        np.add.at(popularity, known, 1)
+        flat.extend(sorted(set(known)))
         row_splits.append(len(flat))
-        for item in seen[user]:
-            if item in position:
-                popularity[position[item]] += 1
     flavour = choose_flavour(config.flavour, len(item_ids), config.brute_force_below)
     index = servable.RetrievalIndex(
         item_ids, item_vectors, titles, popularity, user_ids, user_vectors,

@@ -65,9 +65,9 @@ def _auc_against_candidates(ranker, tensors, rows, positions, candidates) -> Dic
     neg_positions = candidates[rows, : candidates.shape[1] // 4].reshape(-1)
     for r, p, label in ((rows, positions, 1.0), (neg_rows, neg_positions, 0.0)):
         for start in range(0, len(r), 8192):
-            feats = pair_features(*tensors, r[start:start + 8192], p[start:start + 8192])
-            auc.update_state(tf.fill([len(r[start:start + 8192])], label),
-                             tf.sigmoid(ranker(feats)))
+            chunk_rows, chunk_positions = r[start:start + 8192], p[start:start + 8192]
+            logits = ranker(pair_features(*tensors, chunk_rows, chunk_positions))
+            auc.update_state(tf.fill([len(chunk_rows)], label), tf.sigmoid(logits))
     return {"eval_auc_vs_retrieved": float(auc.result().numpy()), "eval_pairs": int(len(rows))}
 
 
