@@ -57,8 +57,11 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
             props = artifact.custom_properties
             if node == "IndexBuilder":
                 result["index"] = _read_json(artifact.uri, STATS_FILE)
-            elif node == "RecommenderEvaluator" and _read_json(artifact.uri, METRICS_FILE):
-                result["evaluation"] = _read_json(artifact.uri, METRICS_FILE)
+            elif node == "RecommenderEvaluator":
+                # Of its two outputs only the ModelEvaluation holds the metrics file.
+                evaluation = _read_json(artifact.uri, METRICS_FILE)
+                if evaluation:
+                    result["evaluation"] = evaluation
             elif node == "Pusher":
                 result["pushed"] = bool(props["pushed"].int_value) if "pushed" in props else False
                 if "pushed_destination" in props:
