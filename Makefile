@@ -10,8 +10,10 @@ export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 ARGS ?=
+# Data folder of the quality benchmark; empty: the embedded synthetic data.
+DATA ?=
 
-.PHONY: install run test test-fast lint compile clean
+.PHONY: install run test test-fast lint compile bench bench-quality clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -36,6 +38,12 @@ lint: install
 
 compile: install
 	$(BIN)/recsys compile $(ARGS)
+
+# Benchmarks print figures side by side with baselines measured in the same run.
+bench: bench-quality
+
+bench-quality: install
+	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
 
 clean:
 	rm -rf tfx_output serving .pytest_cache

@@ -9,6 +9,9 @@ USER_ID = "user_id"
 ITEM_ID = "item_id"
 TIMESTAMP = "timestamp"
 RATING = "rating"
+# The item ids the user interacted with before this interaction, oldest first,
+# at most MAX_HISTORY of them (the latest).
+HISTORY = "history"
 
 # Raw user side features.
 AGE = "age"
@@ -35,6 +38,7 @@ OCCUPATION_IDX = "occupation_idx"
 GENRE_IDS = "genre_ids"
 TITLE_TOKENS = "title_tokens"
 YEAR_BUCKET = "year_bucket"
+HISTORY_IDS = "history_ids"
 TIME_SCALED = "time_scaled"
 RATING_OUT = "rating"
 
@@ -49,6 +53,7 @@ TITLE_VOCAB = "title_token_vocab"
 # Fixed widths of padded multi-valued features; id 0 is padding.
 MAX_GENRES = 6
 MAX_TITLE_TOKENS = 8
+MAX_HISTORY = 50
 AGE_BUCKETS = 8
 YEAR_BUCKETS = 10
 

@@ -85,7 +85,8 @@ def _cmd_recommend(args) -> int:
 
     try:
         version = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
-        items = client.recommend(version, args.user)
+        history = [i for i in (args.history or "").split(",") if i]
+        items = client.recommend(version, args.user, history, args.age, args.gender, args.occupation)
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -122,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("recommend", help="print a user's list from the newest pushed model")
     rec.add_argument("--user", required=True)
     rec.add_argument("--serving-dir", default="serving")
+    rec.add_argument("--history", default="",
+                     help="comma-separated item ids the user interacted with recently, oldest first "
+                          "(personalises for users the model has never seen)")
+    rec.add_argument("--age", type=int, default=0, help="request-time demographics (0/'': unknown)")
+    rec.add_argument("--gender", default="")
+    rec.add_argument("--occupation", default="")
     rec.set_defaults(func=_cmd_recommend)
 
     dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")

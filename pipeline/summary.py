@@ -16,6 +16,7 @@ from components.index.executor import STATS_FILE
 from pipeline.config import PipelineConfig
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
+_TRAINING_KEYS = {"RetrievalTrainer": "retrieval_training", "RankingTrainer": "ranking_training"}
 
 
 def _node_id(store, execution) -> str:
@@ -39,6 +40,10 @@ def _read_json(uri: str, name: str) -> Dict:
         return json.load(f)
 
 
+def _type_id(store, name: str) -> int:
+    return store.get_artifact_type(name).id
+
+
 def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
     """Components of the run that started at ``started`` (epoch seconds), with times and results."""
     connection = metadata.sqlite_metadata_connection_config(config.metadata_path)
@@ -55,7 +60,11 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                                       "state": _STATES.get(execution.last_known_state, "?")})
         for artifact in _outputs(store, execution):
             props = artifact.custom_properties
-            if node == "IndexBuilder":
+            if node == "InteractionsExampleGen":
+                result["examples_uri"] = artifact.uri
+            elif node in _TRAINING_KEYS and artifact.type_id == _type_id(store, "ModelRun"):
+                result[_TRAINING_KEYS[node]] = _read_json(artifact.uri, "training.json")
+            elif node == "IndexBuilder":
                 result["index"] = _read_json(artifact.uri, STATS_FILE)
             elif node == "RecommenderEvaluator":
                 # Of its two outputs only the ModelEvaluation holds the metrics file.
@@ -76,6 +85,21 @@ def render(result: Dict[str, object]) -> str:
     for c in result["components"]:
         lines.append(f"  {c['component']:<24} {c['seconds']:>8.1f} s  {c['state'].lower()}")
     lines.append(f"  {'total':<24} {result['wall_seconds']:>8.1f} s")
+    training = result.get("retrieval_training")
+    if training:
+        key = next((k for k in training if k.startswith("val_recall_at_")), None)
+        best = training.get("best_epoch")
+        lines.append(f"Retrieval training: {training.get('epochs_run')} epochs, best {best}"
+                     + (f" ({key.replace('val_', 'eval ')} {training[key][best - 1]:.4f})"
+                        if key and training.get(key) else "")
+                     + f", {training.get('examples_per_second', 0):,.0f} examples/s on "
+                     f"{', '.join(training.get('devices', []))}")
+    ranking = result.get("ranking_training")
+    if ranking and "ranker_used" in ranking:
+        lines.append(f"Ranking: eval NDCG@10 {ranking['eval_ndcg@10_ranked_order']:.4f} ranked vs "
+                     f"{ranking['eval_ndcg@10_retrieval_order']:.4f} in retrieval order: "
+                     + ("ranker used" if ranking["ranker_used"]
+                        else "ranker not used, the recommender serves retrieval's order"))
     index = result.get("index")
     if index:
         lines.append(f"Index: {index.get('flavour')} over {index.get('items')} items, "

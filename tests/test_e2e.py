@@ -32,7 +32,7 @@ def run(tiny_data, tmp_path_factory):
         serving_dir=str(root / "serving"),
         top_k=10,
         data=DataConfig(data_dir=tiny_data),
-        retrieval=RetrievalConfig(epochs=4, batch_size=256),
+        retrieval=RetrievalConfig(epochs=8),
         ranking=RankingConfig(epochs=2),
     )
     # TFX parses absl flags from sys.argv; pytest's own flags (-v) must not reach it.
@@ -89,12 +89,62 @@ def test_unknown_user_gets_the_popular_list(run, tiny_data):
     assert got == M.popularity_ranking(train_items)[:10]
 
 
+def _context_lists(model, user_ids, histories, demographics):
+    width = max(1, max(len(h) for h in histories))
+    out = model.signatures["recommend_with_context"](
+        user_id=tf.constant(user_ids),
+        age=tf.constant([d[F.AGE] for d in demographics], tf.int64),
+        gender=tf.constant([d[F.GENDER] for d in demographics]),
+        occupation=tf.constant([d[F.OCCUPATION] for d in demographics]),
+        history=tf.constant([h + [""] * (width - len(h)) for h in histories]))
+    return [[i.decode() for i in row] for row in out["item_ids"].numpy()]
+
+
+def test_users_the_model_never_saw_get_personal_lists_from_a_request_history(run, tiny_data):
+    """Every held-out user is sent under a new id with only their training history and
+    demographics: the lists must exclude that history, beat popularity on the held-out
+    items and come close to the lists the same users get as known users."""
+    config, _, _ = run
+    ds, seen, held, train_items = _held_out(tiny_data)
+    model = tf.saved_model.load(client.latest_version(config.push_dir))
+    inter = ds.interactions
+    timeline = {}
+    for user, item, _ in sorted(zip(inter[F.USER_ID], inter[F.ITEM_ID], inter[F.TIMESTAMP]),
+                                 key=lambda r: r[2]):
+        if item in seen.get(user, set()):
+            timeline.setdefault(user, []).append(item)
+    users = sorted(held)
+    lists = _context_lists(model, [f"new-{u}" for u in users], [timeline[u][-F.MAX_HISTORY:] for u in users],
+                           [ds.users[u] for u in users])
+    recs = dict(zip(users, lists))
+    assert all(not set(recs[u]) & set(timeline[u][-F.MAX_HISTORY:]) for u in users)
+    popularity = M.popularity_recommendations(M.popularity_ranking(train_items), seen, users, 10)
+    known = model.signatures["serving_default"](user_id=tf.constant(users))["item_ids"].numpy()
+    known = {u: [i.decode() for i in row] for u, row in zip(users, known)}
+    new_recall, known_recall, pop_recall = (M.mean_metrics(lists, held, [10], len(ds.items))["recall@10"]
+                                            for lists in (recs, known, popularity))
+    # The request's history recovers most of what the model knows of a known user.
+    assert new_recall > 1.1 * pop_recall, (new_recall, pop_recall)
+    assert new_recall > 0.75 * known_recall, (new_recall, known_recall)
+    # Nothing to personalise on: the popularity list, as serving_default gives unknown users.
+    empty = {F.AGE: 0, F.GENDER: "", F.OCCUPATION: ""}
+    assert _context_lists(model, ["nobody"], [[]], [empty])[0] == M.popularity_ranking(train_items)[:10]
+
+
 def test_summary_reports_evaluation_and_index(run):
     _, summary, _ = run
     metrics = summary["evaluation"]["metrics"]
     assert set(metrics) == {"recommender", "retrieval_only", "popularity"}
     assert summary["evaluation"]["blessing"]["blessed"] is True
     assert summary["index"]["flavour"] == "exact" and summary["index"]["items"] == 400
+    training = summary["retrieval_training"]
+    assert 1 <= training["best_epoch"] <= training["epochs_run"] <= 8
+    assert len(training["val_recall_at_100"]) == training["epochs_run"]
+    assert training["config"]["logq_correction"] is True
+    ranking = summary["ranking_training"]
+    assert isinstance(ranking["ranker_used"], bool)
+    assert ranking["ranker_used"] == (ranking["eval_ndcg@10_ranked_order"]
+                                      > ranking["eval_ndcg@10_retrieval_order"])
 
 
 def test_recommend_command_prints_titles(run, capsys):

@@ -8,23 +8,75 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from components import features as F
 from components.index import indexer, servable
+from components.transform import raw
 
 ITEMS = np.array(["a", "b", "c", "d", "e"])
-# Item i lies along axis i: a user's dot products are just their coordinates.
+# Item i lies along axis i: a query's dot products are just its coordinates.
 ITEM_VECTORS = np.eye(5, dtype=np.float32)
 USERS = np.array(["u1", "u2"])
 USER_VECTORS = np.array([[5, 4, 3, 2, 1], [1, 2, 3, 4, 5]], dtype=np.float32)
 POPULARITY = np.array([1, 9, 3, 7, 5], dtype=np.float32)
-# u1 saw 'a'; u2 saw 'e' and 'd'.
-ROW_SPLITS = np.array([0, 1, 3])
-SEEN = np.array([0, 4, 3])
+
+
+class TableEncoder(tf.Module):
+    """A stand-in query tower with known answers.
+
+    query = the user's vector (zero if unknown) + for each history item the axis
+    of the *next* item in the catalogue (a -> b, ..., e -> a) + 3 * axis 'd' if
+    gender is 'F'.
+    """
+
+    def __init__(self, users, vectors, items):
+        super().__init__()
+        dim = vectors.shape[1]
+        self.vectors = tf.Variable(np.vstack([vectors, np.zeros((1, dim))]).astype(np.float32))
+        self.users = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(list(users), tf.range(len(users), dtype=tf.int64)),
+            len(users))
+        self.next_item = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(
+                list(items), tf.constant([(i + 1) % len(items) for i in range(len(items))], tf.int64)),
+            -1)
+        self.dim = dim
+
+    @tf.function(input_signature=[raw.USER_SIGNATURE])
+    def query_embedding(self, features):
+        query = tf.gather(self.vectors, self.users.lookup(features[F.USER_ID]))
+        following = self.next_item.lookup(features[F.HISTORY])
+        query += tf.reduce_sum(tf.one_hot(following, self.dim), axis=1)  # -1 -> zeros
+        female = tf.cast(features[F.GENDER] == "F", tf.float32)[:, None]
+        return {"embedding": query + 3.0 * female * tf.one_hot([3], self.dim)}
+
+
+def make_users(ids, seen, histories=None):
+    splits = np.cumsum([0] + [len(s) for s in seen])
+    histories = histories if histories is not None else [[""] * 2 for _ in ids]
+    return servable.Users(
+        ids=np.array(ids), ages=np.full(len(ids), 30), genders=np.array(["M"] * len(ids)),
+        occupations=np.array(["x"] * len(ids)), histories=np.array(histories, dtype=object),
+        last_seen=np.arange(len(ids)), seen_row_splits=splits,
+        seen_items=np.array([p for row in seen for p in row], np.int32))
 
 
 def make_index(flavour=servable.EXACT, candidates=3):
-    return servable.RetrievalIndex(ITEMS, ITEM_VECTORS, [f"T {i}" for i in ITEMS], POPULARITY, USERS,
-                                   USER_VECTORS, ROW_SPLITS, SEEN, candidates, flavour,
+    # u1 saw 'a'; u2 saw 'e' and 'd'. Stored histories are empty, so queries are the vectors.
+    users = make_users(USERS, [[0], [4, 3]])
+    return servable.RetrievalIndex(ITEMS, ITEM_VECTORS, [f"T {i}" for i in ITEMS], POPULARITY, users,
+                                   TableEncoder(USERS, USER_VECTORS, ITEMS), candidates, flavour,
                                    num_leaves=2, leaves_to_search=2)
+
+
+def context(user_ids, histories, genders=None):
+    width = max(1, max(len(h) for h in histories))
+    return {
+        F.USER_ID: tf.constant(user_ids),
+        F.AGE: tf.zeros([len(user_ids)], tf.int64),
+        F.GENDER: tf.constant(genders or [""] * len(user_ids)),
+        F.OCCUPATION: tf.constant([""] * len(user_ids)),
+        F.HISTORY: tf.constant([h + [""] * (width - len(h)) for h in histories]),
+    }
 
 
 def ids(out):
@@ -44,17 +96,43 @@ def test_unknown_user_gets_popularity_list():
     assert ids(out) == [["b", "d", "e"]]
 
 
+def test_request_history_personalises_a_new_user_and_is_excluded():
+    index = make_index()
+    out = index.retrieve_with_context(context(["new", "u1"], [["b"], ["d"]]))
+    got = ids(out)
+    # 'new' has only the history: its query is the axis of 'c', the item after 'b'.
+    assert got[0][0] == "c" and "b" not in got[0]
+    # u1's stored vector plus the axis of 'e' (after 'd'); 'a' (seen) and 'd' (request) excluded.
+    assert got[1] == ["b", "c", "e"]
+    np.testing.assert_allclose(out["scores"].numpy()[1], [4, 3, 2])
+
+
+def test_demographics_alone_personalise_and_empty_context_falls_back_to_popularity():
+    index = make_index()
+    got = ids(index.retrieve_with_context(context(["new", "new"], [[], []], genders=["F", ""])))
+    assert got[0][0] == "d"  # the 'F' direction of the stand-in tower
+    assert got[1] == ["b", "d", "e"]  # nothing to personalise on: popularity
+
+
+def test_request_history_unknown_items_are_ignored():
+    index = make_index()
+    out = index.retrieve_with_context(context(["u2"], [["zzz", "c"]]))
+    # u2's vector + axis of 'd' (after 'c'); 'd', 'e' seen and 'c' requested are excluded:
+    # two items remain, and the third slot says so with a score of -inf.
+    assert ids(out)[0][:2] == ["b", "a"]
+    assert np.isneginf(out["scores"].numpy()[0][2])
+
+
 def random_index(flavour, n_items=300, n_users=20, seed=0):
     """Random catalogue large enough for ScaNN's quantiser; every leaf searched."""
     rng = np.random.default_rng(seed)
     items = np.array([f"i{i}" for i in range(n_items)])
-    seen = rng.choice(n_items, size=(n_users, 5))
-    seen.sort(axis=1)
+    user_ids = np.array([f"u{u}" for u in range(n_users)])
+    seen = np.sort(rng.choice(n_items, size=(n_users, 5)), axis=1)
+    encoder = TableEncoder(user_ids, rng.normal(size=(n_users, 8)).astype(np.float32), items[:8])
     return servable.RetrievalIndex(
         items, rng.normal(size=(n_items, 8)).astype(np.float32), items, rng.random(n_items),
-        np.array([f"u{u}" for u in range(n_users)]), rng.normal(size=(n_users, 8)).astype(np.float32),
-        np.arange(0, 5 * n_users + 1, 5), seen.reshape(-1), 10, flavour,
-        num_leaves=4, leaves_to_search=4)
+        make_users(user_ids, list(seen)), encoder, 10, flavour, num_leaves=4, leaves_to_search=4)
 
 
 def test_scann_flavour_agrees_with_exact_when_every_leaf_is_searched():

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from components import features as F
 from components.data.readers import Dataset
+from components.data.splits import Histories
 
 
 def _bytes(*values: str) -> tf.train.Feature:
@@ -31,8 +32,9 @@ def item_features(item_id: str, item: dict) -> dict:
     }
 
 
-def interaction_examples(dataset: Dataset, indices) -> Iterator[bytes]:
-    """Serialized examples of interactions ``indices``, joined with user and item features."""
+def interaction_examples(dataset: Dataset, indices, histories: Histories) -> Iterator[bytes]:
+    """Serialized examples of interactions ``indices``, joined with user and item features
+    and with the user's history before each interaction."""
     inter = dataset.interactions
     for i in indices:
         user_id, item_id = inter[F.USER_ID][i], inter[F.ITEM_ID][i]
@@ -45,6 +47,7 @@ def interaction_examples(dataset: Dataset, indices) -> Iterator[bytes]:
             F.AGE: _int(user[F.AGE]),
             F.GENDER: _bytes(user[F.GENDER]),
             F.OCCUPATION: _bytes(user[F.OCCUPATION]),
+            F.HISTORY: _bytes(*histories.of(i)),
         })
         yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 

@@ -14,6 +14,35 @@ import numpy as np
 from components import features as F
 
 
+def chronological_order(interactions: Dict[str, list]) -> np.ndarray:
+    """Interaction indices sorted by (timestamp, original position): the order of every split."""
+    timestamps = np.asarray(interactions[F.TIMESTAMP], dtype=np.int64)
+    return np.lexsort((np.arange(len(timestamps)), timestamps))
+
+
+class Histories:
+    """Each interaction's history: the user's items before it in chronological order.
+
+    Built in one pass (O(interactions) memory); ``of(i)`` slices, so nothing
+    is copied per interaction until asked for.
+    """
+
+    def __init__(self, interactions: Dict[str, list], max_length: int):
+        self._max = max_length
+        self._items: Dict[str, List[str]] = {}
+        self._place = np.zeros(len(interactions[F.USER_ID]), dtype=np.int64)
+        self._users = interactions[F.USER_ID]
+        for i in chronological_order(interactions):
+            items = self._items.setdefault(self._users[i], [])
+            self._place[i] = len(items)
+            items.append(interactions[F.ITEM_ID][i])
+
+    def of(self, index: int) -> List[str]:
+        """Up to ``max_length`` items preceding interaction ``index``, oldest first."""
+        place = int(self._place[index])
+        return self._items[self._users[index]][max(0, place - self._max):place]
+
+
 def temporal_split(
     interactions: Dict[str, list], eval_fraction: float, strategy: str = "per_user"
 ) -> Dict[str, np.ndarray]:
@@ -34,7 +63,7 @@ def temporal_split(
       ValueError: unknown strategy.
     """
     timestamps = np.asarray(interactions[F.TIMESTAMP], dtype=np.int64)
-    order = np.lexsort((np.arange(len(timestamps)), timestamps))
+    order = chronological_order(interactions)
     is_eval = np.zeros(len(timestamps), dtype=bool)
     if strategy == "global":
         cut = np.quantile(timestamps, 1.0 - eval_fraction)

@@ -56,7 +56,8 @@ def _split_names(exec_properties: Dict[str, Any]):
 
 
 class InteractionsExecutor(BaseExampleGenExecutor):
-    """Interactions joined with user and item features, split by time into train and eval."""
+    """Interactions joined with user and item features and the user's history, split by time
+    into train and eval."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
         raise NotImplementedError("splits are generated together in GenerateExamplesByBeam")
@@ -70,11 +71,12 @@ class InteractionsExecutor(BaseExampleGenExecutor):
         dataset = _read(exec_properties, config)
         indices = splits.temporal_split(dataset.interactions, config.get("eval_fraction", 0.2),
                                         config.get("split_strategy", "per_user"))
+        histories = splits.Histories(dataset.interactions, F.MAX_HISTORY)
         return {
             name: (pipeline
                    | f"Indices[{name}]" >> beam.Create([indices[name]])
                    | f"ToExamples[{name}]" >> beam.FlatMap(
-                       lambda idx: examples.interaction_examples(dataset, idx)))
+                       lambda idx: examples.interaction_examples(dataset, idx, histories)))
             for name in names
         }
 

@@ -1,4 +1,4 @@
-"""Pure logic of the index builder: embed the catalogue and users, build the index.
+"""Pure logic of the index builder: embed the catalogue, gather the users, build the index.
 
 Plain arguments (file lists, paths, a config) in, a SavedModel and a dict of
 figures out: testable without TFX or ML Metadata.
@@ -15,7 +15,7 @@ import tensorflow as tf
 from components import features as F
 from components import io
 from components.index import servable
-from components.retrieval.export import CANDIDATE_SIGNATURE, QUERY_SIGNATURE
+from components.retrieval.export import CANDIDATE_SIGNATURE
 
 _ITEM_SPEC = {
     F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
@@ -26,6 +26,7 @@ _ITEM_SPEC = {
 _USER_SPEC = {
     F.USER_ID: tf.io.FixedLenFeature([], tf.string),
     F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    F.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
     F.AGE: tf.io.FixedLenFeature([], tf.int64),
     F.GENDER: tf.io.FixedLenFeature([], tf.string),
     F.OCCUPATION: tf.io.FixedLenFeature([], tf.string),
@@ -57,32 +58,36 @@ def embed_catalogue(model, files: Sequence[str], batch_size: int):
     return np.concatenate(ids), np.array([t.decode("utf-8") for t in titles]), np.vstack(vectors)
 
 
-def _training_users(files: Sequence[str]):
-    """Users of the training split with their features and interacted items."""
-    features: Dict[str, tuple] = {}
-    seen: Dict[str, list] = {}
-    for batch in io.batches(files, _USER_SPEC):
-        for user, item, age, gender, occ in zip(batch[F.USER_ID], batch[F.ITEM_ID], batch[F.AGE],
-                                                batch[F.GENDER], batch[F.OCCUPATION]):
-            user = user.decode("utf-8")
-            features.setdefault(user, (age, gender, occ))
-            seen.setdefault(user, []).append(item.decode("utf-8"))
-    return features, seen
+def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.Users:
+    """Users of the training split: features, latest history, last time, items seen.
 
-
-def embed_users(model, features: Dict[str, tuple], batch_size: int):
-    """Query embeddings of known users: (user_ids [u] str, float32 [u, dim])."""
-    embed = model.signatures[QUERY_SIGNATURE]
-    user_ids = sorted(features)
-    vectors = []
-    for start in range(0, len(user_ids), batch_size):
-        chunk = user_ids[start:start + batch_size]
-        age, gender, occ = zip(*(features[u] for u in chunk))
-        out = embed(user_id=tf.constant(chunk), age=tf.constant(np.array(age, np.int64)),
-                    gender=tf.constant(list(gender)), occupation=tf.constant(list(occ)))
-        vectors.append(out["embedding"].numpy())
-    dim = vectors[0].shape[1] if vectors else 0
-    return np.array(user_ids), (np.vstack(vectors) if vectors else np.zeros((0, dim), np.float32))
+    Args:
+      files: raw training interactions.
+      position: catalogue position of each item id (items outside the
+        catalogue are kept in the history but cannot be excluded).
+    """
+    columns = io.read_columns(files, _USER_SPEC)
+    users = columns[F.USER_ID]
+    order = np.lexsort((np.arange(len(users)), columns[F.TIMESTAMP], users))
+    bounds = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1]]) if len(users) else []
+    groups = np.split(order, bounds[1:]) if len(users) else []
+    first = np.array([g[0] for g in groups], dtype=np.int64)
+    histories = np.full((len(groups), F.MAX_HISTORY), "", dtype=object)
+    splits, flat = [0], []
+    for row, group in enumerate(groups):
+        items = columns[F.ITEM_ID][group]
+        latest = items[-F.MAX_HISTORY:]
+        histories[row, : len(latest)] = latest
+        flat.extend(sorted({position[i] for i in items if i in position}))
+        splits.append(len(flat))
+    last = np.array([columns[F.TIMESTAMP][g[-1]] for g in groups], dtype=np.int64)
+    return servable.Users(
+        ids=users[first] if len(users) else np.array([], str),
+        ages=columns[F.AGE][first] if len(users) else np.array([], np.int64),
+        genders=columns[F.GENDER][first] if len(users) else np.array([], str),
+        occupations=columns[F.OCCUPATION][first] if len(users) else np.array([], str),
+        histories=histories, last_seen=last, seen_row_splits=np.array(splits, np.int64),
+        seen_items=np.array(flat, np.int32))
 
 
 def build_index(
@@ -105,20 +110,12 @@ def build_index(
     model = tf.saved_model.load(model_dir)
     item_ids, titles, item_vectors = embed_catalogue(model, catalogue_files, config.batch_size)
     position = {item: p for p, item in enumerate(item_ids)}
-    features, seen = _training_users(train_files)
-    user_ids, user_vectors = embed_users(model, features, config.batch_size)
-    popularity = np.zeros(len(item_ids), np.float32)
-    row_splits, flat = [0], []
-    for user in user_ids:
-        known = [position[i] for i in seen[user] if i in position]
-        np.add.at(popularity, known, 1)
-        flat.extend(sorted(set(known)))
-        row_splits.append(len(flat))
+    users = training_users(train_files, position)
+    popularity = np.bincount(users.seen_items, minlength=len(item_ids)).astype(np.float32)
     flavour = choose_flavour(config.flavour, len(item_ids), config.brute_force_below)
     index = servable.RetrievalIndex(
-        item_ids, item_vectors, titles, popularity, user_ids, user_vectors,
-        np.array(row_splits, np.int64), np.array(flat, np.int32), config.candidates, flavour,
+        item_ids, item_vectors, titles, popularity, users, model, config.candidates, flavour,
         config.num_leaves, config.num_leaves_to_search)
     servable.save(index, export_dir)
-    return {"items": len(item_ids), "users": len(user_ids), "flavour": flavour,
+    return {"items": len(item_ids), "users": len(users.ids), "flavour": flavour,
             "build_seconds": round(time.time() - start, 2)}

@@ -1,19 +1,64 @@
-"""The retrieval servable: user id -> top candidates from the item index.
+"""The retrieval servable: a user (and, optionally, request-time context) -> top candidates.
 
-Known users are scored by the dot product of their query embedding with every
-item embedding (exact flavour) or through a ScaNN index (scann flavour); the
-items they interacted with in training are never returned. Unknown users get
-the most popular items: a non-personalised list, not an error.
+The query embedding is computed per request by the retrieval model's query
+tower (``encoder``), from features the servable looks up for a known user: the
+demographics, the latest training history and the time of their last
+training interaction. A request may add context (demographics, recent
+history): a brand-new user with a history or demographics gets a personal
+list. Candidates are scored by dot product against every item (exact flavour)
+or through a ScaNN index (scann flavour); items the user interacted with are
+never returned. A request with nothing to personalise on (an unknown user id
+and no context) gets the most popular items: a non-personalised list, not an error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from components import features as F
+
 EXACT, SCANN = "exact", "scann"
+
+# Request-time context; "" / 0 mean "not given" (a known user's stored value is used).
+CONTEXT_SIGNATURE = {
+    F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
+    F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
+    F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
+    F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
+    F.HISTORY: tf.TensorSpec([None, None], tf.string, F.HISTORY),
+}
+
+
+def _bytes(values) -> np.ndarray:
+    return np.asarray(values, dtype=object).astype(bytes)
+
+
+@dataclasses.dataclass
+class Users:
+    """Users known from training, as the query tower reads them.
+
+    Attributes:
+      ids: [u] str.
+      ages: int [u]; genders, occupations: [u] str.
+      histories: [u, n] str, each user's latest training items, oldest first,
+        padded with "" at the end.
+      last_seen: int [u], timestamp of each user's last training interaction.
+      seen_row_splits: int [u + 1], seen_items: int [total]: the catalogue
+        positions each user interacted with in training (ragged rows).
+    """
+
+    ids: np.ndarray
+    ages: np.ndarray
+    genders: np.ndarray
+    occupations: np.ndarray
+    histories: np.ndarray
+    last_seen: np.ndarray
+    seen_row_splits: np.ndarray
+    seen_items: np.ndarray
 
 
 def _scann_layer(embeddings: np.ndarray, k: int, num_leaves: int, leaves_to_search: int):
@@ -29,107 +74,171 @@ def _scann_layer(embeddings: np.ndarray, k: int, num_leaves: int, leaves_to_sear
     return layer
 
 
+def _last(values: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
+    """The last ``n`` values of each row."""
+    lengths = values.row_lengths()
+    return tf.gather(values, tf.ragged.range(tf.maximum(lengths - n, 0), lengths), batch_dims=1)
+
+
 class RetrievalIndex(tf.Module):
-    """Index over the catalogue with per-user exclusions and a popularity fallback.
+    """Index over the catalogue with a query encoder, per-user exclusions and a popularity fallback.
 
     Args:
       item_ids: [n_items] str, the catalogue.
       item_embeddings: float32 [n_items, dim].
       item_titles: [n_items] str.
       popularity: float32 [n_items], training interactions per item.
-      user_ids: [n_users] str, users known from training.
-      user_embeddings: float32 [n_users, dim].
-      seen_row_splits: int64 [n_users + 1], seen_items: int32 [total]: the
-        catalogue positions each user interacted with in training (ragged rows).
+      users: the users known from training.
+      encoder: an object whose ``query_embedding(features)`` maps a dict of
+        [batch] raw user features (``components/transform/raw.USER_SIGNATURE``)
+        to {'embedding': [batch, dim]}: the retrieval model's SavedModel.
       candidates: list length of ``retrieve``.
       flavour: 'exact' or 'scann'.
       num_leaves, leaves_to_search: ScaNN tree (scann flavour only).
     """
 
-    def __init__(self, item_ids, item_embeddings, item_titles, popularity, user_ids,
-                 user_embeddings, seen_row_splits, seen_items, candidates: int, flavour: str,
-                 num_leaves: Optional[int] = None, leaves_to_search: Optional[int] = None):
+    def __init__(self, item_ids, item_embeddings, item_titles, popularity, users: Users, encoder,
+                 candidates: int, flavour: str, num_leaves: Optional[int] = None,
+                 leaves_to_search: Optional[int] = None):
         super().__init__()
-        n_items, dim = item_embeddings.shape
+        n_items = item_embeddings.shape[0]
         self.candidates = min(int(candidates), n_items)
         self.flavour = flavour
-        self.item_ids = tf.Variable(np.asarray(item_ids, dtype=object).astype(bytes), trainable=False)
-        self.item_titles = tf.Variable(np.asarray(item_titles, dtype=object).astype(bytes),
-                                       trainable=False)
+        self.encoder = encoder
+        self.item_ids = tf.Variable(_bytes(item_ids), trainable=False)
+        self.item_titles = tf.Variable(_bytes(item_titles), trainable=False)
         self.item_embeddings = tf.Variable(item_embeddings.astype(np.float32), trainable=False)
         self.popularity = tf.Variable(popularity.astype(np.float32), trainable=False)
-        # Unknown users map to an extra last row: zero embedding, nothing seen.
-        self.user_embeddings = tf.Variable(
-            np.vstack([user_embeddings, np.zeros((1, dim))]).astype(np.float32), trainable=False)
-        self.seen_row_splits = tf.Variable(
-            np.append(seen_row_splits, seen_row_splits[-1]).astype(np.int64), trainable=False)
-        self.seen_items = tf.Variable(np.asarray(seen_items, np.int32), trainable=False)
-        self.max_seen = int(np.diff(seen_row_splits).max()) if len(user_ids) else 0
+        # Unknown users map to an extra last row: no features, nothing seen, the latest time.
+        n_users = len(users.ids)
+        self.num_users = n_users
+        self.user_ids = tf.Variable(_bytes(users.ids), trainable=False)
+        self.user_ages = tf.Variable(np.append(users.ages, 0).astype(np.int64), trainable=False)
+        self.user_genders = tf.Variable(_bytes(np.append(users.genders, "")), trainable=False)
+        self.user_occupations = tf.Variable(_bytes(np.append(users.occupations, "")), trainable=False)
+        histories = np.asarray(users.histories, dtype=object).reshape(n_users, -1)
+        histories = np.vstack([histories, np.full((1, histories.shape[1]), "", dtype=object)])
+        self.user_histories = tf.Variable(_bytes(histories), trainable=False)
+        now = int(np.max(users.last_seen)) if n_users else 0
+        self.user_last_seen = tf.Variable(np.append(users.last_seen, now).astype(np.int64),
+                                          trainable=False)
+        splits = np.asarray(users.seen_row_splits, np.int64)
+        self.seen_row_splits = tf.Variable(np.append(splits, splits[-1]), trainable=False)
+        self.seen_items = tf.Variable(np.asarray(users.seen_items, np.int32), trainable=False)
+        self.max_seen = int(np.diff(splits).max()) if n_users else 0
         self.user_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(np.asarray(user_ids, dtype=object).astype(bytes)),
-                tf.range(len(user_ids), dtype=tf.int64)),
-            default_value=len(user_ids))
+            tf.lookup.KeyValueTensorInitializer(tf.constant(_bytes(users.ids)),
+                                                tf.range(n_users, dtype=tf.int64)),
+            default_value=n_users)
         self.item_table = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                tf.constant(np.asarray(item_ids, dtype=object).astype(bytes)),
-                tf.range(n_items, dtype=tf.int64)),
+            tf.lookup.KeyValueTensorInitializer(tf.constant(_bytes(item_ids)),
+                                                tf.range(n_items, dtype=tf.int64)),
             default_value=-1)
-        self.num_users = len(user_ids)
-        self.user_ids = tf.Variable(np.asarray(user_ids, dtype=object).astype(bytes), trainable=False)
         self.scann = None
         if flavour == SCANN:
             leaves = num_leaves or max(1, int(np.sqrt(n_items)))
             search = leaves_to_search or max(1, leaves // 10)
-            k = min(self.candidates + self.max_seen, n_items)
+            # Enough extra results that `candidates` remain after every exclusion.
+            k = min(self.candidates + self.max_seen + F.MAX_HISTORY, n_items)
             self.scann = _scann_layer(item_embeddings.astype(np.float32), k, leaves, search)
         elif flavour != EXACT:
             raise ValueError(f"index flavour must be '{EXACT}' or '{SCANN}', got '{flavour}'")
 
-    def _rows(self, user_id: tf.Tensor):
-        rows = self.user_table.lookup(user_id)
-        known = rows < self.num_users
-        return rows, known
+    # --- building blocks (traced into the signatures) ---
 
     def _seen(self, rows: tf.Tensor) -> tf.RaggedTensor:
         seen = tf.RaggedTensor.from_row_splits(self.seen_items, self.seen_row_splits)
         return tf.gather(seen, rows)
 
-    def _personal_top(self, query: tf.Tensor, seen: tf.RaggedTensor):
-        """Top ``candidates`` (scores, positions) of each query, its seen items excluded."""
+    def _stored_history(self, rows: tf.Tensor) -> tf.RaggedTensor:
+        return tf.RaggedTensor.from_tensor(tf.gather(self.user_histories, rows), padding=b"")
+
+    def _encode(self, user_id, rows, age, gender, occupation, history: tf.RaggedTensor):
+        features = {
+            F.USER_ID: user_id, F.AGE: age, F.GENDER: gender, F.OCCUPATION: occupation,
+            F.HISTORY: history.to_tensor(default_value=b""),
+            F.TIMESTAMP: tf.gather(self.user_last_seen, rows),
+        }
+        return self.encoder.query_embedding(features)["embedding"]
+
+    def _personal_top(self, query: tf.Tensor, exclude: tf.RaggedTensor):
+        """Top ``candidates`` (scores, positions) of each query, excluded positions left out."""
         if self.scann is None:
             scores = tf.matmul(query, self.item_embeddings, transpose_b=True)
-            flat = tf.stack([tf.cast(seen.value_rowids(), tf.int32), seen.flat_values], axis=1)
+            flat = tf.stack([tf.cast(exclude.value_rowids(), tf.int32), exclude.flat_values], axis=1)
             scores += tf.scatter_nd(flat, tf.fill([tf.shape(flat)[0]], -np.inf), tf.shape(scores))
             return tf.math.top_k(scores, k=self.candidates)
-        # ScaNN returned candidates + max_seen items, so enough remain after exclusion.
         found_scores, found = self.scann(query)
-        is_seen = tf.reduce_any(
-            tf.equal(found[:, :, None], seen.to_tensor(default_value=-1)[:, None, :]), axis=2)
-        top_scores, order = tf.math.top_k(tf.where(is_seen, -np.inf, found_scores), k=self.candidates)
+        is_excluded = tf.reduce_any(
+            tf.equal(found[:, :, None], exclude.to_tensor(default_value=-1)[:, None, :]), axis=2)
+        top_scores, order = tf.math.top_k(tf.where(is_excluded, -np.inf, found_scores),
+                                          k=self.candidates)
         return top_scores, tf.gather(found, order, batch_dims=1)
+
+    def _answer(self, query, exclude, personal):
+        """Personal top lists where ``personal``, the popularity list elsewhere."""
+        top_scores, top_positions = self._personal_top(query, exclude)
+        popular_scores, popular = tf.math.top_k(tf.math.log1p(self.popularity), k=self.candidates)
+        positions = tf.where(personal[:, None], top_positions, popular[None, :])
+        scores = tf.where(personal[:, None], top_scores, popular_scores[None, :])
+        return positions, scores
+
+    # --- functions the recommender and the ranking trainer call ---
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def embed_users(self, user_id):
+        """user_id [batch] -> query embeddings [batch, dim] from the stored features."""
+        rows = self.user_table.lookup(user_id)
+        return self._encode(user_id, rows, tf.gather(self.user_ages, rows),
+                            tf.gather(self.user_genders, rows), tf.gather(self.user_occupations, rows),
+                            self._stored_history(rows))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def retrieve_positions(self, user_id):
         """Top ``candidates`` catalogue positions of each user.
 
-        Args:
-          user_id: [batch] string.
-
         Returns:
-          (positions int32 [batch, c], scores float32 [batch, c], known bool [batch]).
+          (positions int32 [batch, c], scores float32 [batch, c], personal bool
+          [batch] (False: the popularity list), query float32 [batch, dim]).
         """
-        rows, known = self._rows(user_id)
-        top_scores, top_positions = self._personal_top(tf.gather(self.user_embeddings, rows),
-                                                       self._seen(rows))
-        popular_scores, popular = tf.math.top_k(tf.math.log1p(self.popularity), k=self.candidates)
-        positions = tf.where(known[:, None], top_positions, popular[None, :])
-        scores = tf.where(known[:, None], top_scores, popular_scores[None, :])
-        return positions, scores, known
+        rows = self.user_table.lookup(user_id)
+        known = rows < self.num_users
+        query = self.embed_users(user_id)
+        positions, scores = self._answer(query, self._seen(rows), known)
+        return positions, scores, known, query
+
+    @tf.function(input_signature=[CONTEXT_SIGNATURE])
+    def retrieve_positions_with_context(self, context):
+        """Like ``retrieve_positions``, with request-time context.
+
+        Given demographics replace stored ones; the request's history (at most
+        the latest MAX_HISTORY items; ids unknown to the catalogue are ignored
+        for exclusion) is appended to a known user's stored history and
+        excluded from the results. A request with no known user, no history and
+        no demographics gets the popularity list.
+        """
+        user_id = context[F.USER_ID]
+        rows = self.user_table.lookup(user_id)
+        known = rows < self.num_users
+        age = tf.where(context[F.AGE] > 0, context[F.AGE], tf.gather(self.user_ages, rows))
+        gender = tf.where(context[F.GENDER] != b"", context[F.GENDER],
+                          tf.gather(self.user_genders, rows))
+        occupation = tf.where(context[F.OCCUPATION] != b"", context[F.OCCUPATION],
+                              tf.gather(self.user_occupations, rows))
+        request = _last(tf.RaggedTensor.from_tensor(context[F.HISTORY], padding=b""), F.MAX_HISTORY)
+        history = _last(tf.concat([self._stored_history(rows), request], axis=1), F.MAX_HISTORY)
+        query = self._encode(user_id, rows, age, gender, occupation, history)
+        requested = tf.ragged.map_flat_values(self.item_table.lookup, request)
+        requested = tf.ragged.boolean_mask(requested, requested >= 0)
+        exclude = tf.concat([self._seen(rows), tf.cast(requested, tf.int32)], axis=1)
+        personal = (known | (request.row_lengths() > 0) | (age > 0) | (gender != b"")
+                    | (occupation != b""))
+        positions, scores = self._answer(query, exclude, personal)
+        return positions, scores, personal, query
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def lookup_users(self, user_id):
-        """user_id [batch] -> int64 rows of user_embeddings; unknown users get the last row."""
+        """user_id [batch] -> int64 rows; unknown users get ``num_users``."""
         return self.user_table.lookup(user_id)
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
@@ -137,10 +246,18 @@ class RetrievalIndex(tf.Module):
         """item_ids [n] -> int64 catalogue positions; -1 for unknown ids."""
         return self.item_table.lookup(item_ids)
 
+    # --- signatures ---
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def retrieve(self, user_id):
         """user_id [batch] -> item_ids [batch, c] string, scores [batch, c] float32."""
-        positions, scores, _ = self.retrieve_positions(user_id)
+        positions, scores, _, _ = self.retrieve_positions(user_id)
+        return {"item_ids": tf.gather(self.item_ids, positions), "scores": scores}
+
+    @tf.function(input_signature=[CONTEXT_SIGNATURE])
+    def retrieve_with_context(self, context):
+        """Request-time context -> item_ids [batch, c] string, scores [batch, c] float32."""
+        positions, scores, _, _ = self.retrieve_positions_with_context(context)
         return {"item_ids": tf.gather(self.item_ids, positions), "scores": scores}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
@@ -158,6 +275,7 @@ def save(index: RetrievalIndex, export_dir: str) -> None:
     signatures = {
         "serving_default": index.retrieve.get_concrete_function(),
         "retrieve": index.retrieve.get_concrete_function(),
+        "retrieve_with_context": index.retrieve_with_context.get_concrete_function(),
         "lookup_titles": index.lookup_titles.get_concrete_function(),
     }
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]) if index.scann else None

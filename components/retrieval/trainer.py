@@ -1,11 +1,20 @@
-"""Trainer user code of the two-tower retrieval model (``run_fn``)."""
+"""Trainer user code of the two-tower retrieval model (``run_fn``).
+
+Reads the Transform outputs once to gather what training needs besides the
+batches: each item's share of the interactions (logQ), each item's candidate
+features (uniform negatives, evaluation) and, for early stopping, the eval
+split's users as the servable will see them: their history up to the end of
+training, their training items (excluded) and their held-out items.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import time
+from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
@@ -15,7 +24,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 from components import features as F
 from components import io
 from components.retrieval import export
-from components.retrieval.model import TwoTowerModel
+from components.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
 from pipeline.config import RetrievalConfig, from_dict
 
 _VOCABS = (F.USER_VOCAB, F.ITEM_VOCAB, F.GENDER_VOCAB, F.OCCUPATION_VOCAB, F.GENRE_VOCAB,
@@ -32,43 +41,160 @@ def _dataset(files, tft_output, batch_size: int, seed: int, shuffle: bool) -> tf
             .prefetch(tf.data.AUTOTUNE))
 
 
-def _item_counts(dataset: tf.data.Dataset, vocab_size: int) -> np.ndarray:
-    """Training interactions per item index: float64 [vocab_size + 1]."""
-    counts = np.zeros(vocab_size + 1, dtype=np.float64)
-    for batch in dataset:
-        counts += np.bincount(batch[F.ITEM_IDX].numpy(), minlength=vocab_size + 1)
-    return counts
+@dataclasses.dataclass
+class TrainingData:
+    """What one pass over the transformed training split yields.
+
+    Attributes:
+      counts: float64 [items + 1], interactions per item index.
+      item_table: candidate features of every item index (row 0: padding).
+      seen: user index -> item indices interacted with in training.
+    """
+
+    counts: np.ndarray
+    item_table: Dict[str, np.ndarray]
+    seen: Dict[int, np.ndarray]
+
+
+def scan_training(dataset: tf.data.Dataset, num_items: int) -> TrainingData:
+    counts = np.zeros(num_items + 1, dtype=np.float64)
+    table: Dict[str, np.ndarray] = {}
+    seen: Dict[int, List[np.ndarray]] = {}
+    for batch in dataset.as_numpy_iterator():
+        items = batch[F.ITEM_IDX]
+        counts += np.bincount(items, minlength=num_items + 1)
+        for key in CANDIDATE_FEATURES:
+            if key not in table:
+                table[key] = np.zeros((num_items + 1,) + batch[key].shape[1:], batch[key].dtype)
+            table[key][items] = batch[key]
+        users = batch[F.USER_IDX]
+        order = np.argsort(users, kind="stable")
+        bounds = np.flatnonzero(np.diff(users[order])) + 1
+        for group in np.split(order, bounds):
+            if len(group):
+                seen.setdefault(int(users[group[0]]), []).append(items[group])
+    table[F.ITEM_IDX] = np.arange(num_items + 1, dtype=np.int64)
+    return TrainingData(counts, table, {u: np.unique(np.concatenate(v)) for u, v in seen.items()})
+
+
+@dataclasses.dataclass
+class EvalUsers:
+    """Eval-split users as the servable sees them after training.
+
+    Attributes:
+      queries: query features of each user's earliest eval interaction (its
+        history is the user's training history): arrays [users, ...].
+      targets: each user's held-out item indices (0 = not in the vocabulary,
+        counted as a miss).
+      seen: each user's training item indices (excluded from the ranking).
+    """
+
+    queries: Dict[str, np.ndarray]
+    targets: List[np.ndarray]
+    seen: List[np.ndarray]
+
+
+def scan_eval(dataset: tf.data.Dataset, seen: Dict[int, np.ndarray], max_users: int,
+              seed: int) -> EvalUsers:
+    columns: Dict[str, list] = {key: [] for key in QUERY_FEATURES + (F.ITEM_IDX,)}
+    for batch in dataset.as_numpy_iterator():
+        for key in columns:
+            columns[key].append(batch[key])
+    data = {key: np.concatenate(value) for key, value in columns.items()}
+    users = data[F.USER_IDX]
+    length = np.count_nonzero(data[F.HISTORY_IDS], axis=1)
+    # Earliest first: by time, then by history length (same-second interactions).
+    order = np.lexsort((length, data[F.TIME_SCALED], users))
+    first = order[np.r_[True, np.diff(users[order]) != 0]] if len(order) else order
+    rng = np.random.default_rng(seed)
+    if len(first) > max_users:
+        first = np.sort(rng.choice(first, max_users, replace=False))
+    targets = [data[F.ITEM_IDX][users == users[i]] for i in first]
+    empty = np.zeros(0, np.int64)
+    return EvalUsers({key: data[key][first] for key in QUERY_FEATURES}, targets,
+                     [seen.get(int(users[i]), empty) for i in first])
+
+
+def recall_at_k(model: TwoTowerModel, eval_users: EvalUsers, item_table: Dict[str, np.ndarray],
+                k: int) -> float:
+    """Recall@k of the eval users over every item index, training items excluded."""
+    items = model.candidate_tower(item_table).numpy()
+    hits = []
+    n = len(eval_users.targets)
+    for start in range(0, n, 1024):
+        queries = {key: value[start:start + 1024] for key, value in eval_users.queries.items()}
+        scores = model.query_tower(queries).numpy() @ items.T
+        scores[:, 0] = -np.inf
+        for row, seen in enumerate(eval_users.seen[start:start + 1024]):
+            scores[row, seen] = -np.inf
+        top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+        for row, targets in enumerate(eval_users.targets[start:start + 1024]):
+            hits.append(np.isin(targets, top[row]).mean())
+    return float(np.mean(hits)) if hits else 0.0
+
+
+class RecallCallback(tf.keras.callbacks.Callback):
+    """Adds ``val_recall_at_<k>`` to the epoch logs, for EarlyStopping and the history."""
+
+    def __init__(self, eval_users: EvalUsers, item_table: Dict[str, np.ndarray], k: int):
+        super().__init__()
+        self._eval_users, self._item_table, self._k = eval_users, item_table, k
+        self.name = f"val_recall_at_{k}"
+        self.seconds = 0.0  # spent evaluating, not training
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.time()
+        value = recall_at_k(self.model, self._eval_users, self._item_table, self._k)
+        self.seconds += time.time() - start
+        if logs is not None:
+            logs[self.name] = value
+        logging.info("epoch %d: %s = %.4f", epoch + 1, self.name, value)
 
 
 def run_fn(fn_args: FnArgs) -> None:
     """Trains the two-tower model and exports its embedding signatures.
 
-    custom_config is ``dataclasses.asdict(RetrievalConfig)``.
+    custom_config is ``dataclasses.asdict(RetrievalConfig)``. Writes
+    ``training.json`` (losses, eval recall per epoch, best epoch, examples/s,
+    devices, the config) next to the model.
     """
     config = from_dict(RetrievalConfig, fn_args.custom_config)
     tf.keras.utils.set_random_seed(config.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
     train = _dataset(fn_args.train_files, tft_output, config.batch_size, config.seed, shuffle=True)
-    evaluation = _dataset(fn_args.eval_files, tft_output, config.batch_size, config.seed, shuffle=False)
-    counts = _item_counts(_dataset(fn_args.train_files, tft_output, 8192, 0, False),
-                          sizes[F.ITEM_VOCAB])
+    data = scan_training(_dataset(fn_args.train_files, tft_output, 8192, 0, False),
+                         sizes[F.ITEM_VOCAB])
+    eval_users = scan_eval(_dataset(fn_args.eval_files, tft_output, 8192, 0, False), data.seen,
+                           config.early_stopping_users, config.seed)
     # The in-batch sampling probability of each item, for the logQ correction.
-    probability = (np.maximum(counts, 1.0) / counts.sum()).astype(np.float32)
-    model = TwoTowerModel(sizes, probability, config)
+    probability = (np.maximum(data.counts, 1.0) / data.counts.sum()).astype(np.float32)
+    model = TwoTowerModel(sizes, probability, data.item_table, config)
     model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-    logging.info("Training retrieval on %s: %s", tf.config.list_logical_devices(), config)
+    recall = RecallCallback(eval_users, data.item_table, config.early_stopping_k)
+    stopping = tf.keras.callbacks.EarlyStopping(
+        monitor=recall.name, mode="max", patience=config.early_stopping_patience,
+        restore_best_weights=True)
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    logging.info("Training retrieval on %s: %s", devices, config)
     start = time.time()
-    history = model.fit(train, epochs=config.epochs, validation_data=evaluation, verbose=2)
-    seconds = time.time() - start
-    examples = int(counts.sum())
+    history = model.fit(train, epochs=config.epochs, callbacks=[recall, stopping], verbose=2)
+    seconds = time.time() - start - recall.seconds
+    epochs_run = len(history.history["loss"])
+    examples = int(data.counts.sum())
+    recalls = [float(v) for v in history.history.get(recall.name, [])]
     summary = {
         "loss": [float(v) for v in history.history["loss"]],
-        "val_loss": [float(v) for v in history.history.get("val_loss", [])],
+        recall.name: recalls,
+        "best_epoch": int(np.argmax(recalls)) + 1 if recalls else epochs_run,
+        "epochs_run": epochs_run,
+        "eval_users": len(eval_users.targets),
+        "train_examples": examples,
         "train_seconds": seconds,
-        "examples_per_second": examples * config.epochs / max(seconds, 1e-9),
-        "devices": [d.name for d in tf.config.list_logical_devices()],
-        "config": config.__dict__,
+        "eval_seconds": recall.seconds,
+        "examples_per_second": examples * epochs_run / max(seconds, 1e-9),
+        "devices": devices,
+        "config": dataclasses.asdict(config),
     }
     logging.info("Retrieval training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import List, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -21,12 +21,24 @@ def latest_version(push_dir: str) -> str:
     return os.path.join(push_dir, max(versions, key=lambda v: int(v.strip("/"))).strip("/"))
 
 
-def recommend(model_dir: str, user_id: str) -> List[Tuple[str, str, float]]:
-    """(item_id, title, score) of one user's list, best first, via serving_default."""
+def recommend(model_dir: str, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
+              gender: str = "", occupation: str = "") -> List[Tuple[str, str, float]]:
+    """(item_id, title, score) of one user's list, best first.
+
+    With no context, via ``serving_default``; with a recent history (item ids,
+    oldest first) or demographics, via ``recommend_with_context``, which
+    personalises for users the model has never seen.
+    """
     if not user_id:
         raise ValueError("user id must not be empty")
     model = tf.saved_model.load(model_dir)
-    out = model.signatures["serving_default"](user_id=tf.constant([user_id]))
+    if history or age or gender or occupation:
+        out = model.signatures["recommend_with_context"](
+            user_id=tf.constant([user_id]), age=tf.constant([int(age)], tf.int64),
+            gender=tf.constant([gender]), occupation=tf.constant([occupation]),
+            history=tf.constant([list(history or [""])]))
+    else:
+        out = model.signatures["serving_default"](user_id=tf.constant([user_id]))
     item_ids = out["item_ids"][0]
     titles = model.signatures["lookup_titles"](item_ids=item_ids)["titles"].numpy()
     return [(i.decode("utf-8"), t.decode("utf-8"), float(s))

@@ -2,15 +2,19 @@
 
 retrieve (the index servable) -> rank (the ranking model) -> top K. Signatures:
   serving_default(user_id [batch] string) -> item_ids [batch, K] string, scores [batch, K] float
+  recommend_with_context(user_id, age, gender, occupation [batch], history [batch, n] item
+    ids oldest first, padded with "") -> the same outputs; "" / 0 mean not given. A
+    brand-new user with a history or demographics gets a personal list.
   retrieve(user_id) -> the retrieval stage's own top K, for comparison and debugging
   lookup_titles(item_ids [n]) -> titles [n]
-Unknown users get the index's popularity list unchanged.
+A request with nothing to personalise on gets the index's popularity list unchanged.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
+from components.index.servable import CONTEXT_SIGNATURE
 from components.ranking.model import pair_features
 
 USER_ID_SPEC = tf.TensorSpec([None], tf.string, name="user_id")
@@ -23,39 +27,54 @@ class Recommender(tf.Module):
       index: the loaded retrieval servable (components/index/servable.py).
       ranker: a trained Ranker.
       top_k: list length of the signatures.
+      use_ranker: False serves retrieval's own order (the ranking trainer
+        decides, from held-out NDCG).
     """
 
-    def __init__(self, index, ranker, top_k: int):
+    def __init__(self, index, ranker, top_k: int, use_ranker: bool = True):
         super().__init__()
         self.index = index
         self.ranker = ranker
         self.top_k = int(top_k)
+        self.use_ranker = bool(use_ranker)
 
     @tf.function(input_signature=[USER_ID_SPEC])
     def recommend(self, user_id):
-        positions, scores, known = self.index.retrieve_positions(user_id)
-        rows = self.index.lookup_users(user_id)
-        rows = tf.broadcast_to(rows[:, None], tf.shape(positions))
-        features = pair_features(self.index.user_embeddings, self.index.item_embeddings,
+        positions, scores, personal, query = self.index.retrieve_positions(user_id)
+        return self._rank(positions, scores, personal, query)
+
+    @tf.function(input_signature=[CONTEXT_SIGNATURE])
+    def recommend_with_context(self, context):
+        positions, scores, personal, query = self.index.retrieve_positions_with_context(context)
+        return self._rank(positions, scores, personal, query)
+
+    def _rank(self, positions, scores, personal, query):
+        """Ranks personal candidate lists; popularity lists stay as they are."""
+        if not self.use_ranker:
+            return self._top(positions, scores)
+        rows = tf.broadcast_to(tf.range(tf.shape(positions)[0])[:, None], tf.shape(positions))
+        features = pair_features(query, self.index.item_embeddings,
                                  tf.math.log1p(self.index.popularity), rows, positions)
-        ranked = tf.where(known[:, None], self.ranker(features), scores)
+        ranked = tf.where(personal[:, None], self.ranker(features), scores)
         # Excluded items come back from retrieval with -inf; keep them last.
-        ranked = tf.where(tf.math.is_finite(scores), ranked, -1e30)
+        return self._top(positions, tf.where(tf.math.is_finite(scores), ranked, -1e30))
+
+    def _top(self, positions, scores):
         k = tf.minimum(self.top_k, tf.shape(positions)[1])
-        top_scores, order = tf.math.top_k(ranked, k=k)
+        top_scores, order = tf.math.top_k(scores, k=k)
         top = tf.gather(positions, order, batch_dims=1)
         return {"item_ids": tf.gather(self.index.item_ids, top), "scores": top_scores}
 
     @tf.function(input_signature=[USER_ID_SPEC])
     def retrieve(self, user_id):
-        positions, scores, _ = self.index.retrieve_positions(user_id)
-        k = tf.minimum(self.top_k, tf.shape(positions)[1])
-        return {"item_ids": tf.gather(self.index.item_ids, positions[:, :k]), "scores": scores[:, :k]}
+        positions, scores, _, _ = self.index.retrieve_positions(user_id)
+        return self._top(positions, scores)
 
 
 def save(recommender: Recommender, export_dir: str) -> None:
     signatures = {
         "serving_default": recommender.recommend.get_concrete_function(),
+        "recommend_with_context": recommender.recommend_with_context.get_concrete_function(),
         "retrieve": recommender.retrieve.get_concrete_function(),
         "lookup_titles": recommender.index.lookup_titles,
     }

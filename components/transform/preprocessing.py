@@ -29,6 +29,21 @@ def _padded_ids(tokens: tf.RaggedTensor, name: str, width: int, top_k=None) -> t
     return ids.to_tensor(default_value=0, shape=[None, width])
 
 
+def _item_ids(item_id: tf.Tensor, history: tf.RaggedTensor):
+    """One item vocabulary for the interacted item and the history items.
+
+    Returns:
+      (item ids int64 [batch], 0 = out-of-vocabulary; history ids int64
+      [batch, MAX_HISTORY], the latest items, 0 pads or marks an unknown item).
+    """
+    vocab = tft.vocabulary(item_id, vocab_filename=F.ITEM_VOCAB)
+    ids = tft.apply_vocabulary(item_id, vocab, default_value=-1) + 1
+    latest = history[:, -F.MAX_HISTORY:]
+    history_ids = latest.with_flat_values(
+        tft.apply_vocabulary(latest.flat_values, vocab, default_value=-1) + 1)
+    return ids, history_ids.to_tensor(default_value=0, shape=[None, F.MAX_HISTORY])
+
+
 def _squeeze(tensor: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tensor, [-1])
 
@@ -43,12 +58,16 @@ def preprocessing_fn(inputs):
     Returns:
       user_idx, item_idx, gender_idx, occupation_idx, age_bucket, year_bucket:
         int64 [batch]; genre_ids: int64 [batch, MAX_GENRES];
-        title_tokens: int64 [batch, MAX_TITLE_TOKENS]; time_scaled: float32
-        [batch] in [0, 1]; rating: float32 [batch].
+        title_tokens: int64 [batch, MAX_TITLE_TOKENS]; history_ids: int64
+        [batch, MAX_HISTORY] (item ids, 0 pads); time_scaled: float32 [batch],
+        0 to 1 over the training period; rating: float32 [batch].
     """
+    item_idx, history_ids = _item_ids(_squeeze(inputs[F.ITEM_ID]),
+                                      tf.RaggedTensor.from_sparse(inputs[F.HISTORY]))
     out = {
         F.USER_IDX: _vocab_ids(_squeeze(inputs[F.USER_ID]), F.USER_VOCAB),
-        F.ITEM_IDX: _vocab_ids(_squeeze(inputs[F.ITEM_ID]), F.ITEM_VOCAB),
+        F.ITEM_IDX: item_idx,
+        F.HISTORY_IDS: history_ids,
         F.GENDER_IDX: _vocab_ids(_squeeze(inputs[F.GENDER]), F.GENDER_VOCAB),
         F.OCCUPATION_IDX: _vocab_ids(_squeeze(inputs[F.OCCUPATION]), F.OCCUPATION_VOCAB),
     }

@@ -18,12 +18,15 @@ _STRING_DEFAULTS = {F.USER_ID: F.UNKNOWN, F.ITEM_ID: F.UNKNOWN, F.GENDER: F.UNKN
                     F.OCCUPATION: F.UNKNOWN, F.TITLE: F.UNKNOWN}
 _INT_DEFAULTS = {F.AGE: F.UNKNOWN_NUMBER, F.YEAR: F.UNKNOWN_NUMBER, F.TIMESTAMP: 0}
 
-# Signature inputs of the servables: [batch] tensors, genres [batch, n] padded with "".
+# Signature inputs of the servables: [batch] tensors; genres and history [batch, n]
+# padded with "" (history oldest first); timestamp in the data's unit (seconds).
 USER_SIGNATURE = {
     F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
     F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
     F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
     F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
+    F.HISTORY: tf.TensorSpec([None, None], tf.string, F.HISTORY),
+    F.TIMESTAMP: tf.TensorSpec([None], tf.int64, F.TIMESTAMP),
 }
 ITEM_SIGNATURE = {
     F.ITEM_ID: tf.TensorSpec([None], tf.string, F.ITEM_ID),
@@ -37,11 +40,12 @@ def complete(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
     """Turns [batch] signature inputs into the raw inputs of the Transform layer.
 
     Args:
-      features: a subset of the raw features, each [batch] (genres [batch, n]
-        strings, "" for padding).
+      features: a subset of the raw features, each [batch] (genres and history
+        [batch, n] strings, "" for padding).
 
     Returns:
-      Every raw feature: fixed-length ones [batch, 1], genres a SparseTensor.
+      Every raw feature: fixed-length ones [batch, 1], genres and history
+      SparseTensors.
     """
     batch = tf.shape(next(iter(features.values())))[0]
     out = {}
@@ -52,8 +56,9 @@ def complete(features: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
             value = tf.fill([batch], tf.constant(default, dtype))
         out[key] = tf.reshape(value, [-1, 1])
     out[F.RATING] = tf.zeros([batch, 1], tf.float32)
-    genres = features.get(F.GENRES)
-    if genres is None:
-        genres = tf.fill([batch, 0], "")
-    out[F.GENRES] = tf.sparse.from_dense(genres)
+    for key in (F.GENRES, F.HISTORY):
+        values = features.get(key)
+        if values is None:
+            values = tf.fill([batch, 0], "")
+        out[key] = tf.sparse.from_dense(values)
     return out

@@ -1,0 +1,49 @@
+"""Level 4: the quality benchmark end to end on small data (two real pipeline runs)."""
+
+import json
+import os
+import sys
+from unittest import mock
+
+import pytest
+
+from bench import quality
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def report(tiny_data, tmp_path_factory):
+    output = tmp_path_factory.mktemp("bench")
+    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+        assert quality.main(["--data", tiny_data, "--output", str(output), "--top-k", "50"]) == 0
+    with open(output / "quality.json") as f:
+        return json.load(f), output
+
+
+def test_every_model_is_scored_on_the_same_split(report):
+    result, output = report
+    main = result["main"]
+    assert set(main) == {"popularity", "ease", "retrieval_only", "recommender"}
+    users = {row["users"] for row in main.values()}
+    assert len(users) == 1 and users.pop() > 200
+    for row in main.values():
+        assert {"recall@10", "recall@50", "ndcg@10", "hr@10", "mrr", "coverage@10"} <= set(row)
+        assert all(0.0 <= row[k] <= 1.0 for k in row if k != "users")
+    # Learned models beat popularity; EASE is a real learner, not a copy of popularity.
+    for name in ("ease", "retrieval_only", "recommender"):
+        assert main[name]["recall@10"] > 1.2 * main["popularity"]["recall@10"], name
+    assert os.path.getsize(output / "quality.png") > 10_000
+
+
+def test_cold_start_rows_compare_with_popularity(report):
+    result, _ = report
+    cold = result["cold_start"]
+    names = set(cold)
+    assert {"cold users, demographics only: model", "cold users, demographics only: popularity",
+            "cold users, + first 5 items: model", "cold users, + first 5 items: popularity",
+            "cold items: genre popularity"} <= names
+    assert any(name.startswith("cold items (") for name in names)
+    assert all(row["users"] > 0 for row in cold.values())
+    with_history = cold["cold users, + first 5 items: model"]["recall@50"]
+    assert with_history > cold["cold users, + first 5 items: popularity"]["recall@50"]
