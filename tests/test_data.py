@@ -110,6 +110,20 @@ def test_per_user_temporal_split():
     assert sorted(out[F.TRAIN].tolist()) == [1, 3, 4, 5, 7]
 
 
+def test_histories_are_the_users_earlier_items_latest_kept():
+    inter = {F.USER_ID: ["a", "a", "b", "a", "a", "a"],
+             F.ITEM_ID: ["i1", "i2", "j1", "i3", "i4", "i5"],
+             F.TIMESTAMP: [30, 10, 5, 20, 20, 40]}
+    histories = splits.Histories(inter, max_length=2)
+    # a in time: i2 (10), i3 (20), i4 (20, later row), i1 (30), i5 (40).
+    assert histories.of(1) == []
+    assert histories.of(3) == ["i2"]
+    assert histories.of(4) == ["i2", "i3"]
+    assert histories.of(0) == ["i3", "i4"]  # the latest two only, oldest first
+    assert histories.of(5) == ["i4", "i1"]
+    assert histories.of(2) == []  # b's own, never a's
+
+
 def test_global_temporal_split_is_later_than_train():
     rng = np.random.default_rng(0)
     inter = {F.USER_ID: [str(u) for u in rng.integers(0, 10, 200)],
