@@ -86,7 +86,9 @@ class RetrievalConfig:
       epochs: most passes over the training data; early stopping usually ends
         training sooner.
       batch_size, learning_rate: optimisation (Adam). The batch is also the
-        pool of in-batch negatives.
+        pool of in-batch negatives. Chosen on the synthetic benchmark (same
+        split, one run each): batch 256 / lr 0.001 gave Recall@100 0.443 and
+        NDCG@10 0.210 against 0.425 / 0.172 for batch 1024 / lr 0.005.
       temperature: logits are divided by this before the softmax.
       logq_correction: subtract log(sampling probability) of each candidate
         from its logit (Yi et al., RecSys 2019), so popular items are not
@@ -118,7 +120,7 @@ class RetrievalConfig:
     item_id_dropout: float = 0.05
     epochs: int = 20
     batch_size: int = 256
-    learning_rate: float = 0.005
+    learning_rate: float = 0.001
     temperature: float = 0.1
     logq_correction: bool = True
     uniform_negatives: int = 0
