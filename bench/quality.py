@@ -39,15 +39,14 @@ import tensorflow as tf  # noqa: E402
 
 from components import features as F  # noqa: E402
 from components import io  # noqa: E402
-from components.data import readers  # noqa: E402
+from components.data import readers, splits  # noqa: E402
 from components.evaluator import evaluate as E  # noqa: E402
 from components.evaluator import metrics as M  # noqa: E402
 from pipeline import local_runner  # noqa: E402
-from pipeline.config import DataConfig, PipelineConfig  # noqa: E402
+from pipeline.config import DataConfig, EvalConfig, PipelineConfig  # noqa: E402
 
 CUTOFFS = (10, 50, 100)
 COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "hr@10", "mrr", "coverage@10")
-POPULARITY, EASE = "popularity", "ease"
 
 
 def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
@@ -57,27 +56,17 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     return result
 
 
-def _splits(result) -> Dict[str, Dict[str, np.ndarray]]:
-    uri = result["examples_uri"]
-    return {name: io.read_columns([f"{uri}/Split-{name}/*"]) for name in (F.TRAIN, F.EVAL)}
+def _split_files(result, split: str) -> List[str]:
+    """File pattern of one split of the run's interactions ExampleGen output."""
+    return [f"{result['examples_uri']}/Split-{split}/*"]
 
 
-def main_table(result, num_items: int, top_k: int) -> Dict[str, Dict[str, float]]:
-    """Metrics of every model on the run's eval split."""
-    data = _splits(result)
-    train, held = data[F.TRAIN], data[F.EVAL]
-    held_out = M.group_by_user(held[F.USER_ID], held[F.ITEM_ID])
-    seen = M.group_by_user(train[F.USER_ID], train[F.ITEM_ID])
-    users = sorted(held_out)
-    model = tf.saved_model.load(result["pushed_to"])
-    lists = {
-        POPULARITY: M.popularity_recommendations(M.popularity_ranking(train[F.ITEM_ID]), seen,
-                                                 users, top_k),
-        EASE: M.ease_recommendations(seen, users, top_k),
-        E.RETRIEVAL: E.servable_lists(model, "retrieve", users, 256),
-        E.MODEL: E.servable_lists(model, "serving_default", users, 256),
-    }
-    return {name: M.mean_metrics(recs, held_out, CUTOFFS, num_items) for name, recs in lists.items()}
+def main_table(result, num_items: int) -> Dict[str, Dict[str, float]]:
+    """Metrics of every model on the run's eval split (the pipeline evaluator's code, plus EASE)."""
+    scores = E.evaluate(result["pushed_to"], _split_files(result, F.TRAIN),
+                        _split_files(result, F.EVAL), num_items, EvalConfig(cutoffs=CUTOFFS),
+                        ease=True)["metrics"]
+    return {name: scores[name] for name in (E.POPULARITY, E.EASE, E.RETRIEVAL, E.MODEL)}
 
 
 # --- cold start ---
@@ -118,20 +107,11 @@ def write_without(dataset: readers.Dataset, cold_users, cold_items, folder: str)
             writer.writerow((item, values[F.TITLE], "|".join(values[F.GENRES]), values[F.YEAR]))
 
 
-def _by_user_in_time(dataset: readers.Dataset, users) -> Dict[str, List[str]]:
-    inter = dataset.interactions
-    rows: Dict[str, list] = {}
-    for position, (user, item, ts) in enumerate(zip(inter[F.USER_ID], inter[F.ITEM_ID],
-                                                    inter[F.TIMESTAMP])):
-        if user in users:
-            rows.setdefault(user, []).append((ts, position, item))
-    return {user: [item for _, _, item in sorted(values)] for user, values in rows.items()}
-
-
 def cold_users_table(model, dataset, cold_users, popular: Sequence[str], history: int, k: int,
                      num_items: int) -> Dict[str, Dict[str, float]]:
     """Recall of cold users' interactions: model (demographics; + a short history) vs popularity."""
-    timeline = _by_user_in_time(dataset, cold_users)
+    histories = splits.Histories(dataset.interactions, F.MAX_HISTORY)
+    timeline = {user: histories.timeline(user) for user in cold_users}
     users = sorted(u for u, items in timeline.items() if len(items) > history)
     call = model.signatures["recommend_with_context"]
     out = {}
@@ -209,7 +189,7 @@ def cold_start(data_dir: str, base: PipelineConfig, output_dir: str, fraction: f
         serving_dir=os.path.join(output_dir, "cold-serving"))
     result = _run(config, os.path.join(output_dir, "cold-run"))
     model = tf.saved_model.load(result["pushed_to"])
-    train = _splits(result)[F.TRAIN]
+    train = io.read_columns(_split_files(result, F.TRAIN))
     popular = M.popularity_ranking(train[F.ITEM_ID])
     table = cold_users_table(model, dataset, cold_users, popular, history, base.top_k,
                              len(dataset.items))
@@ -236,7 +216,9 @@ def chart(table: Dict[str, Dict[str, float]], path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = ["recall@10", "recall@100", "ndcg@10", "hr@10", "mrr"]
+    # Cutoffs longer than the served list are not computed; only metrics every model has.
+    metrics = [m for m in ("recall@10", "recall@100", "ndcg@10", "hr@10", "mrr")
+               if all(m in row for row in table.values())]
     fig, ax = plt.subplots(figsize=(9, 4))
     width = 0.8 / len(table)
     for n, (name, row) in enumerate(table.items()):
@@ -280,7 +262,7 @@ def main(argv=None) -> int:
     result = _run(config, os.path.join(output, "run"))
     data_dir = args.data or local_runner.prepare_data(config, os.path.join(output, "run"))
     num_items = len(readers.read_dataset(data_dir).items)
-    table = main_table(result, num_items, args.top_k)
+    table = main_table(result, num_items)
     report = {"data": args.data or "synthetic", "top_k": args.top_k, "main": table,
               "retrieval_training": result.get("retrieval_training", {})}
     print("\nHeld-out quality (same split, all items ranked, training items excluded)")

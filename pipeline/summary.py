@@ -40,10 +40,6 @@ def _read_json(uri: str, name: str) -> Dict:
         return json.load(f)
 
 
-def _type_id(store, name: str) -> int:
-    return store.get_artifact_type(name).id
-
-
 def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
     """Components of the run that started at ``started`` (epoch seconds), with times and results."""
     connection = metadata.sqlite_metadata_connection_config(config.metadata_path)
@@ -53,6 +49,7 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                          if e.create_time_since_epoch >= since_ms),
                         key=lambda e: e.create_time_since_epoch)
     result: Dict[str, object] = {"components": [], "pushed": False}
+    model_run = store.get_artifact_type("ModelRun").id
     for execution in executions:
         node = _node_id(store, execution)
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
@@ -62,7 +59,7 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
             props = artifact.custom_properties
             if node == "InteractionsExampleGen":
                 result["examples_uri"] = artifact.uri
-            elif node in _TRAINING_KEYS and artifact.type_id == _type_id(store, "ModelRun"):
+            elif node in _TRAINING_KEYS and artifact.type_id == model_run:
                 result[_TRAINING_KEYS[node]] = _read_json(artifact.uri, "training.json")
             elif node == "IndexBuilder":
                 result["index"] = _read_json(artifact.uri, STATS_FILE)

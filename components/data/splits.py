@@ -37,6 +37,10 @@ class Histories:
             self._place[i] = len(items)
             items.append(interactions[F.ITEM_ID][i])
 
+    def timeline(self, user: str) -> List[str]:
+        """All of ``user``'s items, oldest first ([] for a user without interactions)."""
+        return list(self._items.get(user, []))
+
     def of(self, index: int) -> List[str]:
         """Up to ``max_length`` items preceding interaction ``index``, oldest first."""
         place = int(self._place[index])

@@ -11,7 +11,7 @@ from components import features as F
 from components import io
 from components.evaluator import metrics as M
 
-MODEL, RETRIEVAL, POPULARITY = "recommender", "retrieval_only", "popularity"
+MODEL, RETRIEVAL, POPULARITY, EASE = "recommender", "retrieval_only", "popularity", "ease"
 
 
 def servable_lists(model, signature: str, users: Sequence[str], batch_size: int) -> Dict[str, List[str]]:
@@ -27,7 +27,7 @@ def servable_lists(model, signature: str, users: Sequence[str], batch_size: int)
 
 
 def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
-             num_items: int, config) -> Dict[str, object]:
+             num_items: int, config, ease: bool = False) -> Dict[str, object]:
     """Metrics of the recommender, its retrieval stage and popularity on the eval split.
 
     Args:
@@ -35,6 +35,8 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
       train_files, eval_files: raw interaction examples.
       num_items: catalogue size, for coverage.
       config: an EvalConfig.
+      ease: also fit and score EASE on the same split (a dense item x item
+        inverse: for catalogues of thousands of items, as in the benchmark).
 
     Returns:
       {'metrics': {name: {metric: value}}, 'list_length': int, 'cutoffs': [...]}:
@@ -53,6 +55,8 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
     length = max((len(v) for v in lists[MODEL].values()), default=0)
     lists[POPULARITY] = M.popularity_recommendations(
         M.popularity_ranking(train[F.ITEM_ID]), seen, users, length)
+    if ease:
+        lists[EASE] = M.ease_recommendations(seen, users, length)
     cutoffs = [k for k in config.cutoffs if k <= length] or [length]
     metrics = {name: M.mean_metrics(recs, held_out, cutoffs, num_items) for name, recs in lists.items()}
     return {"metrics": metrics, "list_length": length, "cutoffs": cutoffs}

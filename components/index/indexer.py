@@ -12,8 +12,8 @@ from typing import Dict, Sequence
 import numpy as np
 import tensorflow as tf
 
+from components import arrays, io
 from components import features as F
-from components import io
 from components.index import servable
 from components.retrieval.export import CANDIDATE_SIGNATURE
 
@@ -68,9 +68,7 @@ def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.U
     """
     columns = io.read_columns(files, _USER_SPEC)
     users = columns[F.USER_ID]
-    order = np.lexsort((np.arange(len(users)), columns[F.TIMESTAMP], users))
-    bounds = np.flatnonzero(np.r_[True, users[order][1:] != users[order][:-1]]) if len(users) else []
-    groups = np.split(order, bounds[1:]) if len(users) else []
+    groups = arrays.runs(users, np.lexsort((np.arange(len(users)), columns[F.TIMESTAMP], users)))
     first = np.array([g[0] for g in groups], dtype=np.int64)
     histories = np.full((len(groups), F.MAX_HISTORY), "", dtype=object)
     splits, flat = [0], []
@@ -82,12 +80,9 @@ def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.U
         splits.append(len(flat))
     last = np.array([columns[F.TIMESTAMP][g[-1]] for g in groups], dtype=np.int64)
     return servable.Users(
-        ids=users[first] if len(users) else np.array([], str),
-        ages=columns[F.AGE][first] if len(users) else np.array([], np.int64),
-        genders=columns[F.GENDER][first] if len(users) else np.array([], str),
-        occupations=columns[F.OCCUPATION][first] if len(users) else np.array([], str),
-        histories=histories, last_seen=last, seen_row_splits=np.array(splits, np.int64),
-        seen_items=np.array(flat, np.int32))
+        ids=users[first], ages=columns[F.AGE][first], genders=columns[F.GENDER][first],
+        occupations=columns[F.OCCUPATION][first], histories=histories, last_seen=last,
+        seen_row_splits=np.array(splits, np.int64), seen_items=np.array(flat, np.int32))
 
 
 def build_index(

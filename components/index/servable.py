@@ -20,17 +20,13 @@ import numpy as np
 import tensorflow as tf
 
 from components import features as F
+from components.transform import raw
 
 EXACT, SCANN = "exact", "scann"
 
-# Request-time context; "" / 0 mean "not given" (a known user's stored value is used).
-CONTEXT_SIGNATURE = {
-    F.USER_ID: tf.TensorSpec([None], tf.string, F.USER_ID),
-    F.AGE: tf.TensorSpec([None], tf.int64, F.AGE),
-    F.GENDER: tf.TensorSpec([None], tf.string, F.GENDER),
-    F.OCCUPATION: tf.TensorSpec([None], tf.string, F.OCCUPATION),
-    F.HISTORY: tf.TensorSpec([None, None], tf.string, F.HISTORY),
-}
+# Request-time context: the query tower's raw inputs but the time, which the servable
+# supplies; "" / 0 mean "not given" (a known user's stored value is used).
+CONTEXT_SIGNATURE = {key: spec for key, spec in raw.USER_SIGNATURE.items() if key != F.TIMESTAMP}
 
 
 def _bytes(values) -> np.ndarray:
@@ -185,13 +181,16 @@ class RetrievalIndex(tf.Module):
 
     # --- functions the recommender and the ranking trainer call ---
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
-    def embed_users(self, user_id):
-        """user_id [batch] -> query embeddings [batch, dim] from the stored features."""
-        rows = self.user_table.lookup(user_id)
+    def _stored_query(self, user_id, rows):
+        """Query embeddings from the features stored for user ``rows``."""
         return self._encode(user_id, rows, tf.gather(self.user_ages, rows),
                             tf.gather(self.user_genders, rows), tf.gather(self.user_occupations, rows),
                             self._stored_history(rows))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    def embed_users(self, user_id):
+        """user_id [batch] -> query embeddings [batch, dim] from the stored features."""
+        return self._stored_query(user_id, self.user_table.lookup(user_id))
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def retrieve_positions(self, user_id):
@@ -203,7 +202,7 @@ class RetrievalIndex(tf.Module):
         """
         rows = self.user_table.lookup(user_id)
         known = rows < self.num_users
-        query = self.embed_users(user_id)
+        query = self._stored_query(user_id, rows)
         positions, scores = self._answer(query, self._seen(rows), known)
         return positions, scores, known, query
 

@@ -21,8 +21,8 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
+from components import arrays, io
 from components import features as F
-from components import io
 from components.retrieval import export
 from components.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
 from pipeline.config import RetrievalConfig, from_dict
@@ -68,11 +68,8 @@ def scan_training(dataset: tf.data.Dataset, num_items: int) -> TrainingData:
                 table[key] = np.zeros((num_items + 1,) + batch[key].shape[1:], batch[key].dtype)
             table[key][items] = batch[key]
         users = batch[F.USER_IDX]
-        order = np.argsort(users, kind="stable")
-        bounds = np.flatnonzero(np.diff(users[order])) + 1
-        for group in np.split(order, bounds):
-            if len(group):
-                seen.setdefault(int(users[group[0]]), []).append(items[group])
+        for group in arrays.runs(users, np.argsort(users, kind="stable")):
+            seen.setdefault(int(users[group[0]]), []).append(items[group])
     table[F.ITEM_IDX] = np.arange(num_items + 1, dtype=np.int64)
     return TrainingData(counts, table, {u: np.unique(np.concatenate(v)) for u, v in seen.items()})
 
@@ -103,13 +100,13 @@ def scan_eval(dataset: tf.data.Dataset, seen: Dict[int, np.ndarray], max_users: 
     data = {key: np.concatenate(value) for key, value in columns.items()}
     users = data[F.USER_IDX]
     length = np.count_nonzero(data[F.HISTORY_IDS], axis=1)
-    # Earliest first: by time, then by history length (same-second interactions).
-    order = np.lexsort((length, data[F.TIME_SCALED], users))
-    first = order[np.r_[True, np.diff(users[order]) != 0]] if len(order) else order
-    rng = np.random.default_rng(seed)
-    if len(first) > max_users:
-        first = np.sort(rng.choice(first, max_users, replace=False))
-    targets = [data[F.ITEM_IDX][users == users[i]] for i in first]
+    # Each user's rows, earliest first: by time, then by history length (same-second interactions).
+    groups = arrays.runs(users, np.lexsort((length, data[F.TIME_SCALED], users)))
+    if len(groups) > max_users:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(groups), max_users, replace=False))
+        groups = [groups[g] for g in chosen]
+    first = np.array([group[0] for group in groups], dtype=np.int64)
+    targets = [data[F.ITEM_IDX][group] for group in groups]
     empty = np.zeros(0, np.int64)
     return EvalUsers({key: data[key][first] for key in QUERY_FEATURES}, targets,
                      [seen.get(int(users[i]), empty) for i in first])
