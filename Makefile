@@ -13,7 +13,7 @@ ARGS ?=
 # Data folder of the quality benchmark; empty: the embedded synthetic data.
 DATA ?=
 
-.PHONY: install run test test-fast lint compile bench bench-quality clean
+.PHONY: install run test test-fast lint compile bench bench-quality bench-index clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -40,10 +40,14 @@ compile: install
 	$(BIN)/recsys compile $(ARGS)
 
 # Benchmarks print figures side by side with baselines measured in the same run.
-bench: bench-quality
+bench: bench-quality bench-index
 
 bench-quality: install
 	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
+
+# ScaNN through the project's index code vs TensorFlow's exact top-k at 100k and 1M items.
+bench-index: install
+	$(BIN)/python -m bench.index $(ARGS)
 
 clean:
 	rm -rf tfx_output serving .pytest_cache

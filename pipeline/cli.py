@@ -29,6 +29,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     index = config.index
     if args.index_flavour:
         index = dataclasses.replace(index, flavour=args.index_flavour)
+    if args.index_min_recall is not None:
+        index = dataclasses.replace(index, min_recall=args.index_min_recall)
     index = dataclasses.replace(index, candidates=max(index.candidates, args.top_k))
     cutoffs = tuple(sorted({10, 50, 100, args.top_k}))
     evaluation = dataclasses.replace(config.evaluation, cutoffs=cutoffs,
@@ -53,7 +55,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-bad-rows-fraction", type=float, default=0.0,
                    help="skip (and report) invalid rows up to this share of a file; "
                         "default 0: any invalid row stops the run")
-    p.add_argument("--index-flavour", choices=("auto", "exact", "scann"), default=None)
+    p.add_argument("--index-flavour", choices=("auto", "exact", "scann"), default=None,
+                   help="exact (stock TF Serving), scann (TF Serving with ScaNN's ops) or auto: "
+                        "exact below 20,000 items")
+    p.add_argument("--index-min-recall", type=float, default=None,
+                   help="push only if the index's recall against exact search reaches this "
+                        "(default 0.95)")
     p.add_argument("--min-lift", type=float, default=1.0,
                    help="push only if the model's recall is at least this multiple of popularity's")
 

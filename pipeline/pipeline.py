@@ -2,8 +2,10 @@
 
 ExampleGen (interactions, split by time) + ExampleGen (catalogue)
   -> StatisticsGen -> ImportSchemaGen (schemas/) -> ExampleValidator (stops on anomalies)
-  -> Transform -> Trainer (two-tower retrieval) -> IndexBuilder (retrieval servable)
-  -> Trainer (ranking; exports the full recommender) -> RecommenderEvaluator -> Pusher
+  -> Transform -> Trainer (two-tower retrieval) -> IndexBuilder (retrieval servable; blesses
+     its index when its recall against exact search reaches IndexConfig.min_recall)
+  -> Trainer (ranking; exports the full recommender) -> RecommenderEvaluator (blesses the
+     model when it beats popularity and the index was blessed) -> Pusher
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def create_pipeline(
     ).with_id(RETRIEVAL_TRAINER)
     index = IndexBuilder(
         model=retrieval.outputs["model"],
+        transform_graph=transform.outputs["transform_graph"],
         candidates=catalogue.outputs["examples"],
         examples=interactions.outputs["examples"],
         config=json.dumps(dataclasses.asdict(config.index)),
@@ -115,6 +118,7 @@ def create_pipeline(
         examples=interactions.outputs["examples"],
         candidates=catalogue.outputs["examples"],
         config=json.dumps(dataclasses.asdict(config.evaluation)),
+        index_blessing=index.outputs["blessing"],
     )
     pusher = tfx.components.Pusher(
         model=ranking.outputs["model"],

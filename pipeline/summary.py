@@ -62,7 +62,10 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
             elif node in _TRAINING_KEYS and artifact.type_id == model_run:
                 result[_TRAINING_KEYS[node]] = _read_json(artifact.uri, "training.json")
             elif node == "IndexBuilder":
-                result["index"] = _read_json(artifact.uri, STATS_FILE)
+                # Of its two outputs only the index holds the figures.
+                figures = _read_json(artifact.uri, STATS_FILE)
+                if figures:
+                    result["index"] = figures
             elif node == "RecommenderEvaluator":
                 # Of its two outputs only the ModelEvaluation holds the metrics file.
                 evaluation = _read_json(artifact.uri, METRICS_FILE)
@@ -74,6 +77,26 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                     result["pushed_to"] = props["pushed_destination"].string_value
     result["wall_seconds"] = round(sum(c["seconds"] for c in result["components"]), 1)
     return result
+
+
+def _size(n_bytes: float) -> str:
+    for unit in ("bytes", "KiB", "MiB"):
+        if n_bytes < 1024:
+            return f"{n_bytes:.0f} {unit}" if unit == "bytes" else f"{n_bytes:.1f} {unit}"
+        n_bytes /= 1024
+    return f"{n_bytes:.1f} GiB"
+
+
+def _failed_gates(result: Dict[str, object]) -> List[str]:
+    """Why the model was not blessed, gate by gate."""
+    reasons = []
+    index = result.get("index") or {}
+    if "blessed" in index and not index["blessed"]:
+        reasons.append(index["reason"])
+    verdict = (result.get("evaluation") or {}).get("blessing", {})
+    if verdict and not verdict.get("model_blessed", True):
+        reasons.append(verdict["reasons"][0])
+    return reasons
 
 
 def render(result: Dict[str, object]) -> str:
@@ -99,8 +122,20 @@ def render(result: Dict[str, object]) -> str:
                         else "ranker not used, the recommender serves retrieval's order"))
     index = result.get("index")
     if index:
-        lines.append(f"Index: {index.get('flavour')} over {index.get('items')} items, "
-                     f"{index.get('users')} known users, built in {index.get('build_seconds')} s")
+        lines.append(f"Index: {index.get('settings', index.get('flavour'))} over "
+                     f"{index.get('items')} items ({index.get('new_items', 0)} without "
+                     f"interactions), {index.get('users')} known users; embedded in "
+                     f"{index.get('embed_seconds')} s, built in {index.get('build_seconds')} s, "
+                     f"index {_size(index.get('index_bytes', 0))}")
+        if "gate" in index:
+            recalls = ", ".join(f"{k} {v:.4f}" for k, v in index.items() if k.startswith("recall@"))
+            lines.append(f"  vs exact search on {index.get('eval_queries')} sampled queries: "
+                         f"{recalls}; search p50 {index.get('search_ms_p50', 0):.3f} ms, p99 "
+                         f"{index.get('search_ms_p99', 0):.3f} ms, "
+                         f"{index.get('search_qps_batched', 0):,.0f} queries/s batched; request "
+                         f"p50 {index.get('request_ms_p50', 0):.2f} ms through the servable")
+            lines.append(f"  {'Blessed' if index.get('blessed') else 'NOT blessed'}: "
+                         f"{index.get('reason')}")
     evaluation = result.get("evaluation")
     if evaluation:
         metrics = evaluation["metrics"]
@@ -110,10 +145,10 @@ def render(result: Dict[str, object]) -> str:
         for name, values in metrics.items():
             lines.append("  " + f"{name:<16}" + "".join(f"{values[k]:>13.4f}" for k in keys))
         verdict = evaluation.get("blessing", {})
-        lines.append(f"Blessed: {verdict.get('blessed')} ({verdict.get('gate_metric')} "
-                     f"{verdict.get('model', 0):.4f} vs popularity {verdict.get('popularity', 0):.4f})")
+        lines.append(f"Blessed: {verdict.get('blessed')} ({'; '.join(verdict.get('reasons', []))})")
     if result.get("pushed"):
         lines.append(f"Pushed to: {result.get('pushed_to')}")
     else:
-        lines.append("Not pushed: the model was not blessed; the served model is unchanged.")
+        why = "; ".join(_failed_gates(result)) or "the model was not blessed"
+        lines.append(f"Not pushed: {why}. The served model is unchanged.")
     return "\n".join(lines)

@@ -8,19 +8,28 @@ import dataclasses
 import os
 import re
 import shutil
+import subprocess
 import sys
+import textwrap
 from unittest import mock
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import json_format
+from ml_metadata.metadata_store import metadata_store
+from tfx.components.pusher import executor as pusher_executor
+from tfx.orchestration import metadata
+from tfx.proto import pusher_pb2
+from tfx.types import artifact_utils, standard_artifacts
 
 from components import features as F
 from components.data import readers, splits
 from components.evaluator import metrics as M
 from components.serving import client
 from pipeline import cli, local_runner
-from pipeline.config import DataConfig, PipelineConfig, RankingConfig, RetrievalConfig
+from pipeline import summary as summary_lib
+from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
 
 pytestmark = pytest.mark.e2e
 
@@ -35,6 +44,8 @@ def run(tiny_data, tmp_path_factory):
         # A twentieth of the default data: fewer steps per epoch, so a larger step size.
         retrieval=RetrievalConfig(learning_rate=0.005),
         ranking=RankingConfig(epochs=2),
+        # Later runs (the coarse-index test) reuse the unchanged upstream components.
+        enable_cache=True,
     )
     # TFX parses absl flags from sys.argv; pytest's own flags (-v) must not reach it.
     with mock.patch.object(sys, "argv", [sys.argv[0]]):
@@ -132,12 +143,20 @@ def test_users_the_model_never_saw_get_personal_lists_from_a_request_history(run
     assert _context_lists(model, ["nobody"], [[]], [empty])[0] == M.popularity_ranking(train_items)[:10]
 
 
-def test_summary_reports_evaluation_and_index(run):
+def test_summary_reports_evaluation_and_index(run, tiny_data):
     _, summary, _ = run
     metrics = summary["evaluation"]["metrics"]
     assert set(metrics) == {"recommender", "retrieval_only", "popularity"}
     assert summary["evaluation"]["blessing"]["blessed"] is True
-    assert summary["index"]["flavour"] == "exact" and summary["index"]["items"] == 400
+    index = summary["index"]
+    assert index["flavour"] == "exact" and index["items"] == 400 and index["users"] == 300
+    # Items without training interactions, counted from the Transform graph's vocabulary.
+    ds, _, _, train_items = _held_out(tiny_data)
+    assert index["new_items"] == len(set(ds.items) - set(train_items))
+    assert index["recall@100"] == index["recall@10"] == 1.0 and index["blessed"] is True
+    assert index["gate"] == "recall@100" and index["eval_queries"] == 150  # 300 users: half each
+    assert 0 < index["search_ms_p50"] <= index["search_ms_p99"] and index["request_ms_p50"] > 0
+    assert summary["evaluation"]["blessing"]["index_blessed"] is True
     training = summary["retrieval_training"]
     assert 1 <= training["best_epoch"] <= training["epochs_run"] <= RetrievalConfig().epochs
     assert len(training["val_recall_at_100"]) == training["epochs_run"]
@@ -146,6 +165,83 @@ def test_summary_reports_evaluation_and_index(run):
     assert isinstance(ranking["ranker_used"], bool)
     assert ranking["ranker_used"] == (ranking["eval_ndcg@10_ranked_order"]
                                       > ranking["eval_ndcg@10_retrieval_order"])
+
+
+@pytest.mark.slow
+def test_pushed_exact_model_serves_in_a_process_that_never_imports_scann(run):
+    config, _, _ = run
+    script = textwrap.dedent(f"""
+        import sys, tensorflow as tf
+        model = tf.saved_model.load({client.latest_version(config.push_dir)!r})
+        out = model.signatures["serving_default"](user_id=tf.constant(["1", "nobody"]))
+        print(out["item_ids"].shape)
+        assert "scann" not in sys.modules
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "(2, 10)"
+
+
+def test_an_index_under_its_recall_threshold_blocks_the_push(run):
+    """A coarse ScaNN index (1 of 20 leaves searched, no re-ordering) held to 0.999: the
+    run completes, the index builder records why, nothing is pushed and the summary says so."""
+    config, _, root = run
+    before = sorted(os.listdir(config.push_dir))
+    coarse = dataclasses.replace(config, index=IndexConfig(
+        flavour="scann", num_leaves=20, num_leaves_to_search=1, reordering_candidates=0,
+        min_recall=0.999))
+    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+        summary = local_runner.run(coarse, str(root / "out"))
+    index = summary["index"]
+    assert index["flavour"] == "scann" and "20 leaves, 1 searched" in index["settings"]
+    assert index["recall@100"] < 0.999 and index["blessed"] is False
+    assert "< required 0.9990" in index["reason"]
+    assert summary["evaluation"]["blessing"]["blessed"] is False
+    assert summary["evaluation"]["blessing"]["index_blessed"] is False
+    assert summary["pushed"] is False
+    assert sorted(os.listdir(config.push_dir)) == before
+    # Upstream components came from the cache: only the index and what depends on it ran.
+    states = {c["component"]: c["state"] for c in summary["components"]}
+    assert states["RetrievalTrainer"] == states["Transform"] == "CACHED", states
+    assert states["IndexBuilder"] == states["RankingTrainer"] == "COMPLETE", states
+    text = summary_lib.render(summary)
+    # (The coarse index may also cost the model its own gate; then both reasons are given.)
+    line = next(line for line in text.splitlines() if line.startswith("Not pushed: "))
+    assert index["reason"] in line and line.endswith(". The served model is unchanged.")
+    assert "NOT blessed" in text
+
+
+def test_the_stock_pusher_takes_the_index_artifact_and_its_blessing(run, tmp_path):
+    """The index builder's outputs as ML Metadata holds them, through TFX's own Pusher
+    executor: the blessed index of the first run is pushed in TF Serving's layout, the
+    coarse run's unblessed one is not."""
+    _, _, root = run
+    store = metadata_store.MetadataStore(
+        metadata.sqlite_metadata_connection_config(str(root / "out" / "metadata.sqlite")))
+    outputs = {name: [artifact_utils.deserialize_artifact(store.get_artifact_type(name), a)
+                      for a in store.get_artifacts_by_type(name) if "/IndexBuilder/" in a.uri]
+               for name in ("Model", "ModelBlessing")}
+    destination = json_format.MessageToJson(pusher_pb2.PushDestination(
+        filesystem=pusher_pb2.PushDestination.Filesystem(base_directory=str(tmp_path / "index"))))
+    verdicts = []
+    for blessing in outputs["ModelBlessing"]:
+        index = next(m for m in outputs["Model"]
+                     if m.uri == blessing.get_string_custom_property("current_model"))
+        pushed = standard_artifacts.PushedModel()
+        pushed.uri = str(tmp_path / "pushed" / os.path.basename(blessing.uri))
+        pusher_executor.Executor().Do({"model": [index], "model_blessing": [blessing]},
+                                      {"pushed_model": [pushed]},
+                                      {"push_destination": destination})
+        blessed = blessing.get_int_custom_property("blessed") == 1
+        verdicts.append(blessed)
+        assert pushed.get_int_custom_property("pushed") == int(blessed)
+        if blessed:
+            version = pushed.get_string_custom_property("pushed_destination")
+            loaded = tf.saved_model.load(version)
+            out = loaded.signatures["serving_default"](user_id=tf.constant(["1"]))
+            assert out["item_ids"].shape == (1, 100)  # the index hands on `candidates` items
+    assert sorted(verdicts) == [False, True]
 
 
 def test_recommend_command_prints_titles(run, capsys):

@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from components import features as F
-from components.index import indexer, servable
+from components.index import searcher, servable
 from components.transform import raw
+from pipeline.config import IndexConfig
 
 ITEMS = np.array(["a", "b", "c", "d", "e"])
 # Item i lies along axis i: a query's dot products are just its coordinates.
@@ -60,12 +61,11 @@ def make_users(ids, seen, histories=None):
         seen_items=np.array([p for row in seen for p in row], np.int32))
 
 
-def make_index(flavour=servable.EXACT, candidates=3):
+def make_index(candidates=3):
     # u1 saw 'a'; u2 saw 'e' and 'd'. Stored histories are empty, so queries are the vectors.
     users = make_users(USERS, [[0], [4, 3]])
     return servable.RetrievalIndex(ITEMS, ITEM_VECTORS, [f"T {i}" for i in ITEMS], POPULARITY, users,
-                                   TableEncoder(USERS, USER_VECTORS, ITEMS), candidates, flavour,
-                                   num_leaves=2, leaves_to_search=2)
+                                   TableEncoder(USERS, USER_VECTORS, ITEMS), candidates)
 
 
 def context(user_ids, histories, genders=None):
@@ -132,7 +132,9 @@ def random_index(flavour, n_items=300, n_users=20, seed=0):
     encoder = TableEncoder(user_ids, rng.normal(size=(n_users, 8)).astype(np.float32), items[:8])
     return servable.RetrievalIndex(
         items, rng.normal(size=(n_items, 8)).astype(np.float32), items, rng.random(n_items),
-        make_users(user_ids, list(seen)), encoder, 10, flavour, num_leaves=4, leaves_to_search=4)
+        make_users(user_ids, list(seen)), encoder, 10,
+        searcher.resolve(IndexConfig(flavour=flavour, num_leaves=4, num_leaves_to_search=4),
+                         n_items, 60))
 
 
 def test_scann_flavour_agrees_with_exact_when_every_leaf_is_searched():
@@ -145,9 +147,28 @@ def test_scann_flavour_agrees_with_exact_when_every_leaf_is_searched():
 
 
 def test_choose_flavour_by_catalogue_size():
-    assert indexer.choose_flavour("auto", 19_999, 20_000) == servable.EXACT
-    assert indexer.choose_flavour("auto", 20_000, 20_000) == servable.SCANN
-    assert indexer.choose_flavour("exact", 10**6, 20_000) == servable.EXACT
+    assert searcher.choose_flavour("auto", 19_999, 20_000) == servable.EXACT
+    assert searcher.choose_flavour("auto", 20_000, 20_000) == servable.SCANN
+    assert searcher.choose_flavour("exact", 10**6, 20_000) == servable.EXACT
+    with pytest.raises(ValueError, match="'auto', 'exact' or 'scann'"):
+        searcher.choose_flavour("annoy", 10, 20_000)
+
+
+def test_automatic_settings_follow_scann_guidance_and_every_knob_overrides():
+    small = searcher.resolve(IndexConfig(), 19_999, 150)
+    assert small == searcher.Settings(searcher.EXACT)
+    big = searcher.resolve(IndexConfig(), 1_000_000, 150)
+    assert (big.flavour, big.num_leaves, big.num_leaves_to_search) == (searcher.SCANN, 1000, 50)
+    assert (big.dimensions_per_block, big.anisotropic_quantization_threshold) == (2, 0.2)
+    assert big.reordering_candidates == 600 and big.training_sample_size == 100_000
+    custom = searcher.resolve(IndexConfig(flavour="scann", num_leaves=40, num_leaves_to_search=3,
+                                          reordering_candidates=0, dimensions_per_block=4,
+                                          anisotropic_quantization_threshold=0.3,
+                                          training_sample_size=500), 1_000, 150)
+    assert custom == searcher.Settings(searcher.SCANN, 40, 3, 500, 4, 0.3, 0)
+    assert "no re-ordering" in custom.describe() and "40 leaves" in custom.describe()
+    with pytest.raises(ValueError, match="at least 16 items"):
+        searcher.resolve(IndexConfig(flavour="scann"), 5, 3)
 
 
 @pytest.mark.slow

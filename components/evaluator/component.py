@@ -1,5 +1,7 @@
 """Spec of the recommender evaluator: held-out top-K metrics and a blessing for the Pusher."""
 
+from typing import Optional
+
 from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.types import ComponentSpec, standard_artifacts
@@ -18,6 +20,8 @@ class RecommenderEvaluatorSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
         "candidates": ChannelParameter(type=standard_artifacts.Examples),
+        # The index builder's verdict on its recall; the model is blessed only with it.
+        "index_blessing": ChannelParameter(type=standard_artifacts.ModelBlessing, optional=True),
     }
     OUTPUTS = {
         "evaluation": ChannelParameter(type=standard_artifacts.ModelEvaluation),
@@ -34,15 +38,17 @@ class RecommenderEvaluator(base_component.BaseComponent):
     ``retrieve`` signatures for every eval user, computes Recall/NDCG/HR/MRR and
     coverage (components/evaluator/metrics.py), and writes a ModelBlessing in
     the stock Pusher's format: the model is pushed only when it beats
-    popularity by the configured lift.
+    popularity by the configured lift and, given ``index_blessing``, the index
+    builder blessed its index (recall against exact search).
     """
 
     SPEC_CLASS = RecommenderEvaluatorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, model: BaseChannel, examples: BaseChannel, candidates: BaseChannel,
-                 config: str):
+                 config: str, index_blessing: Optional[BaseChannel] = None):
         super().__init__(spec=RecommenderEvaluatorSpec(
             model=model, examples=examples, candidates=candidates, config=config,
+            index_blessing=index_blessing,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

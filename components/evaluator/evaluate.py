@@ -75,6 +75,20 @@ def blessing(result: Mapping[str, object], gate_metric: str, min_lift: float) ->
     model_value = metrics[MODEL][gate_metric]
     baseline = metrics[POPULARITY][gate_metric]
     blessed = bool(model_value >= min_lift * baseline and model_value > 0)
-    return {"blessed": blessed, "gate_metric": gate_metric, "model": model_value,
-            "popularity": baseline, "lift": model_value / baseline if baseline else float(np.inf),
-            "required_lift": min_lift}
+    lift = model_value / baseline if baseline else float(np.inf)
+    reason = (f"{gate_metric} {model_value:.4f} vs popularity {baseline:.4f} (lift {lift:.2f}, "
+              f"required {min_lift:.2f})")
+    return {"blessed": blessed, "model_blessed": blessed, "gate_metric": gate_metric,
+            "model": model_value,
+            "popularity": baseline, "lift": lift, "required_lift": min_lift,
+            "reasons": [reason]}
+
+
+def with_index_verdict(verdict: Dict[str, object], index_blessed: bool,
+                       index_reason: str) -> Dict[str, object]:
+    """The model's verdict, also requiring the index builder's blessing."""
+    out = dict(verdict)
+    out["index_blessed"] = bool(index_blessed)
+    out["blessed"] = bool(verdict["blessed"]) and bool(index_blessed)
+    out["reasons"] = list(verdict["reasons"]) + [index_reason]
+    return out

@@ -37,6 +37,11 @@ class Executor(base_executor.BaseExecutor):
             config=config,
         )
         verdict = evaluate.blessing(result, config.gate_metric, config.min_lift_over_popularity)
+        if input_dict.get("index_blessing"):
+            index_blessing = artifact_utils.get_single_instance(input_dict["index_blessing"])
+            verdict = evaluate.with_index_verdict(
+                verdict, index_blessing.get_int_custom_property("blessed") == 1,
+                index_blessing.get_string_custom_property("reason"))
         result["blessing"] = verdict
         logging.info("Evaluation: %s", json.dumps(result))
 
@@ -51,10 +56,7 @@ class Executor(base_executor.BaseExecutor):
         blessed = verdict["blessed"]
         blessing.set_int_custom_property("blessed", int(blessed))
         blessing.set_string_custom_property("current_model", model.uri)
-        blessing.set_string_custom_property(
-            "reason", f"{verdict['gate_metric']} {verdict['model']:.4f} vs popularity "
-                      f"{verdict['popularity']:.4f} (lift {verdict['lift']:.2f}, required "
-                      f"{verdict['required_lift']:.2f})")
+        blessing.set_string_custom_property("reason", "; ".join(verdict["reasons"]))
         with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
                                "w") as f:
             f.write(blessing.get_string_custom_property("reason"))

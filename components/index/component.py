@@ -1,7 +1,7 @@
-"""Spec of the index builder component: retrieval model + catalogue -> servable index."""
+"""Spec of the index builder component: retrieval model + catalogue -> servable index + blessing."""
 
 from tfx import types
-from tfx.dsl.components.base import base_component, executor_spec
+from tfx.dsl.components.base import base_beam_component, executor_spec
 from tfx.types import ComponentSpec, standard_artifacts
 from tfx.types.channel import BaseChannel
 from tfx.types.component_spec import ChannelParameter, ExecutionParameter
@@ -16,29 +16,41 @@ class IndexBuilderSpec(ComponentSpec):
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
+        "transform_graph": ChannelParameter(type=standard_artifacts.TransformGraph),
         "candidates": ChannelParameter(type=standard_artifacts.Examples),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
     }
     OUTPUTS = {
         "index": ChannelParameter(type=standard_artifacts.Model),
+        "blessing": ChannelParameter(type=standard_artifacts.ModelBlessing),
     }
 
 
-class IndexBuilder(base_component.BaseComponent):
-    """Embeds the catalogue with the retrieval model and builds the retrieval servable.
+class IndexBuilder(base_beam_component.BaseBeamComponent):
+    """Embeds the catalogue with the retrieval model, builds the index and checks it.
 
-    Inputs: ``model`` (the two-tower model), ``candidates`` (catalogue examples,
-    split 'items'), ``examples`` (interactions; the 'train' split gives known
-    users, their exclusions and item popularity). Output: ``index``, a Model
-    artifact in the Pusher's layout (``<uri>/Format-Serving``) with the build
-    figures as custom properties.
+    Inputs: ``model`` (the two-tower model: query and candidate towers),
+    ``transform_graph`` (its vocabularies: which catalogue items had no
+    interactions), ``candidates`` (catalogue examples, split 'items'),
+    ``examples`` (interactions; the 'train' split gives known users, their
+    exclusions and item popularity).
+
+    Outputs: ``index``, a Model artifact in the Pusher's layout
+    (``<uri>/Format-Serving``; the catalogue's embeddings under
+    ``<uri>/embeddings``) whose custom properties and ``index_stats.json`` hold
+    the build and evaluation figures (Recall@k against exact search on sampled
+    queries, latency percentiles, throughput, build time, size); ``blessing``,
+    a ModelBlessing that is blessed only when the index's recall reaches
+    ``IndexConfig.min_recall``.
     """
 
     SPEC_CLASS = IndexBuilderSpec
-    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+    EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
-    def __init__(self, model: BaseChannel, candidates: BaseChannel, examples: BaseChannel,
-                 config: str):
+    def __init__(self, model: BaseChannel, transform_graph: BaseChannel, candidates: BaseChannel,
+                 examples: BaseChannel, config: str):
         super().__init__(spec=IndexBuilderSpec(
-            model=model, candidates=candidates, examples=examples, config=config,
-            index=types.Channel(type=standard_artifacts.Model)))
+            model=model, transform_graph=transform_graph, candidates=candidates,
+            examples=examples, config=config,
+            index=types.Channel(type=standard_artifacts.Model),
+            blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

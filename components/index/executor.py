@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from typing import Any, Dict, List
 
 import tensorflow as tf
 from tfx import types
-from tfx.dsl.components.base import base_executor
+from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
@@ -18,26 +19,41 @@ from components.index import indexer
 from pipeline.config import IndexConfig, from_dict
 
 STATS_FILE = "index_stats.json"
+EMBEDDINGS_DIR = "embeddings"
 
 
-class Executor(base_executor.BaseExecutor):
+class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         config = from_dict(IndexConfig, json.loads(exec_properties["config"]))
         model = artifact_utils.get_single_instance(input_dict["model"])
+        transform = artifact_utils.get_single_instance(input_dict["transform_graph"])
         index = artifact_utils.get_single_instance(output_dict["index"])
-        stats = indexer.build_index(
+        figures = indexer.build_index(
             model_dir=path_utils.serving_model_path(model.uri),
             catalogue_files=io.split_files(input_dict["candidates"], F.CATALOGUE),
             train_files=io.split_files(input_dict["examples"], F.TRAIN),
             export_dir=path_utils.serving_model_dir(index.uri),
             config=config,
+            work_dir=os.path.join(index.uri, EMBEDDINGS_DIR),
+            transform_dir=transform.uri,
+            make_pipeline=self._make_beam_pipeline,
         )
-        for key, value in stats.items():
+        logging.info("Index: %s", json.dumps(figures))
+        for key, value in figures.items():
             if isinstance(value, str):
                 index.set_string_custom_property(key, value)
             else:
                 index.set_float_custom_property(key, float(value))
         with tf.io.gfile.GFile(os.path.join(index.uri, STATS_FILE), "w") as f:
-            json.dump(stats, f, indent=2)
+            json.dump(figures, f, indent=2)
+
+        # The stock Evaluator's blessing format: a 'blessed' property and a marker file.
+        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
+        blessing.set_int_custom_property("blessed", int(figures["blessed"]))
+        blessing.set_string_custom_property("current_model", index.uri)
+        blessing.set_string_custom_property("reason", figures["reason"])
+        marker = "BLESSED" if figures["blessed"] else "NOT_BLESSED"
+        with tf.io.gfile.GFile(os.path.join(blessing.uri, marker), "w") as f:
+            f.write(figures["reason"])

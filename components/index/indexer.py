@@ -1,28 +1,26 @@
-"""Pure logic of the index builder: embed the catalogue, gather the users, build the index.
+"""Pure logic of the index builder: embed the catalogue, gather the users, build, check.
 
-Plain arguments (file lists, paths, a config) in, a SavedModel and a dict of
-figures out: testable without TFX or ML Metadata.
+Plain arguments (file lists, paths, a config, a Beam pipeline factory) in, a
+SavedModel and a dict of figures out: testable without TFX or ML Metadata.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import os
 import time
-from typing import Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
+import apache_beam as beam
 import numpy as np
 import tensorflow as tf
+import tensorflow_transform as tft
 
 from components import arrays, io
 from components import features as F
-from components.index import servable
-from components.retrieval.export import CANDIDATE_SIGNATURE
+from components.index import embed, evaluation, searcher, servable
 
-_ITEM_SPEC = {
-    F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
-    F.TITLE: tf.io.FixedLenFeature([], tf.string),
-    F.GENRES: tf.io.VarLenFeature(tf.string),
-    F.YEAR: tf.io.FixedLenFeature([], tf.int64),
-}
 _USER_SPEC = {
     F.USER_ID: tf.io.FixedLenFeature([], tf.string),
     F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
@@ -31,31 +29,8 @@ _USER_SPEC = {
     F.GENDER: tf.io.FixedLenFeature([], tf.string),
     F.OCCUPATION: tf.io.FixedLenFeature([], tf.string),
 }
-
-
-def choose_flavour(flavour: str, num_items: int, brute_force_below: int) -> str:
-    """'auto' -> exact below ``brute_force_below`` items (ScaNN's guidance), else scann."""
-    if flavour != "auto":
-        return flavour
-    return servable.EXACT if num_items < brute_force_below else servable.SCANN
-
-
-def embed_catalogue(model, files: Sequence[str], batch_size: int):
-    """Embeds every catalogue item in batches.
-
-    Returns:
-      (item_ids [n] str, titles [n] str, embeddings float32 [n, dim]).
-    """
-    embed = model.signatures[CANDIDATE_SIGNATURE]
-    ids, titles, vectors = [], [], []
-    for batch in io.batches(files, _ITEM_SPEC, batch_size):
-        out = embed(item_id=tf.constant(batch[F.ITEM_ID]), title=tf.constant(batch[F.TITLE]),
-                    genres=tf.constant(batch[F.GENRES]), year=tf.constant(batch[F.YEAR]))
-        ids.append(batch[F.ITEM_ID].astype(str))
-        titles.append(batch[F.TITLE])
-        vectors.append(out["embedding"].numpy())
-    titles = np.concatenate(titles)
-    return np.concatenate(ids), np.array([t.decode("utf-8") for t in titles]), np.vstack(vectors)
+# Index search latency is measured on this many of the evaluation queries.
+LATENCY_QUERIES = 200
 
 
 def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.Users:
@@ -85,11 +60,66 @@ def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.U
         seen_row_splits=np.array(splits, np.int64), seen_items=np.array(flat, np.int32))
 
 
+def new_items(item_ids: np.ndarray, transform_dir: Optional[str]) -> int:
+    """Catalogue items outside the Transform graph's item vocabulary (no training
+    interactions): the candidate tower places them by their features alone."""
+    if not transform_dir:
+        return 0
+    vocabulary = tft.TFTransformOutput(transform_dir).vocabulary_by_name(F.ITEM_VOCAB)
+    known = {v.decode("utf-8") if isinstance(v, bytes) else v for v in vocabulary}
+    return int(sum(1 for i in item_ids if i not in known))
+
+
+def _bytes_under(path: str) -> int:
+    return sum(tf.io.gfile.stat(os.path.join(root, name)).length
+               for root, _, names in tf.io.gfile.walk(path) for name in names)
+
+
+def sample_queries(index: servable.RetrievalIndex, user_ids: np.ndarray, n: int,
+                   seed: int = 0) -> Tuple[np.ndarray, np.ndarray]:
+    """Query embeddings of two disjoint samples of training users: (tuning, evaluation).
+
+    Up to ``n`` users each; with fewer than 2n users, half each.
+    """
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(user_ids)[: 2 * n]
+    half = min(n, len(chosen) // 2) if len(chosen) < 2 * n else n
+    vectors = np.vstack([index.embed_users(tf.constant(chosen[s:s + 1024])).numpy()
+                         for s in range(0, len(chosen), 1024)])
+    return vectors[:half], vectors[half:]
+
+
+def evaluate_index(index: servable.RetrievalIndex, item_vectors: np.ndarray,
+                   queries: np.ndarray, config) -> Dict[str, object]:
+    """The index against exact search: Recall@10 and @candidates, latency, the blessing."""
+    metrics = evaluation.evaluate(index.searcher.search, item_vectors, queries,
+                                  (10, index.candidates), latency_queries=LATENCY_QUERIES)
+    gate = f"recall@{min(index.candidates, item_vectors.shape[0])}"
+    return {**metrics, **evaluation.bless(metrics, gate, config.min_recall)}
+
+
+def request_latency(export_dir: str, user_ids: np.ndarray, n: int = 100) -> Dict[str, float]:
+    """Percentiles (ms) of one-user ``retrieve`` requests to the saved servable, reloaded."""
+    loaded = tf.saved_model.load(export_dir)
+    retrieve = loaded.signatures["retrieve"]
+    users = [tf.constant(user_ids[i:i + 1]) for i in range(min(n, len(user_ids)))]
+    retrieve(user_id=users[0])
+    seconds = []
+    for user in users:
+        start = time.perf_counter()
+        retrieve(user_id=user)["item_ids"].numpy()
+        seconds.append(time.perf_counter() - start)
+    ms = np.asarray(seconds) * 1000.0
+    return {"request_ms_p50": round(float(np.percentile(ms, 50)), 3),
+            "request_ms_p99": round(float(np.percentile(ms, 99)), 3)}
+
+
 def build_index(
     model_dir: str, catalogue_files: Sequence[str], train_files: Sequence[str], export_dir: str,
-    config,
+    config, work_dir: str, transform_dir: Optional[str] = None,
+    make_pipeline: Callable[[], beam.Pipeline] = beam.Pipeline,
 ) -> Dict[str, object]:
-    """Builds and saves the retrieval servable.
+    """Builds, saves and evaluates the retrieval servable.
 
     Args:
       model_dir: the retrieval model's SavedModel (query/candidate signatures).
@@ -97,20 +127,53 @@ def build_index(
       train_files: raw training interactions (users, exclusions, popularity).
       export_dir: where the servable is written.
       config: an IndexConfig.
+      work_dir: where the catalogue's embeddings are written (kept: they are
+        the input of any later rebuild or analysis).
+      transform_dir: the Transform graph (to count items without interactions).
+      make_pipeline: Beam pipeline factory (the executor's carries the
+        pipeline's Beam arguments).
 
     Returns:
-      Figures of the build: items, users, flavour, build seconds.
+      Figures of the build and of the index evaluation, and the blessing
+      ('blessed', 'reason').
     """
     start = time.time()
+    with make_pipeline() as pipeline:
+        pattern = embed.embed_catalogue(pipeline, model_dir, catalogue_files, work_dir,
+                                        config.batch_size)
+    item_ids, titles, item_vectors = embed.read_embeddings(pattern)
+    embed_seconds = time.time() - start
     model = tf.saved_model.load(model_dir)
-    item_ids, titles, item_vectors = embed_catalogue(model, catalogue_files, config.batch_size)
     position = {item: p for p, item in enumerate(item_ids)}
     users = training_users(train_files, position)
     popularity = np.bincount(users.seen_items, minlength=len(item_ids)).astype(np.float32)
-    flavour = choose_flavour(config.flavour, len(item_ids), config.brute_force_below)
-    index = servable.RetrievalIndex(
-        item_ids, item_vectors, titles, popularity, users, model, config.candidates, flavour,
-        config.num_leaves, config.num_leaves_to_search)
+    settings = searcher.resolve(config, len(item_ids),
+                                servable.search_depth(config.candidates, users, len(item_ids)))
+    logging.info("Index settings for %d items: %s", len(item_ids), settings.describe())
+    built = time.time()
+    index = servable.RetrievalIndex(item_ids, item_vectors, titles, popularity, users, model,
+                                    config.candidates, settings)
+    build_seconds = time.time() - built
+    tuning, queries = sample_queries(index, users.ids, config.eval_queries)
+    tuned: Dict[str, float] = {}
+    if settings.tune_leaves_to_search or settings.tune_reordering:
+        chosen = evaluation.tune_search(index.searcher, item_vectors, tuning, index.candidates,
+                                        evaluation.tuning_target(config.min_recall),
+                                        settings.tune_leaves_to_search, settings.tune_reordering)
+        settings = dataclasses.replace(settings, num_leaves_to_search=chosen["leaves_to_search"],
+                                       reordering_candidates=chosen["reordering"])
+        logging.info("Search breadth tuned on %d queries: %s", len(tuning), chosen)
+        tuned = {"tuning_queries": len(tuning), "tuning_recall": chosen["tuning_recall"]}
     servable.save(index, export_dir)
-    return {"items": len(item_ids), "users": len(users.ids), "flavour": flavour,
-            "build_seconds": round(time.time() - start, 2)}
+    figures: Dict[str, object] = {
+        "items": len(item_ids), "new_items": new_items(item_ids, transform_dir),
+        "users": len(users.ids), "embedding_dim": int(item_vectors.shape[1]),
+        "flavour": settings.flavour, "settings": settings.describe(),
+        "embed_seconds": round(embed_seconds, 2), "build_seconds": round(build_seconds, 2),
+        "index_bytes": index.searcher.size_bytes(), "servable_bytes": _bytes_under(export_dir),
+        **tuned,
+    }
+    figures.update(evaluate_index(index, item_vectors, queries, config))
+    figures.update(request_latency(export_dir, users.ids))
+    figures["total_seconds"] = round(time.time() - start, 2)
+    return figures

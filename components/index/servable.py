@@ -20,9 +20,10 @@ import numpy as np
 import tensorflow as tf
 
 from components import features as F
+from components.index import searcher
 from components.transform import raw
 
-EXACT, SCANN = "exact", "scann"
+EXACT, SCANN = searcher.EXACT, searcher.SCANN
 
 # Request-time context: the query tower's raw inputs but the time, which the servable
 # supplies; "" / 0 mean "not given" (a known user's stored value is used).
@@ -57,17 +58,11 @@ class Users:
     seen_items: np.ndarray
 
 
-def _scann_layer(embeddings: np.ndarray, k: int, num_leaves: int, leaves_to_search: int):
-    try:
-        import tensorflow_recommenders as tfrs
-        layer = tfrs.layers.factorized_top_k.ScaNN(
-            k=k, distance_measure="dot_product", num_leaves=num_leaves,
-            num_leaves_to_search=leaves_to_search, num_reordering_candidates=max(4 * k, 100))
-    except ImportError as e:  # pragma: no cover - scann is in the pinned stack
-        raise ImportError("The 'scann' index flavour needs the scann package "
-                          "(pip install scann==1.3.2) or use index flavour 'exact'.") from e
-    layer.index(tf.constant(embeddings), tf.range(embeddings.shape[0], dtype=tf.int32))
-    return layer
+def search_depth(candidates: int, users: Users, n_items: int) -> int:
+    """Results searched per query: enough that ``candidates`` remain after excluding
+    everything a user saw in training and a request's history."""
+    max_seen = int(np.diff(users.seen_row_splits).max()) if len(users.ids) else 0
+    return min(int(candidates) + max_seen + F.MAX_HISTORY, n_items)
 
 
 def _last(values: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
@@ -89,17 +84,16 @@ class RetrievalIndex(tf.Module):
         [batch] raw user features (``components/transform/raw.USER_SIGNATURE``)
         to {'embedding': [batch, dim]}: the retrieval model's SavedModel.
       candidates: list length of ``retrieve``.
-      flavour: 'exact' or 'scann'.
-      num_leaves, leaves_to_search: ScaNN tree (scann flavour only).
+      settings: the searcher's settings (``searcher.resolve``); None: exact.
     """
 
     def __init__(self, item_ids, item_embeddings, item_titles, popularity, users: Users, encoder,
-                 candidates: int, flavour: str, num_leaves: Optional[int] = None,
-                 leaves_to_search: Optional[int] = None):
+                 candidates: int, settings: Optional[searcher.Settings] = None):
         super().__init__()
         n_items = item_embeddings.shape[0]
         self.candidates = min(int(candidates), n_items)
-        self.flavour = flavour
+        self.settings = settings or searcher.Settings(EXACT)
+        self.flavour = self.settings.flavour
         self.encoder = encoder
         self.item_ids = tf.Variable(_bytes(item_ids), trainable=False)
         self.item_titles = tf.Variable(_bytes(item_titles), trainable=False)
@@ -121,7 +115,6 @@ class RetrievalIndex(tf.Module):
         splits = np.asarray(users.seen_row_splits, np.int64)
         self.seen_row_splits = tf.Variable(np.append(splits, splits[-1]), trainable=False)
         self.seen_items = tf.Variable(np.asarray(users.seen_items, np.int32), trainable=False)
-        self.max_seen = int(np.diff(splits).max()) if n_users else 0
         self.user_table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(_bytes(users.ids)),
                                                 tf.range(n_users, dtype=tf.int64)),
@@ -130,15 +123,8 @@ class RetrievalIndex(tf.Module):
             tf.lookup.KeyValueTensorInitializer(tf.constant(_bytes(item_ids)),
                                                 tf.range(n_items, dtype=tf.int64)),
             default_value=-1)
-        self.scann = None
-        if flavour == SCANN:
-            leaves = num_leaves or max(1, int(np.sqrt(n_items)))
-            search = leaves_to_search or max(1, leaves // 10)
-            # Enough extra results that `candidates` remain after every exclusion.
-            k = min(self.candidates + self.max_seen + F.MAX_HISTORY, n_items)
-            self.scann = _scann_layer(item_embeddings.astype(np.float32), k, leaves, search)
-        elif flavour != EXACT:
-            raise ValueError(f"index flavour must be '{EXACT}' or '{SCANN}', got '{flavour}'")
+        self.search_k = search_depth(candidates, users, n_items)
+        self.searcher = searcher.build(self.item_embeddings, self.settings, self.search_k)
 
     # --- building blocks (traced into the signatures) ---
 
@@ -159,17 +145,19 @@ class RetrievalIndex(tf.Module):
 
     def _personal_top(self, query: tf.Tensor, exclude: tf.RaggedTensor):
         """Top ``candidates`` (scores, positions) of each query, excluded positions left out."""
-        if self.scann is None:
-            scores = tf.matmul(query, self.item_embeddings, transpose_b=True)
-            flat = tf.stack([tf.cast(exclude.value_rowids(), tf.int32), exclude.flat_values], axis=1)
-            scores += tf.scatter_nd(flat, tf.fill([tf.shape(flat)[0]], -np.inf), tf.shape(scores))
-            return tf.math.top_k(scores, k=self.candidates)
-        found_scores, found = self.scann(query)
-        is_excluded = tf.reduce_any(
-            tf.equal(found[:, :, None], exclude.to_tensor(default_value=-1)[:, None, :]), axis=2)
+        found_scores, found = self.searcher.search(query, self.search_k)
+        # A found position is excluded when a binary search of the row's sorted
+        # exclusions lands on it: O(k log e) per row, no [k, e] comparison matrix.
+        excluded = tf.sort(exclude.to_tensor(default_value=np.iinfo(np.int32).max), axis=1)
+        excluded = tf.concat([excluded, tf.fill([tf.shape(found)[0], 1], np.iinfo(np.int32).max)],
+                             axis=1)
+        at = tf.searchsorted(excluded, found)
+        is_excluded = tf.equal(tf.gather(excluded, at, batch_dims=1), found)
         top_scores, order = tf.math.top_k(tf.where(is_excluded, -np.inf, found_scores),
                                           k=self.candidates)
-        return top_scores, tf.gather(found, order, batch_dims=1)
+        # Results the index could not fill (position -1, score -inf) point at item 0 with
+        # score -inf, like excluded items: a -inf score means "no candidate".
+        return top_scores, tf.maximum(tf.gather(found, order, batch_dims=1), 0)
 
     def _answer(self, query, exclude, personal):
         """Personal top lists where ``personal``, the popularity list elsewhere."""
@@ -277,5 +265,6 @@ def save(index: RetrievalIndex, export_dir: str) -> None:
         "retrieve_with_context": index.retrieve_with_context.get_concrete_function(),
         "lookup_titles": index.lookup_titles.get_concrete_function(),
     }
-    options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"]) if index.scann else None
+    options = (tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
+               if index.flavour == SCANN else None)
     tf.saved_model.save(index, export_dir, signatures=signatures, options=options)
