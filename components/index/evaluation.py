@@ -20,8 +20,13 @@ Search = Callable[[tf.Tensor, int], tuple]
 
 def exact_top_k(item_vectors: np.ndarray, queries: np.ndarray, k: int,
                 batch_size: int = 256) -> np.ndarray:
-    """Positions [q, k] of the k highest dot products of each query, best first."""
+    """Positions [q, k] of the k highest dot products of each query, best first.
+
+    Queries go in batches whose score matrix stays under 2**25 floats (128 MB),
+    so a million-item catalogue is searched 32 queries at a time.
+    """
     k = min(k, item_vectors.shape[0])
+    batch_size = max(1, min(batch_size, 2**25 // item_vectors.shape[0]))
     out = np.empty((queries.shape[0], k), np.int64)
     for start in range(0, queries.shape[0], batch_size):
         scores = queries[start:start + batch_size] @ item_vectors.T
