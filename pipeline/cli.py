@@ -2,7 +2,7 @@
 
   recsys run [--data FOLDER] [--output-dir DIR] [--serving-dir DIR] [--top-k K] [--epochs N] ...
   recsys compile [--output kubeflow/pipeline.yaml] [--image IMAGE] [--data gs://...]
-  recsys recommend --user ID [--serving-dir DIR]
+  recsys recommend --user ID [--serving-dir DIR | --server HOST:PORT [--protocol rest|grpc]]
   recsys download ml-100k|ml-1m [--dest DIR]
 """
 
@@ -88,16 +88,24 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_recommend(args) -> int:
-    from components.serving import client
+    from components.serving import client, remote
 
+    history = [i for i in (args.history or "").split(",") if i]
     try:
-        version = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
-        history = [i for i in (args.history or "").split(",") if i]
-        items = client.recommend(version, args.user, history, args.age, args.gender, args.occupation)
-    except (FileNotFoundError, ValueError) as e:
+        if args.server:
+            source = f"TF Serving {args.protocol}://{args.server}, model '{args.model_name}'"
+            server = remote.client(args.server, args.protocol, args.model_name,
+                                   timeout=args.timeout)
+            items = remote.recommend(server, args.user, history, args.age, args.gender,
+                                     args.occupation)
+        else:
+            source = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
+            items = client.recommend(source, args.user, history, args.age, args.gender,
+                                     args.occupation)
+    except (FileNotFoundError, ValueError, remote.ServingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"Recommendations for user {args.user} (model {version}):")
+    print(f"Recommendations for user {args.user} (model {source}):")
     for rank, (item_id, title, score) in enumerate(items, 1):
         print(f"{rank:>3}. {item_id:<10} {title:<60} {score:8.4f}")
     return 0
@@ -129,7 +137,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="print a user's list from the newest pushed model")
     rec.add_argument("--user", required=True)
-    rec.add_argument("--serving-dir", default="serving")
+    rec.add_argument("--serving-dir", default="serving",
+                     help="load the newest pushed model from here (without --server)")
+    rec.add_argument("--server", default=None,
+                     help="HOST:PORT of a running TF Serving instead (8501 REST, 8500 gRPC)")
+    rec.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    rec.add_argument("--model-name", default="recommender", help="TF Serving's model name")
+    rec.add_argument("--timeout", type=float, default=5.0, help="seconds per server call")
     rec.add_argument("--history", default="",
                      help="comma-separated item ids the user interacted with recently, oldest first "
                           "(personalises for users the model has never seen)")

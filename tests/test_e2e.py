@@ -70,6 +70,8 @@ def test_every_component_ran_and_the_model_was_pushed(run):
     version = client.latest_version(config.push_dir)
     assert os.path.basename(version).isdigit()
     assert tf.io.gfile.exists(os.path.join(version, "saved_model.pb"))
+    # TF Serving replays these before serving the version (tests/test_serving_client.py).
+    assert tf.io.gfile.exists(os.path.join(version, "assets.extra", "tf_serving_warmup_requests"))
 
 
 def test_pushed_model_beats_popularity_on_held_out_data(run, tiny_data):

@@ -1,14 +1,24 @@
-"""Level 1: the source edits that link ScaNN's ops into TF Serving (kubeflow/serving).
+"""Level 1: kubeflow/serving: the ScaNN image's source edits and the Kubernetes manifests.
 
 The Docker build itself (bazel, hours) is not run here; these tests check the
-edits on files shaped like TF Serving 2.16's and ScaNN's BUILD files.
+edits on files shaped like TF Serving 2.16's and ScaNN's BUILD files, and that
+the manifests and model config agree with each other, with the clients and
+with where the Kubeflow pipeline pushes (the model config is parsed with TF
+Serving's own proto).
 """
 
 import os
 
 import pytest
+import tensorflow as tf
+import yaml
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
+from components.serving import remote
+from kubeflow import runner
 from kubeflow.serving import link_scann_ops as link
+from pipeline.config import PipelineConfig
 
 MODEL_SERVERS_BUILD = '''\
 SUPPORTED_TENSORFLOW_OPS = if_v2([]) + if_not_v2([
@@ -111,3 +121,41 @@ def test_an_unexpected_layout_stops_with_the_file_named(trees, capsys):
     err = capsys.readouterr().err
     assert "model_servers/BUILD: expected one 'SUPPORTED_TENSORFLOW_OPS = ' assignment" in err
     assert link.main([serving, os.path.join(scann, "nowhere")]) == 1
+
+
+K8S = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kubeflow", "serving",
+                   "k8s")
+
+
+def _yaml(*parts):
+    with open(os.path.join(K8S, *parts)) as f:
+        return [doc for doc in yaml.safe_load_all(f) if doc]
+
+
+def test_model_config_serves_where_the_kubeflow_pipeline_pushes():
+    with open(os.path.join(K8S, "base", "models.config")) as f:
+        config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
+    (model,) = config.model_config_list.config
+    assert model.name == remote.DEFAULT_MODEL and model.model_platform == "tensorflow"
+    assert model.base_path == PipelineConfig(serving_dir=runner.DEFAULT_SERVING_DIR).push_dir
+
+
+def test_deployment_ports_probe_and_images_agree():
+    deployment, service = _yaml("base", "tf-serving.yaml")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    image, tag = container["image"].split(":")
+    assert image == "tensorflow/serving" and tag.startswith(".".join(tf.__version__.split(".")[:2]))
+    args = dict(a.lstrip("-").split("=", 1) for a in container["args"])
+    assert (args["port"], args["rest_api_port"]) == ("8500", "8501")  # the clients' defaults
+    assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
+    assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v1/models/recommender"
+    (mount,) = container["volumeMounts"]
+    assert args["model_config_file"] == f"{mount['mountPath']}/models.config"
+    (volume,) = deployment["spec"]["template"]["spec"]["volumes"]
+    (kustomization,) = _yaml("base", "kustomization.yaml")
+    (generated,) = kustomization["configMapGenerator"]
+    assert volume["configMap"]["name"] == generated["name"] and generated["files"] == ["models.config"]
+    (overlay,) = _yaml("scann", "kustomization.yaml")
+    (swap,) = overlay["images"]
+    assert swap["name"] == image and swap["newTag"] == tag and overlay["resources"] == ["../base"]

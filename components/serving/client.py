@@ -7,6 +7,8 @@ from typing import List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
+from components.serving import remote
+
 
 def latest_version(push_dir: str) -> str:
     """Path of the highest integer version under ``push_dir`` (TF Serving's rule).
@@ -27,18 +29,14 @@ def recommend(model_dir: str, user_id: str, history: Optional[Sequence[str]] = N
 
     With no context, via ``serving_default``; with a recent history (item ids,
     oldest first) or demographics, via ``recommend_with_context``, which
-    personalises for users the model has never seen.
+    personalises for users the model has never seen. The same request a
+    running TF Serving gets from ``remote.recommend``.
     """
-    if not user_id:
-        raise ValueError("user id must not be empty")
+    signature, inputs = remote.request_inputs(user_id, history, age, gender, occupation)
     model = tf.saved_model.load(model_dir)
-    if history or age or gender or occupation:
-        out = model.signatures["recommend_with_context"](
-            user_id=tf.constant([user_id]), age=tf.constant([int(age)], tf.int64),
-            gender=tf.constant([gender]), occupation=tf.constant([occupation]),
-            history=tf.constant([list(history or [""])]))
-    else:
-        out = model.signatures["serving_default"](user_id=tf.constant([user_id]))
+    out = model.signatures[signature](**{
+        name: tf.constant(values, tf.int64 if name == "age" else tf.string)
+        for name, values in inputs.items()})
     item_ids = out["item_ids"][0]
     titles = model.signatures["lookup_titles"](item_ids=item_ids)["titles"].numpy()
     return [(i.decode("utf-8"), t.decode("utf-8"), float(s))

@@ -12,6 +12,8 @@ A request with nothing to personalise on gets the index's popularity list unchan
 
 from __future__ import annotations
 
+import os
+
 import tensorflow as tf
 
 from components.index.servable import CONTEXT_SIGNATURE
@@ -71,7 +73,56 @@ class Recommender(tf.Module):
         return self._top(positions, scores)
 
 
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def warmup_requests(user_id: str, item_ids) -> list:
+    """PredictRequests for every signature TF Serving answers, with real inputs.
+
+    TF Serving replays the warm-up file of a model version before serving it,
+    so the first user request does not pay for loading tables and compiling
+    the graph.
+    """
+    from tensorflow_serving.apis import predict_pb2
+
+    def strings(values):
+        return tf.make_tensor_proto(values, dtype=tf.string)
+
+    history = [list(item_ids[:3]) or [""]]
+    calls = [
+        ("serving_default", {"user_id": strings([user_id, "warmup-unknown-user"])}),
+        ("recommend_with_context", {
+            "user_id": strings(["warmup-new-user"]), "age": tf.make_tensor_proto([0], tf.int64),
+            "gender": strings([""]), "occupation": strings([""]), "history": strings(history)}),
+        ("retrieve", {"user_id": strings([user_id])}),
+        ("lookup_titles", {"item_ids": strings(list(item_ids[:3]) or [""])}),
+    ]
+    requests = []
+    for signature, inputs in calls:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.signature_name = signature
+        for name, proto in inputs.items():
+            request.inputs[name].CopyFrom(proto)
+        requests.append(request)
+    return requests
+
+
+def write_warmup(export_dir: str, requests: list) -> str:
+    """Writes ``requests`` as TF Serving's warm-up file (PredictionLog records) of the model."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for request in requests:
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
 def save(recommender: Recommender, export_dir: str) -> None:
+    """Saves the signatures TF Serving serves and their warm-up requests."""
     signatures = {
         "serving_default": recommender.recommend.get_concrete_function(),
         "recommend_with_context": recommender.recommend_with_context.get_concrete_function(),
@@ -80,3 +131,6 @@ def save(recommender: Recommender, export_dir: str) -> None:
     }
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
     tf.saved_model.save(recommender, export_dir, signatures=signatures, options=options)
+    users = recommender.index.user_ids.numpy()
+    items = [i.decode("utf-8") for i in recommender.index.item_ids.numpy()[:3]]
+    write_warmup(export_dir, warmup_requests(users[0].decode("utf-8") if len(users) else "", items))
