@@ -21,7 +21,6 @@ holds) and the peak resident memory the build adds. Run: ``make bench-index``.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import tempfile
@@ -74,11 +73,23 @@ class PeakMemory:
         self.mib = round(_status_mib("VmHWM:") - self.start, 1)
 
 
-def _measure(search, items, queries, latency_queries, batch_size) -> Dict[str, float]:
-    report = evaluation.evaluate(search, items, queries, (K,), latency_queries=latency_queries,
-                                 batch_size=batch_size)
-    return {key: report[key] for key in
-            ("recall@10", "search_ms_p50", "search_ms_p90", "search_ms_p99", "search_qps_batched")}
+def _timed_build(build):
+    """(what ``build()`` returns, its seconds, the peak MiB it added)."""
+    with PeakMemory() as memory:
+        start = time.perf_counter()
+        built = build()
+        seconds = time.perf_counter() - start
+    return built, seconds, memory.mib
+
+
+def _row(n, method, settings, index, build_s, peak_mib, items, queries, args) -> Dict[str, object]:
+    """One table row: the build's figures and ``index.search`` measured against exact search."""
+    report = evaluation.evaluate(index.search, items, queries, (K,),
+                                 latency_queries=args.latency_queries, batch_size=args.batch_size)
+    return {"items": n, "method": method, "settings": settings, "build_s": round(build_s, 2),
+            "index_mib": round(index.size_bytes() / 2**20, 1), "build_peak_mib": peak_mib,
+            **{key: report[key] for key in ("recall@10", "search_ms_p50", "search_ms_p90",
+                                            "search_ms_p99", "search_qps_batched")}}
 
 
 class _Pybind:
@@ -118,42 +129,21 @@ def run_size(n: int, dim: int, args) -> List[Dict[str, object]]:
 
     settings = searcher.resolve(IndexConfig(min_recall=args.target_recall,
                                             reordering_candidates=args.reordering_candidates), n, K)
-    with PeakMemory() as memory:
-        start = time.perf_counter()
-        index = searcher.build(items, settings, K)
-        build = time.perf_counter() - start
-    if settings.tune_leaves_to_search or settings.tune_reordering:
-        chosen = evaluation.tune_search(index, items, tuning, K,
-                                        evaluation.tuning_target(args.target_recall),
-                                        settings.tune_leaves_to_search, settings.tune_reordering)
-        settings = dataclasses.replace(settings, num_leaves_to_search=chosen["leaves_to_search"],
-                                       reordering_candidates=chosen["reordering"])
-    rows.append({"items": n, "method": settings.flavour, "settings": settings.describe(),
-                 "build_s": round(build, 2), "index_mib": round(index.size_bytes() / 2**20, 1),
-                 "build_peak_mib": memory.mib,
-                 **_measure(index.search, items, queries, args.latency_queries, args.batch_size)})
+    index, build, peak = _timed_build(lambda: searcher.build(items, settings, K))
+    settings, _ = evaluation.tune(index, settings, items, tuning, K, args.target_recall)
+    rows.append(_row(n, settings.flavour, settings.describe(), index, build, peak, items, queries,
+                     args))
     del index
 
-    with PeakMemory() as memory:
-        start = time.perf_counter()
-        exact = searcher.ExactSearch(items)
-        build = time.perf_counter() - start
-    rows.append({"items": n, "method": "exact", "settings": "tf.matmul + tf.math.top_k",
-                 "build_s": round(build, 2), "index_mib": round(exact.size_bytes() / 2**20, 1),
-                 "build_peak_mib": memory.mib,
-                 **_measure(exact.search, items, queries, args.latency_queries, args.batch_size)})
+    exact, build, peak = _timed_build(lambda: searcher.ExactSearch(items))
+    rows.append(_row(n, "exact", "tf.matmul + tf.math.top_k", exact, build, peak, items, queries,
+                     args))
     del exact
 
     if args.pybind and settings.flavour == searcher.SCANN:
-        with PeakMemory() as memory:
-            start = time.perf_counter()
-            plain = _Pybind(items, settings)
-            build = time.perf_counter() - start
-        rows.append({"items": n, "method": "scann-pybind", "settings": "same, no TensorFlow",
-                     "build_s": round(build, 2), "index_mib": round(plain.size_bytes() / 2**20, 1),
-                     "build_peak_mib": memory.mib,
-                     **_measure(plain.search, items, queries, args.latency_queries,
-                                args.batch_size)})
+        plain, build, peak = _timed_build(lambda: _Pybind(items, settings))
+        rows.append(_row(n, "scann-pybind", "same, no TensorFlow", plain, build, peak, items,
+                         queries, args))
     return rows
 
 

@@ -13,8 +13,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import blessing, io
 from components import features as F
-from components import io
 from components.evaluator import evaluate
 from pipeline.config import EvalConfig, from_dict
 
@@ -52,11 +52,5 @@ class Executor(base_executor.BaseExecutor):
             for metric, value in values.items():
                 evaluation.set_float_custom_property(f"{name}/{metric}", float(value))
 
-        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
-        blessed = verdict["blessed"]
-        blessing.set_int_custom_property("blessed", int(blessed))
-        blessing.set_string_custom_property("current_model", model.uri)
-        blessing.set_string_custom_property("reason", "; ".join(verdict["reasons"]))
-        with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
-                               "w") as f:
-            f.write(blessing.get_string_custom_property("reason"))
+        blessing.write(artifact_utils.get_single_instance(output_dict["blessing"]),
+                       verdict["blessed"], model.uri, "; ".join(verdict["reasons"]))

@@ -9,6 +9,7 @@ k. Latency is measured query by query (percentiles) and in batches
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable, Dict, Sequence
 
@@ -41,22 +42,28 @@ def recall(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     return float(np.mean([len(set(f[:k]) & set(t[:k])) / k for f, t in zip(found, truth)]))
 
 
-def _ms(seconds: Sequence[float]) -> Dict[str, float]:
+def latency_ms(call: Callable[[object], object], inputs: Sequence[object]) -> Dict[str, float]:
+    """Percentiles p50/p90/p99 (ms) of ``call`` on each input in turn; one warm-up call first."""
+    call(inputs[0])
+    seconds = []
+    for item in inputs:
+        start = time.perf_counter()
+        call(item)
+        seconds.append(time.perf_counter() - start)
     ms = np.asarray(seconds) * 1000.0
     return {f"p{p}": round(float(np.percentile(ms, p)), 4) for p in (50, 90, 99)}
 
 
-def single_latency(search: Search, queries: np.ndarray, k: int, repeats: int = 1) -> Dict[str, float]:
-    """Percentiles (ms) of one-query calls; one warm-up call first."""
-    tensors = [tf.constant(queries[i:i + 1]) for i in range(queries.shape[0])]
-    search(tensors[0], k)
-    seconds = []
-    for _ in range(repeats):
-        for query in tensors:
-            start = time.perf_counter()
-            np.asarray(search(query, k)[1])
-            seconds.append(time.perf_counter() - start)
-    return _ms(seconds)
+def single_latency(search: Search, queries: np.ndarray, k: int) -> Dict[str, float]:
+    """Percentiles (ms) of one-query calls of ``search``."""
+    return latency_ms(lambda query: np.asarray(search(query, k)[1]),
+                      [tf.constant(queries[i:i + 1]) for i in range(queries.shape[0])])
+
+
+def search_all(search: Search, queries: np.ndarray, k: int, batch_size: int) -> np.ndarray:
+    """Positions [q, k] that ``search`` finds for every query, in calls of ``batch_size``."""
+    return np.concatenate([np.asarray(search(tf.constant(queries[s:s + batch_size]), k)[1])
+                           for s in range(0, len(queries), batch_size)])
 
 
 def batched_throughput(search: Search, queries: np.ndarray, k: int, batch_size: int) -> float:
@@ -87,8 +94,7 @@ def evaluate(search: Search, item_vectors: np.ndarray, queries: np.ndarray, ks: 
     ks = sorted({min(int(k), n) for k in ks})
     top = ks[-1]
     truth = exact_top_k(item_vectors, queries, top)
-    found = np.concatenate([np.asarray(search(tf.constant(queries[s:s + batch_size]), top)[1])
-                            for s in range(0, len(queries), batch_size)])
+    found = search_all(search, queries, top, batch_size)
     out: Dict[str, float] = {f"recall@{k}": round(recall(found, truth, k), 4) for k in ks}
     out.update({f"search_ms_{p}": v for p, v in
                 single_latency(search, queries[:latency_queries], top).items()})
@@ -126,9 +132,7 @@ def tune_search(index, item_vectors: np.ndarray, queries: np.ndarray, k: int, ta
         if (leaves, reorder) not in tried:
             index.leaves_to_search, index.reordering = leaves, reorder
             start = time.perf_counter()
-            found = np.concatenate([np.asarray(index.search(tf.constant(queries[s:s + batch_size]),
-                                                            k)[1])
-                                    for s in range(0, len(queries), batch_size)])
+            found = search_all(index.search, queries, k, batch_size)
             tried[leaves, reorder] = (recall(found, truth, k), time.perf_counter() - start)
         return tried[leaves, reorder][0]
 
@@ -161,6 +165,21 @@ def tune_search(index, item_vectors: np.ndarray, queries: np.ndarray, k: int, ta
     index.leaves_to_search, index.reordering = chosen
     return {"leaves_to_search": chosen[0], "reordering": chosen[1] or 0,
             "tuning_recall": round(tried[chosen][0], 4)}
+
+
+def tune(index, settings, item_vectors: np.ndarray, queries: np.ndarray, k: int,
+         min_recall: float):
+    """Tunes ``index`` (a searcher) where ``settings`` leave its breadth to tuning.
+
+    Returns:
+      (the settings as tuned, ``tune_search``'s figures or {} when nothing was tuned).
+    """
+    if not (settings.tune_leaves_to_search or settings.tune_reordering):
+        return settings, {}
+    chosen = tune_search(index, item_vectors, queries, k, tuning_target(min_recall),
+                         settings.tune_leaves_to_search, settings.tune_reordering)
+    return dataclasses.replace(settings, num_leaves_to_search=chosen["leaves_to_search"],
+                               reordering_candidates=chosen["reordering"]), chosen
 
 
 def bless(metrics: Dict[str, float], gate: str, min_recall: float) -> Dict[str, object]:

@@ -13,8 +13,8 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
+from components import blessing, io
 from components import features as F
-from components import io
 from components.index import indexer
 from pipeline.config import IndexConfig, from_dict
 
@@ -49,11 +49,5 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         with tf.io.gfile.GFile(os.path.join(index.uri, STATS_FILE), "w") as f:
             json.dump(figures, f, indent=2)
 
-        # The stock Evaluator's blessing format: a 'blessed' property and a marker file.
-        blessing = artifact_utils.get_single_instance(output_dict["blessing"])
-        blessing.set_int_custom_property("blessed", int(figures["blessed"]))
-        blessing.set_string_custom_property("current_model", index.uri)
-        blessing.set_string_custom_property("reason", figures["reason"])
-        marker = "BLESSED" if figures["blessed"] else "NOT_BLESSED"
-        with tf.io.gfile.GFile(os.path.join(blessing.uri, marker), "w") as f:
-            f.write(figures["reason"])
+        blessing.write(artifact_utils.get_single_instance(output_dict["blessing"]),
+                       figures["blessed"], index.uri, figures["reason"])

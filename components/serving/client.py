@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 from components.serving import remote
@@ -23,21 +24,25 @@ def latest_version(push_dir: str) -> str:
     return os.path.join(push_dir, max(versions, key=lambda v: int(v.strip("/"))).strip("/"))
 
 
+class LocalModel:
+    """A SavedModel on disk answering ``predict(signature, inputs)`` as a server would."""
+
+    def __init__(self, model_dir: str):
+        self.model = tf.saved_model.load(model_dir)
+
+    def predict(self, signature: str, inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
+        out = self.model.signatures[signature](**{
+            name: tf.constant(values, remote.input_dtype(name)) for name, values in inputs.items()})
+        return {name: value.numpy() for name, value in out.items()}
+
+
 def recommend(model_dir: str, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
               gender: str = "", occupation: str = "") -> List[Tuple[str, str, float]]:
     """(item_id, title, score) of one user's list, best first.
 
     With no context, via ``serving_default``; with a recent history (item ids,
     oldest first) or demographics, via ``recommend_with_context``, which
-    personalises for users the model has never seen. The same request a
+    personalises for users the model has never seen: the same requests a
     running TF Serving gets from ``remote.recommend``.
     """
-    signature, inputs = remote.request_inputs(user_id, history, age, gender, occupation)
-    model = tf.saved_model.load(model_dir)
-    out = model.signatures[signature](**{
-        name: tf.constant(values, tf.int64 if name == "age" else tf.string)
-        for name, values in inputs.items()})
-    item_ids = out["item_ids"][0]
-    titles = model.signatures["lookup_titles"](item_ids=item_ids)["titles"].numpy()
-    return [(i.decode("utf-8"), t.decode("utf-8"), float(s))
-            for i, t, s in zip(item_ids.numpy(), titles, out["scores"][0].numpy())]
+    return remote.recommend(LocalModel(model_dir), user_id, history, age, gender, occupation)

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from components.index.servable import CONTEXT_SIGNATURE
 from components.ranking.model import pair_features
+from components.serving import remote
 
 USER_ID_SPEC = tf.TensorSpec([None], tf.string, name="user_id")
 
@@ -83,28 +84,15 @@ def warmup_requests(user_id: str, item_ids) -> list:
     so the first user request does not pay for loading tables and compiling
     the graph.
     """
-    from tensorflow_serving.apis import predict_pb2
-
-    def strings(values):
-        return tf.make_tensor_proto(values, dtype=tf.string)
-
-    history = [list(item_ids[:3]) or [""]]
+    items = list(item_ids[:3]) or [""]
+    _, context = remote.request_inputs("warmup-new-user", history=items)
     calls = [
-        ("serving_default", {"user_id": strings([user_id, "warmup-unknown-user"])}),
-        ("recommend_with_context", {
-            "user_id": strings(["warmup-new-user"]), "age": tf.make_tensor_proto([0], tf.int64),
-            "gender": strings([""]), "occupation": strings([""]), "history": strings(history)}),
-        ("retrieve", {"user_id": strings([user_id])}),
-        ("lookup_titles", {"item_ids": strings(list(item_ids[:3]) or [""])}),
+        ("serving_default", {"user_id": [user_id, "warmup-unknown-user"]}),
+        ("recommend_with_context", context),
+        ("retrieve", {"user_id": [user_id]}),
+        ("lookup_titles", {"item_ids": items}),
     ]
-    requests = []
-    for signature, inputs in calls:
-        request = predict_pb2.PredictRequest()
-        request.model_spec.signature_name = signature
-        for name, proto in inputs.items():
-            request.inputs[name].CopyFrom(proto)
-        requests.append(request)
-    return requests
+    return [remote.predict_request(signature, inputs) for signature, inputs in calls]
 
 
 def write_warmup(export_dir: str, requests: list) -> str:

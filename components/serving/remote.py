@@ -47,6 +47,29 @@ def request_inputs(user_id: str, history: Optional[Sequence[str]] = None, age: i
     return "serving_default", {"user_id": [user_id]}
 
 
+def input_dtype(name: str):
+    """The TensorFlow dtype of a request input of the recommender's signatures."""
+    import tensorflow as tf
+
+    return tf.int64 if name == "age" else tf.string
+
+
+def predict_request(signature: str, inputs: Dict[str, list], model: str = "",
+                    version: Optional[int] = None):
+    """A TF Serving ``PredictRequest`` of ``inputs`` for ``signature`` (gRPC, warm-up file)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = signature
+    if version is not None:
+        request.model_spec.version.value = int(version)
+    for name, values in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=input_dtype(name)))
+    return request
+
+
 class RestClient:
     """TF Serving's REST API (port 8501 by default)."""
 
@@ -100,16 +123,8 @@ class GrpcClient:
     def predict(self, signature: str, inputs: Dict[str, list]) -> Dict[str, list]:
         import grpc
         import tensorflow as tf
-        from tensorflow_serving.apis import predict_pb2
 
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model
-        request.model_spec.signature_name = signature
-        if self.version is not None:
-            request.model_spec.version.value = int(self.version)
-        for name, values in inputs.items():
-            dtype = tf.int64 if name == "age" else tf.string
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(values, dtype=dtype))
+        request = predict_request(signature, inputs, self.model, self.version)
         try:
             response = self._stub.Predict(request, timeout=self.timeout)
         except grpc.RpcError as e:
@@ -142,7 +157,11 @@ def _text(value) -> str:
 
 def recommend(server, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
               gender: str = "", occupation: str = "") -> List[Tuple[str, str, float]]:
-    """(item_id, title, score) of one user's list from a running server, best first."""
+    """(item_id, title, score) of one user's list, best first.
+
+    ``server``: anything with ``predict(signature, inputs) -> outputs`` (a REST
+    or gRPC client, or ``client.LocalModel`` for a SavedModel on disk).
+    """
     signature, inputs = request_inputs(user_id, history, age, gender, occupation)
     out = server.predict(signature, inputs)
     item_ids = [_text(i) for i in out["item_ids"][0]]
