@@ -13,7 +13,8 @@ ARGS ?=
 # Data folder of the quality benchmark; empty: the embedded synthetic data.
 DATA ?=
 
-.PHONY: install run test test-fast lint compile bench bench-quality bench-index clean
+.PHONY: install run test test-fast lint compile bench bench-quality bench-index bench-serving \
+	bench-rerank clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -40,7 +41,7 @@ compile: install
 	$(BIN)/recsys compile $(ARGS)
 
 # Benchmarks print figures side by side with baselines measured in the same run.
-bench: bench-quality bench-index
+bench: bench-quality bench-index bench-serving bench-rerank
 
 bench-quality: install
 	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -48,6 +49,16 @@ bench-quality: install
 # ScaNN through the project's index code vs TensorFlow's exact top-k at 100k and 1M items.
 bench-index: install
 	$(BIN)/python -m bench.index $(ARGS)
+
+# The recommender servable vs the retrieval-only servable: p50/p99 of single requests and
+# batches of 32, at MovieLens size and over a 1M-item ScaNN catalogue (RUN_DIR: reuse a run).
+RUN_DIR ?=
+bench-serving: install
+	$(BIN)/python -m bench.serving $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
+
+# What each re-ranking rule costs and buys on held-out data (NDCG, diversity, freshness).
+bench-rerank: install
+	$(BIN)/python -m bench.rerank $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
 
 clean:
 	rm -rf tfx_output serving .pytest_cache

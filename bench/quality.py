@@ -128,7 +128,8 @@ def cold_users_table(model, dataset, cold_users, popular: Sequence[str], history
                 age=tf.constant([int(dataset.users[u][F.AGE]) for u in chunk], tf.int64),
                 gender=tf.constant([dataset.users[u][F.GENDER] for u in chunk]),
                 occupation=tf.constant([dataset.users[u][F.OCCUPATION] for u in chunk]),
-                history=tf.constant(padded, tf.string))
+                history=tf.constant(padded, tf.string),
+                exclude=tf.constant([[""]] * len(chunk)), k=tf.constant(0))
             for user, row in zip(chunk, response["item_ids"].numpy()):
                 lists[user] = [i.decode("utf-8") for i in row]
         baseline = M.popularity_recommendations(

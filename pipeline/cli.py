@@ -37,9 +37,18 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
                                      min_lift_over_popularity=args.min_lift)
     if args.top_k < 10:
         evaluation = dataclasses.replace(evaluation, gate_metric=f"recall@{args.top_k}")
+    ranking = dataclasses.replace(config.ranking,
+                                  list_length=max(config.ranking.list_length, args.top_k))
+    if args.ranking_loss:
+        ranking = dataclasses.replace(ranking, loss=args.ranking_loss)
+    rerank = dataclasses.replace(config.rerank, max_k=max(config.rerank.max_k, args.top_k), **{
+        key: value for key, value in (("diversity", args.diversity),
+                                      ("freshness_boost", args.freshness_boost),
+                                      ("dislike_similarity", args.dislike_similarity))
+        if value is not None})
     return dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
-                               evaluation=evaluation, top_k=args.top_k,
-                               serving_dir=args.serving_dir)
+                               ranking=ranking, rerank=rerank, evaluation=evaluation,
+                               top_k=args.top_k, serving_dir=args.serving_dir)
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -61,6 +70,15 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index-min-recall", type=float, default=None,
                    help="push only if the index's recall against exact search reaches this "
                         "(default 0.95)")
+    p.add_argument("--ranking-loss", choices=("pointwise", "listwise"), default=None,
+                   help="the ranking model's loss (default pointwise)")
+    p.add_argument("--diversity", type=float, default=None,
+                   help="re-ranking: MMR trade-off in [0, 1) on item embeddings (default 0: off)")
+    p.add_argument("--freshness-boost", type=float, default=None,
+                   help="re-ranking: boost of recently released items (default 0: off)")
+    p.add_argument("--dislike-similarity", type=float, default=None,
+                   help="re-ranking: demote items this similar (cosine) to one the user rated "
+                        "low (default 0.9; 1: off)")
     p.add_argument("--min-lift", type=float, default=1.0,
                    help="push only if the model's recall is at least this multiple of popularity's")
 
@@ -91,17 +109,18 @@ def _cmd_recommend(args) -> int:
     from components.serving import client, remote
 
     history = [i for i in (args.history or "").split(",") if i]
+    exclude = [i for i in (args.exclude or "").split(",") if i]
     try:
         if args.server:
             source = f"TF Serving {args.protocol}://{args.server}, model '{args.model_name}'"
             server = remote.client(args.server, args.protocol, args.model_name,
                                    timeout=args.timeout)
             items = remote.recommend(server, args.user, history, args.age, args.gender,
-                                     args.occupation)
+                                     args.occupation, exclude, args.k)
         else:
             source = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
             items = client.recommend(source, args.user, history, args.age, args.gender,
-                                     args.occupation)
+                                     args.occupation, exclude, args.k)
     except (FileNotFoundError, ValueError, remote.ServingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -147,6 +166,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--history", default="",
                      help="comma-separated item ids the user interacted with recently, oldest first "
                           "(personalises for users the model has never seen)")
+    rec.add_argument("--exclude", default="", help="comma-separated item ids never to return")
+    rec.add_argument("--k", type=int, default=None,
+                     help="list length (default: the model's; at most its max_k)")
     rec.add_argument("--age", type=int, default=0, help="request-time demographics (0/'': unknown)")
     rec.add_argument("--gender", default="")
     rec.add_argument("--occupation", default="")

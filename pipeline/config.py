@@ -184,25 +184,69 @@ class IndexConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RankingConfig:
-    """Hyperparameters of the ranking model that scores retrieved candidates.
+    """The ranking model that re-scores retrieved candidates, and its training lists.
 
     Attributes:
-      hidden_units: sizes of the scoring MLP's hidden layers.
-      epochs, batch_size, learning_rate: optimisation (Adam).
-      hard_negatives: per user, how many of the top retrieved items that the
-        user did not interact with are eligible as negatives.
-      negatives_per_positive: negatives drawn per positive pair (half hard,
-        half uniform over the catalogue).
+      loss: 'pointwise' (sigmoid cross-entropy per pair) or 'listwise'
+        (softmax cross-entropy per list). Pointwise is the default: on the
+        embedded data it ranked better on held-out NDCG@10 in every paired
+        run (0.2252 vs 0.2237, 0.2222 vs 0.2163, 0.2173 vs 0.2092).
+      cross_layers: DCN-v2 cross layers; projection_dim: their low-rank size
+        (0: full-rank).
+      hidden_units: sizes of the ReLU tower on top of the cross layers.
+      epochs, batch_size (lists per step), learning_rate: optimisation (Adam).
+      list_length: retrieved candidates per training list (at most the
+        index's candidates).
+      anchor_fractions: where each user's training timeline is cut into a
+        (history, next window) training list.
+      label_window: share of the user's interactions after an anchor that
+        are the list's positives (the eval split's share, by default).
+      min_interactions: users with fewer training interactions give no list.
       seed: sampling and initialisation seed.
     """
 
-    hidden_units: Tuple[int, ...] = (64, 32)
-    epochs: int = 3
-    batch_size: int = 1024
-    learning_rate: float = 0.003
-    hard_negatives: int = 100
-    negatives_per_positive: int = 4
+    loss: str = "pointwise"
+    cross_layers: int = 2
+    projection_dim: int = 32
+    hidden_units: Tuple[int, ...] = (128, 64)
+    epochs: int = 6
+    batch_size: int = 32
+    learning_rate: float = 0.001
+    list_length: int = 100
+    anchor_fractions: Tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
+    label_window: float = 0.2
+    min_interactions: int = 5
     seed: int = 43
+
+
+@dataclasses.dataclass(frozen=True)
+class RerankConfig:
+    """Business rules the servable applies to the ranked list (components/serving/rerank.py).
+
+    Items the user interacted with in training, the request's history and its
+    exclusion list are never returned (retrieval leaves them out).
+
+    Attributes:
+      dislike_rating: ratings at or below this mark an item as disliked
+        (MovieLens: 1-5 stars).
+      dislike_similarity: candidates whose item-embedding cosine similarity to
+        one of the user's disliked items reaches this are demoted behind all
+        other candidates (1.0: off; the disliked items themselves are consumed
+        and never returned).
+      diversity: MMR trade-off in [0, 1): each next item maximises
+        (1 - diversity) * relevance - diversity * max similarity to the items
+        already chosen; 0 keeps the ranker's order.
+      freshness_boost: added to the relevance (ranker scores min-max scaled to
+        [0, 1] per list) times exp(-days since the item's first interaction / 30).
+      max_k: the largest list a request may ask for (at most the index's
+        candidates).
+    """
+
+    dislike_rating: float = 2.0
+    dislike_similarity: float = 0.9
+    diversity: float = 0.0
+    freshness_boost: float = 0.0
+    max_k: int = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +292,7 @@ class PipelineConfig:
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
     index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
     ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
+    rerank: RerankConfig = dataclasses.field(default_factory=RerankConfig)
     evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
     @property
@@ -281,6 +326,18 @@ class PipelineConfig:
             (self.index.candidates >= self.top_k,
              f"index.candidates ({self.index.candidates}) must be >= top_k ({self.top_k})"),
             (self.retrieval.epochs > 0 and self.ranking.epochs > 0, "epochs must be positive"),
+            (self.ranking.loss in ("listwise", "pointwise"),
+             "ranking.loss must be 'listwise' or 'pointwise'"),
+            (self.ranking.list_length >= self.top_k,
+             f"ranking.list_length ({self.ranking.list_length}) must be >= top_k ({self.top_k})"),
+            (all(0.0 < f < 1.0 for f in self.ranking.anchor_fractions)
+             and 0.0 < self.ranking.label_window < 1.0,
+             "ranking.anchor_fractions and label_window must be in (0, 1)"),
+            (self.rerank.max_k >= self.top_k, "rerank.max_k must be >= top_k"),
+            (0.0 <= self.rerank.diversity < 1.0, "rerank.diversity must be in [0, 1)"),
+            (self.rerank.freshness_boost >= 0.0, "rerank.freshness_boost must be >= 0"),
+            (-1.0 <= self.rerank.dislike_similarity <= 1.0,
+             "rerank.dislike_similarity must be in [-1, 1]"),
             (self.retrieval.batch_size > 1, "retrieval.batch_size must be > 1 (in-batch negatives)"),
         ]
         for ok, message in checks:

@@ -111,7 +111,8 @@ def create_pipeline(
         base_model=index.outputs["index"],
         train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
-        custom_config={"ranking": dataclasses.asdict(config.ranking), "top_k": config.top_k},
+        custom_config={"ranking": dataclasses.asdict(config.ranking),
+                       "rerank": dataclasses.asdict(config.rerank), "top_k": config.top_k},
     ).with_id(RANKING_TRAINER)
     evaluator = RecommenderEvaluator(
         model=ranking.outputs["model"],

@@ -116,8 +116,10 @@ def render(result: Dict[str, object]) -> str:
                      f"{', '.join(training.get('devices', []))}")
     ranking = result.get("ranking_training")
     if ranking and "ranker_used" in ranking:
-        lines.append(f"Ranking: eval NDCG@10 {ranking['eval_ndcg@10_ranked_order']:.4f} ranked vs "
-                     f"{ranking['eval_ndcg@10_retrieval_order']:.4f} in retrieval order: "
+        lines.append(f"Ranking ({ranking.get('loss', '?')} loss, {ranking.get('train_lists', 0):,} "
+                     f"training lists): eval NDCG@10 {ranking['eval_ndcg@10_ranked_order']:.4f} "
+                     f"ranked vs {ranking['eval_ndcg@10_retrieval_order']:.4f} in retrieval "
+                     f"order, same lists: "
                      + ("ranker used" if ranking["ranker_used"]
                         else "ranker not used, the recommender serves retrieval's order"))
     index = result.get("index")

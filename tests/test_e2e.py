@@ -5,6 +5,7 @@ through the ``serving_default`` signature that TF Serving calls.
 """
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from tfx.orchestration import metadata
 from tfx.proto import pusher_pb2
 from tfx.types import artifact_utils, standard_artifacts
 
+from bench import rerank as bench_rerank
+from bench import serving as bench_serving
 from components import features as F
 from components.data import readers, splits
 from components.evaluator import metrics as M
@@ -110,7 +113,8 @@ def _context_lists(model, user_ids, histories, demographics):
         age=tf.constant([d[F.AGE] for d in demographics], tf.int64),
         gender=tf.constant([d[F.GENDER] for d in demographics]),
         occupation=tf.constant([d[F.OCCUPATION] for d in demographics]),
-        history=tf.constant([h + [""] * (width - len(h)) for h in histories]))
+        history=tf.constant([h + [""] * (width - len(h)) for h in histories]),
+        exclude=tf.constant([[""]] * len(user_ids)), k=tf.constant(0))
     return [[i.decode() for i in row] for row in out["item_ids"].numpy()]
 
 
@@ -169,13 +173,50 @@ def test_summary_reports_evaluation_and_index(run, tiny_data):
                                       > ranking["eval_ndcg@10_retrieval_order"])
 
 
+def test_serving_and_rerank_benchmarks_measure_the_pushed_model(run, tmp_path):
+    """Runs before the coarse-index test, whose unblessed index the benchmark must skip."""
+    _, summary, root = run
+    assert bench_serving.main(["--run-dir", str(root), "--catalogue", "25000", "--repeats", "20",
+                               "--out", str(tmp_path / "serving")]) == 0
+    rows = json.load(open(tmp_path / "serving" / "serving.json"))
+    assert {(r["size"], r["servable"], r["flavour"]) for r in rows} == {
+        ("movielens", "recommender", "exact"), ("movielens", "retrieval-only", "exact"),
+        ("25,000", "recommender", "scann"), ("25,000", "retrieval-only", "scann")}
+    assert {r["requests"] for r in rows} == {"single", "batch 32"}
+    assert all(0 < r["p50"] <= r["p99"] for r in rows)
+    assert "target movielens" in open(tmp_path / "serving" / "serving.txt").read()
+    assert bench_rerank.main(["--run-dir", str(root), "--out", str(tmp_path / "rerank")]) == 0
+    table = json.load(open(tmp_path / "rerank" / "rerank.json"))
+    assert set(table) == set(bench_rerank.SETTINGS)
+    # Without rules the servable's list is the ranked order the trainer scored: same NDCG.
+    ranking = summary["ranking_training"]
+    trained = ranking["eval_ndcg@10_ranked_order" if ranking["ranker_used"]
+                      else "eval_ndcg@10_retrieval_order"]
+    assert abs(table["no rules (ranked order)"]["ndcg@10"] - trained) < 2e-3, (table, trained)
+    # A strong diversity rule lowers intra-list similarity.
+    assert (table["diversity 0.3"]["intra_list_similarity"]
+            < table["no rules (ranked order)"]["intra_list_similarity"])
+
+
 @pytest.mark.slow
-def test_pushed_exact_model_serves_in_a_process_that_never_imports_scann(run):
+def test_pushed_exact_model_answers_every_signature_in_a_process_that_never_imports_scann(run):
     config, _, _ = run
     script = textwrap.dedent(f"""
         import sys, tensorflow as tf
         model = tf.saved_model.load({client.latest_version(config.push_dir)!r})
-        out = model.signatures["serving_default"](user_id=tf.constant(["1", "nobody"]))
+        s = model.signatures
+        users = tf.constant(["1", "nobody"])
+        context = s["recommend_with_context"](
+            user_id=users, age=tf.constant([0, 30], tf.int64), gender=tf.constant(["", "F"]),
+            occupation=tf.constant(["", ""]), history=tf.constant([["2"], ["3"]]),
+            exclude=tf.constant([["4"], ["no-such-item"]]), k=tf.constant(5))
+        assert context["item_ids"].shape == (2, 5), context["item_ids"].shape
+        assert context["unknown_items"].numpy().tolist() == [0, 1]
+        assert s["retrieve"](user_id=users)["item_ids"].shape == (2, 10)
+        assert s["rank"](user_id=users, item_ids=tf.constant([["2", "3"], ["5", "x"]]))[
+            "scores"].shape == (2, 2)
+        assert s["lookup_titles"](item_ids=tf.constant(["2"]))["titles"].shape == (1,)
+        out = s["serving_default"](user_id=users)
         print(out["item_ids"].shape)
         assert "scann" not in sys.modules
     """)

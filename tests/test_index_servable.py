@@ -68,9 +68,12 @@ def make_index(candidates=3):
                                    TableEncoder(USERS, USER_VECTORS, ITEMS), candidates)
 
 
-def context(user_ids, histories, genders=None):
+def context(user_ids, histories, genders=None, exclude=None):
     width = max(1, max(len(h) for h in histories))
+    exclude = exclude or [[] for _ in user_ids]
+    excluded = max(1, max(len(e) for e in exclude))
     return {
+        servable.EXCLUDE: tf.constant([e + [""] * (excluded - len(e)) for e in exclude]),
         F.USER_ID: tf.constant(user_ids),
         F.AGE: tf.zeros([len(user_ids)], tf.int64),
         F.GENDER: tf.constant(genders or [""] * len(user_ids)),

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_
 from components.index import servable
 from components.serving import client, recommender, remote
 from pipeline import cli
+from pipeline.config import RerankConfig
 from tests.test_index_servable import make_index
 
 MODEL = "recommender"
@@ -36,7 +37,7 @@ def model_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("served")
     servable.save(make_index(), str(root / "index"))
     index = tf.saved_model.load(str(root / "index"))
-    recommender.save(recommender.Recommender(index, None, top_k=3, use_ranker=False),
+    recommender.save(recommender.Recommender(index, None, RerankConfig(), top_k=3),
                      str(root / "recommender" / "1"))
     return str(root / "recommender" / "1")
 
@@ -194,6 +195,7 @@ def test_the_warm_up_file_replays_every_signature_as_tf_serving_does(model_dir):
         request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
         inputs = {name: tf.make_ndarray(proto).tolist() for name, proto in request.inputs.items()}
         out = _call(model, request.model_spec.signature_name, inputs)
-        assert all(len(value) == len(next(iter(inputs.values()))) for value in out.values())
+        batch = len(inputs["user_id"] if "user_id" in inputs else inputs["item_ids"])
+        assert all(len(value) == batch for value in out.values())
         replayed.append(request.model_spec.signature_name)
     assert sorted(replayed) == sorted(model.signatures)

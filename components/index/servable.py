@@ -6,9 +6,10 @@ demographics, the latest training history and the time of their last
 training interaction. A request may add context (demographics, recent
 history): a brand-new user with a history or demographics gets a personal
 list. Candidates are scored by dot product against every item (exact flavour)
-or through a ScaNN index (scann flavour); items the user interacted with are
-never returned. A request with nothing to personalise on (an unknown user id
-and no context) gets the most popular items: a non-personalised list, not an error.
+or through a ScaNN index (scann flavour); items the user interacted with, and
+a request's history and exclusion list, are never returned. A request with
+nothing to personalise on (an unknown user id and no context) gets the most
+popular items: a non-personalised list, not an error.
 """
 
 from __future__ import annotations
@@ -26,8 +27,11 @@ from components.transform import raw
 EXACT, SCANN = searcher.EXACT, searcher.SCANN
 
 # Request-time context: the query tower's raw inputs but the time, which the servable
-# supplies; "" / 0 mean "not given" (a known user's stored value is used).
-CONTEXT_SIGNATURE = {key: spec for key, spec in raw.USER_SIGNATURE.items() if key != F.TIMESTAMP}
+# supplies; "" / 0 mean "not given" (a known user's stored value is used); plus item ids
+# never to return ([batch, n], padded with "").
+EXCLUDE = "exclude"
+CONTEXT_SIGNATURE = {**{key: spec for key, spec in raw.USER_SIGNATURE.items() if key != F.TIMESTAMP},
+                     EXCLUDE: tf.TensorSpec([None, None], tf.string, EXCLUDE)}
 
 
 def _bytes(values) -> np.ndarray:
@@ -92,6 +96,8 @@ class RetrievalIndex(tf.Module):
         super().__init__()
         n_items = item_embeddings.shape[0]
         self.candidates = min(int(candidates), n_items)
+        # Saved (plain attributes are not): what ``candidates_of`` reads from a loaded servable.
+        self.candidate_count = tf.Variable(self.candidates, trainable=False)
         self.settings = settings or searcher.Settings(EXACT)
         self.flavour = self.settings.flavour
         self.encoder = encoder
@@ -180,29 +186,52 @@ class RetrievalIndex(tf.Module):
         """user_id [batch] -> query embeddings [batch, dim] from the stored features."""
         return self._stored_query(user_id, self.user_table.lookup(user_id))
 
+    def _history_positions(self, history: tf.RaggedTensor) -> tf.Tensor:
+        """Catalogue positions int32 [batch, MAX_HISTORY] of history ids, -1 for padding
+        and ids outside the catalogue."""
+        positions = tf.ragged.map_flat_values(self.item_table.lookup, history)
+        return tf.cast(positions.to_tensor(default_value=-1, shape=[None, F.MAX_HISTORY]), tf.int32)
+
+    def _known_positions(self, item_ids: tf.RaggedTensor):
+        """(catalogue positions int32 of the known ids, count of unknown ids per row)."""
+        positions = tf.ragged.map_flat_values(self.item_table.lookup, item_ids)
+        known = positions >= 0
+        unknown = tf.reduce_sum(tf.cast(~known, tf.int32), axis=1)
+        return tf.cast(tf.ragged.boolean_mask(positions, known), tf.int32), unknown
+
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def retrieve_positions(self, user_id):
         """Top ``candidates`` catalogue positions of each user.
 
         Returns:
-          (positions int32 [batch, c], scores float32 [batch, c], personal bool
-          [batch] (False: the popularity list), query float32 [batch, dim]).
+          {'positions': int32 [batch, c], 'scores': float32 [batch, c] (-inf:
+           no candidate), 'personal': bool [batch] (False: the popularity list),
+           'query': float32 [batch, dim], 'history': int32 [batch, MAX_HISTORY]
+           positions of the user's latest items, oldest first, -1 padded,
+           'time': int64 [batch], the user's last training interaction,
+           'unknown': int32 [batch], request item ids outside the catalogue (0)}.
         """
         rows = self.user_table.lookup(user_id)
         known = rows < self.num_users
+        history = self._stored_history(rows)
         query = self._stored_query(user_id, rows)
         positions, scores = self._answer(query, self._seen(rows), known)
-        return positions, scores, known, query
+        return {"positions": positions, "scores": scores, "personal": known, "query": query,
+                "history": self._history_positions(history),
+                "time": tf.gather(self.user_last_seen, rows),
+                "unknown": tf.zeros_like(rows, tf.int32)}
 
     @tf.function(input_signature=[CONTEXT_SIGNATURE])
     def retrieve_positions_with_context(self, context):
         """Like ``retrieve_positions``, with request-time context.
 
         Given demographics replace stored ones; the request's history (at most
-        the latest MAX_HISTORY items; ids unknown to the catalogue are ignored
-        for exclusion) is appended to a known user's stored history and
-        excluded from the results. A request with no known user, no history and
-        no demographics gets the popularity list.
+        the latest MAX_HISTORY items) is appended to a known user's stored
+        history and excluded from the results, as are the request's
+        exclusions. Ids outside the catalogue cannot be recommended and are
+        counted in 'unknown' (the query tower reads them as out-of-vocabulary).
+        A request with no known user, no history and no demographics gets the
+        popularity list.
         """
         user_id = context[F.USER_ID]
         rows = self.user_table.lookup(user_id)
@@ -215,13 +244,17 @@ class RetrievalIndex(tf.Module):
         request = _last(tf.RaggedTensor.from_tensor(context[F.HISTORY], padding=b""), F.MAX_HISTORY)
         history = _last(tf.concat([self._stored_history(rows), request], axis=1), F.MAX_HISTORY)
         query = self._encode(user_id, rows, age, gender, occupation, history)
-        requested = tf.ragged.map_flat_values(self.item_table.lookup, request)
-        requested = tf.ragged.boolean_mask(requested, requested >= 0)
-        exclude = tf.concat([self._seen(rows), tf.cast(requested, tf.int32)], axis=1)
+        requested, unknown_history = self._known_positions(request)
+        excluded, unknown_excluded = self._known_positions(
+            tf.RaggedTensor.from_tensor(context[EXCLUDE], padding=b""))
+        exclude = tf.concat([self._seen(rows), requested, excluded], axis=1)
         personal = (known | (request.row_lengths() > 0) | (age > 0) | (gender != b"")
                     | (occupation != b""))
         positions, scores = self._answer(query, exclude, personal)
-        return positions, scores, personal, query
+        return {"positions": positions, "scores": scores, "personal": personal, "query": query,
+                "history": self._history_positions(history),
+                "time": tf.gather(self.user_last_seen, rows),
+                "unknown": unknown_history + unknown_excluded}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def lookup_users(self, user_id):
@@ -238,14 +271,15 @@ class RetrievalIndex(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def retrieve(self, user_id):
         """user_id [batch] -> item_ids [batch, c] string, scores [batch, c] float32."""
-        positions, scores, _, _ = self.retrieve_positions(user_id)
-        return {"item_ids": tf.gather(self.item_ids, positions), "scores": scores}
+        found = self.retrieve_positions(user_id)
+        return {"item_ids": tf.gather(self.item_ids, found["positions"]), "scores": found["scores"]}
 
     @tf.function(input_signature=[CONTEXT_SIGNATURE])
     def retrieve_with_context(self, context):
         """Request-time context -> item_ids [batch, c] string, scores [batch, c] float32."""
-        positions, scores, _, _ = self.retrieve_positions_with_context(context)
-        return {"item_ids": tf.gather(self.item_ids, positions), "scores": scores}
+        found = self.retrieve_positions_with_context(context)
+        return {"item_ids": tf.gather(self.item_ids, found["positions"]), "scores": found["scores"],
+                "unknown_items": found["unknown"]}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
     def lookup_titles(self, item_ids):
@@ -253,6 +287,17 @@ class RetrievalIndex(tf.Module):
         positions = self.lookup_items(item_ids)
         titles = tf.gather(self.item_titles, tf.maximum(positions, 0))
         return {"titles": tf.where(positions >= 0, titles, tf.constant(b""))}
+
+
+def candidates_of(index) -> int:
+    """List length of ``retrieve_positions``, of a servable built here or loaded."""
+    return int(index.candidate_count.numpy())
+
+
+def users_of(index) -> int:
+    """Users known from training, of a servable built here or loaded (the row of
+    unknown users is this number)."""
+    return int(index.user_ids.shape[0])
 
 
 def save(index: RetrievalIndex, export_dir: str) -> None:

@@ -1,9 +1,14 @@
-"""The ranking model: scores (user, candidate) pairs retrieval has proposed.
+"""The ranking model: a DCN-v2 scorer of retrieved candidate lists, and its losses.
 
-It reads what retrieval cannot afford to combine per pair: the element-wise
-product of the user's and the item's embeddings (a learned, non-linear
-interaction rather than a plain dot product), the retrieval score itself and
-the item's popularity.
+Inputs are ``features.list_features`` of [batch, candidates] lists; the input
+vector of a pair is [query * item, query, item, standardised scalars]. Two
+cross layers (TFRS's DCN-v2 ``Cross``, low-rank) learn explicit feature
+crosses, a ReLU tower on top of them the rest; one logit per pair.
+
+Losses, on lists with at least one positive:
+  pointwise: sigmoid cross-entropy of every (pair, label);
+  listwise: softmax cross-entropy over each list (ListNet with 0/1 labels),
+    which optimises the order within the list directly.
 """
 
 from __future__ import annotations
@@ -11,35 +16,57 @@ from __future__ import annotations
 from typing import Dict, Sequence
 
 import tensorflow as tf
+import tensorflow_recommenders as tfrs
 
-QUERY, ITEM, SCORE, LOG_POPULARITY = "query", "item", "score", "log_popularity"
+from components.ranking import features as RF
+
+POINTWISE, LISTWISE = "pointwise", "listwise"
+LOSSES = (POINTWISE, LISTWISE)
 
 
 class Ranker(tf.keras.Model):
-    """{query, item: [batch, dim], score, log_popularity: [batch]} -> logit [batch]."""
+    """{QUERY, ITEM: [b, c, d], SCALARS: [b, c, s]} -> logits [b, c]."""
 
-    def __init__(self, hidden_units: Sequence[int]):
+    def __init__(self, hidden_units: Sequence[int], cross_layers: int, projection_dim: int):
         super().__init__(name="ranker")
-        self._mlp = tf.keras.Sequential(
+        self.normalize = tf.keras.layers.Normalization(axis=-1, name="scalar_normalization")
+        self.crosses = [tfrs.layers.dcn.Cross(projection_dim=projection_dim or None,
+                                              kernel_initializer="glorot_uniform")
+                        for _ in range(cross_layers)]
+        self.deep = tf.keras.Sequential(
             [tf.keras.layers.Dense(units, activation="relu") for units in hidden_units]
             + [tf.keras.layers.Dense(1)])
 
-    def call(self, features: Dict[str, tf.Tensor]) -> tf.Tensor:
-        x = tf.concat([
-            features[QUERY] * features[ITEM],
-            features[SCORE][..., None],
-            features[LOG_POPULARITY][..., None],
-        ], axis=-1)
-        return tf.squeeze(self._mlp(x), axis=-1)
+    def adapt(self, scalars: tf.Tensor) -> None:
+        """Learns the scalar features' means and variances from training pairs [n, s]."""
+        self.normalize.adapt(scalars)
+
+    def call(self, inputs: Dict[str, tf.Tensor]) -> tf.Tensor:
+        query, item = inputs[RF.QUERY], inputs[RF.ITEM]
+        shape = tf.shape(query)[:2]
+        x0 = tf.concat([query * item, query, item, self.normalize(inputs[RF.SCALARS])], axis=-1)
+        x0 = tf.reshape(x0, [-1, x0.shape[-1]])
+        x = x0
+        for cross in self.crosses:
+            x = cross(x0, x)
+        return tf.reshape(self.deep(x), shape)
 
 
-def pair_features(user_embeddings, item_embeddings, log_popularity, rows, positions):
-    """Ranker inputs of (user row, item position) pairs; rows and positions share a shape."""
-    query = tf.gather(user_embeddings, rows)
-    item = tf.gather(item_embeddings, positions)
-    return {
-        QUERY: query,
-        ITEM: item,
-        SCORE: tf.reduce_sum(query * item, axis=-1),
-        LOG_POPULARITY: tf.gather(log_popularity, positions),
-    }
+def pointwise_loss(labels: tf.Tensor, logits: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """Mean sigmoid cross-entropy over the valid pairs of [b, c] lists."""
+    losses = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
+    weights = tf.cast(valid, tf.float32)
+    return tf.reduce_sum(losses * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
+
+def listwise_loss(labels: tf.Tensor, logits: tf.Tensor, valid: tf.Tensor) -> tf.Tensor:
+    """Mean softmax cross-entropy of [b, c] lists against their normalised labels."""
+    log_probs = tf.nn.log_softmax(tf.where(valid, logits, -1e9), axis=1)
+    positives = tf.reduce_sum(labels, axis=1)
+    targets = labels / tf.maximum(positives, 1.0)[:, None]
+    per_list = -tf.reduce_sum(tf.where(valid, targets * log_probs, 0.0), axis=1)
+    has_positive = tf.cast(positives > 0, tf.float32)
+    return tf.reduce_sum(per_list * has_positive) / tf.maximum(tf.reduce_sum(has_positive), 1.0)
+
+
+LOSS_FUNCTIONS = {POINTWISE: pointwise_loss, LISTWISE: listwise_loss}

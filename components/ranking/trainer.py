@@ -1,8 +1,11 @@
 """Trainer user code of the ranking model (``run_fn``).
 
-Its ``base_model`` is the index builder's servable: it supplies user and item
-embeddings, popularity, and each user's retrieved candidates, which serve as
-hard negatives. Positives are the user's training interactions. The exported
+Its ``base_model`` is the index builder's servable: the query tower, the
+item embeddings, popularity, and retrieval itself, whose candidates are the
+ranker's lists (hard negatives). Training lists replay serving at anchors
+inside the training split (components/ranking/lists.py); the ranker is then
+checked on the eval split: NDCG@10 of the servable's retrieved lists in
+retrieval order and in ranked order, same lists, same users. The exported
 model is the whole recommender (components/serving/recommender.py).
 """
 
@@ -18,77 +21,119 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features as F
-from components import io
 from components.evaluator import metrics as M
-from components.ranking.model import Ranker, pair_features
-from components.serving import recommender
-from pipeline.config import RankingConfig, from_dict
+from components.index import servable
+from components.ranking import lists as L
+from components.ranking.features import SCALARS, list_features
+from components.ranking.model import LOSS_FUNCTIONS, Ranker
+from components.serving import recommender, rerank
+from pipeline.config import RankingConfig, RerankConfig, from_dict
+
+# Eval lists are scored in chunks of this many users.
+_CHUNK = 256
 
 
-def _rows_positions(index, columns: Dict[str, np.ndarray]):
-    """Known (user row, item position) pairs of an id table."""
-    rows = index.lookup_users(tf.constant(columns[F.USER_ID])).numpy()
-    positions = index.lookup_items(tf.constant(columns[F.ITEM_ID])).numpy()
-    keep = (rows < int(index.user_ids.shape[0])) & (positions >= 0)
-    return rows[keep], positions[keep]
+class Tables:
+    """Per-item tables the features read: embeddings, popularity, first-seen time."""
+
+    def __init__(self, index, first_seen: np.ndarray):
+        self.item_embeddings = index.item_embeddings
+        self.popularity = index.popularity.numpy()
+        self.first_seen = first_seen
+
+    def features(self, query, positions, scores, popularity, history, time):
+        return list_features(tf.constant(query), self.item_embeddings, tf.constant(positions),
+                             tf.constant(scores), tf.constant(popularity, tf.float32),
+                             tf.constant(self.first_seen[positions]), tf.constant(history),
+                             tf.constant(time, tf.int64))
 
 
-def _retrieve(index, users: np.ndarray, batch_size: int = 512):
-    """Retrieved candidate positions int [n, c] and query embeddings [n, dim] of user rows."""
-    user_ids = index.user_ids.numpy()
-    candidates, queries = [], []
-    for start in range(0, len(users), batch_size):
-        chunk = user_ids[users[start:start + batch_size]]
-        positions, _, _, query = index.retrieve_positions(tf.constant(chunk))
-        candidates.append(positions.numpy())
-        queries.append(query.numpy())
-    return np.vstack(candidates), np.vstack(queries)
+def training_lists(index, data: L.Interactions, config: RankingConfig) -> Dict[str, np.ndarray]:
+    """Queries, retrieved candidates and labels at the anchors of the training timelines."""
+    cut = L.anchors(data, config.anchor_fractions, config.label_window, config.min_interactions)
+    columns = data.columns
+    queries = []
+    for start in range(0, len(cut.rows), 1024):
+        rows, times = cut.rows[start:start + 1024], cut.times[start:start + 1024]
+        features = {key: tf.constant(columns[key][rows]) for key in
+                    (F.USER_ID, F.AGE, F.GENDER, F.OCCUPATION)}
+        features[F.HISTORY] = tf.constant(columns[F.HISTORY][rows], tf.string)
+        features[F.TIMESTAMP] = tf.constant(times)
+        queries.append(index.encoder.query_embedding(features)["embedding"].numpy())
+    queries = np.vstack(queries) if queries else np.zeros((0, index.item_embeddings.shape[1]),
+                                                          np.float32)
+    length = min(config.list_length, servable.candidates_of(index))
+    positions, scores = L.top_candidates(queries, index.item_embeddings.numpy(), cut.excluded,
+                                         length)
+    history = np.asarray(index.lookup_items(tf.constant(
+        columns[F.HISTORY][cut.rows].reshape(-1), tf.string)).numpy(), np.int32)
+    out = {"query": queries.astype(np.float32), "positions": positions, "scores": scores,
+           "popularity": L.other_users_popularity(index.popularity.numpy(), positions, cut.own),
+           "history": history.reshape(len(cut.rows), F.MAX_HISTORY), "time": cut.times,
+           "labels": L.label_matrix(positions, cut.labels)}
+    keep = out["labels"].sum(axis=1) > 0
+    return {key: value[keep] for key, value in out.items()}
 
 
-def _training_pairs(rows, positions, candidates, n_items: int, config, rng):
-    """Positives and, per positive, half hard negatives (retrieved) and half uniform ones."""
-    n_neg = config.negatives_per_positive
-    n_hard = n_neg // 2
-    hard_pool = candidates[rows, : config.hard_negatives]
-    hard = hard_pool[np.arange(len(rows))[:, None], rng.integers(0, hard_pool.shape[1], (len(rows), n_hard))]
-    uniform = rng.integers(0, n_items, (len(rows), n_neg - n_hard))
-    neg_positions = np.concatenate([hard, uniform], axis=1).reshape(-1)
-    neg_rows = np.repeat(rows, n_neg)
-    all_rows = np.concatenate([rows, neg_rows])
-    all_positions = np.concatenate([positions, neg_positions])
-    labels = np.concatenate([np.ones(len(rows)), np.zeros(len(neg_rows))]).astype(np.float32)
-    return all_rows, all_positions, labels
+def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) -> Ranker:
+    """Fits the ranker on training lists with the configured loss."""
+    ranker = Ranker(config.hidden_units, config.cross_layers, config.projection_dim)
+    sample = slice(0, min(len(data["labels"]), 2000))
+    scalars = tables.features(*(data[k][sample] for k in ("query", "positions", "scores",
+                                                         "popularity", "history", "time")))[SCALARS]
+    ranker.adapt(tf.reshape(scalars, [-1, scalars.shape[-1]]))
+    loss_fn = LOSS_FUNCTIONS[config.loss]
+    optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+
+    @tf.function
+    def step(query, positions, scores, popularity, history, time, labels):
+        inputs = list_features(query, tables.item_embeddings, positions, scores, popularity,
+                               tf.gather(first_seen, positions), history, time)
+        with tf.GradientTape() as tape:
+            loss = loss_fn(labels, ranker(inputs), tf.math.is_finite(scores))
+        optimizer.apply_gradients(zip(tape.gradient(loss, ranker.trainable_variables),
+                                      ranker.trainable_variables))
+        return loss
+
+    first_seen = tf.constant(tables.first_seen)
+    rng = np.random.default_rng(config.seed)
+    keys = ("query", "positions", "scores", "popularity", "history", "time", "labels")
+    for epoch in range(config.epochs):
+        order = rng.permutation(len(data["labels"]))
+        losses = [float(step(*(tf.constant(data[k][order[s:s + config.batch_size]]) for k in keys)))
+                  for s in range(0, len(order), config.batch_size)]
+        logging.info("Ranking epoch %d/%d: %s loss %.4f", epoch + 1, config.epochs, config.loss,
+                     float(np.mean(losses)) if losses else float("nan"))
+    return ranker
 
 
-def _auc_against_candidates(ranker, tensors, rows, positions, candidates) -> Dict[str, float]:
-    """AUC of held-out positives against the same users' retrieved candidates."""
-    auc = tf.keras.metrics.AUC()
-    neg_rows = np.repeat(rows, candidates.shape[1] // 4)
-    neg_positions = candidates[rows, : candidates.shape[1] // 4].reshape(-1)
-    for r, p, label in ((rows, positions, 1.0), (neg_rows, neg_positions, 0.0)):
-        for start in range(0, len(r), 8192):
-            chunk_rows, chunk_positions = r[start:start + 8192], p[start:start + 8192]
-            logits = ranker(pair_features(*tensors, chunk_rows, chunk_positions))
-            auc.update_state(tf.fill([len(chunk_rows)], label), tf.sigmoid(logits))
-    return {"eval_auc_vs_retrieved": float(auc.result().numpy()), "eval_pairs": int(len(rows))}
-
-
-def ndcg_of_orders(ranker, tensors, rows, positions, candidates, k: int = 10) -> Dict[str, float]:
-    """NDCG@k on held-out pairs of the retrieved candidates in retrieval order and ranked order."""
-    held: Dict[int, set] = {}
-    for row, position in zip(rows, positions):
-        held.setdefault(int(row), set()).add(int(position))
-    users = np.array(sorted(held), dtype=np.int64)
+def eval_ndcg(ranker, tables: Tables, index, files, k: int = 10) -> Dict[str, float]:
+    """NDCG@k on the eval split of the servable's retrieved lists, retrieval order vs ranked
+    (``ranker`` None: retrieval order twice)."""
+    held = L.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+    relevant: Dict[str, set] = {}
+    for user, position in zip(held.columns[F.USER_ID], held.positions):
+        relevant.setdefault(user, set()).add(int(position))
+    candidates = np.array(sorted(relevant), dtype=object)
+    rows = index.lookup_users(tf.constant(candidates, tf.string)).numpy()
+    users = candidates[rows < servable.users_of(index)]
     totals = {"retrieval": 0.0, "ranked": 0.0}
-    for start in range(0, len(users), 256):
-        chunk = users[start:start + 256]
-        lists = candidates[chunk]
-        grid = np.broadcast_to(chunk[:, None], lists.shape)
-        logits = ranker(pair_features(*tensors, grid.reshape(-1), lists.reshape(-1))).numpy()
-        ranked = np.take_along_axis(lists, np.argsort(-logits.reshape(lists.shape), axis=1), axis=1)
-        for user, by_retrieval, by_ranker in zip(chunk, lists, ranked):
-            totals["retrieval"] += M.user_metrics(list(by_retrieval), held[user], (k,))[f"ndcg@{k}"]
-            totals["ranked"] += M.user_metrics(list(by_ranker), held[user], (k,))[f"ndcg@{k}"]
+    for start in range(0, len(users), _CHUNK):
+        chunk = users[start:start + _CHUNK]
+        found = {key: value.numpy() for key, value in
+                 index.retrieve_positions(tf.constant(chunk, tf.string)).items()}
+        if ranker is None:
+            logits = found["scores"]
+        else:
+            inputs = tables.features(found["query"], found["positions"], found["scores"],
+                                     tables.popularity[found["positions"]], found["history"],
+                                     found["time"])
+            logits = np.where(np.isfinite(found["scores"]), ranker(inputs).numpy(), -np.inf)
+        ranked = np.take_along_axis(found["positions"], np.argsort(-logits, axis=1, kind="stable"),
+                                    axis=1)
+        for user, by_retrieval, by_ranker in zip(chunk, found["positions"], ranked):
+            totals["retrieval"] += M.user_metrics(list(by_retrieval), relevant[user], (k,))[f"ndcg@{k}"]
+            totals["ranked"] += M.user_metrics(list(by_ranker), relevant[user], (k,))[f"ndcg@{k}"]
     n = max(len(users), 1)
     return {f"eval_ndcg@{k}_retrieval_order": totals["retrieval"] / n,
             f"eval_ndcg@{k}_ranked_order": totals["ranked"] / n, "eval_ndcg_users": int(len(users))}
@@ -97,48 +142,40 @@ def ndcg_of_orders(ranker, tensors, rows, positions, candidates, k: int = 10) ->
 def run_fn(fn_args: FnArgs) -> None:
     """Trains the ranker on retrieval's candidates and exports the full recommender.
 
-    custom_config: {'ranking': asdict(RankingConfig), 'top_k': int}.
+    custom_config: {'ranking': asdict(RankingConfig), 'rerank': asdict(RerankConfig),
+    'top_k': int}.
     """
     config = from_dict(RankingConfig, fn_args.custom_config["ranking"])
+    rules = from_dict(RerankConfig, fn_args.custom_config["rerank"])
     top_k = int(fn_args.custom_config["top_k"])
     tf.keras.utils.set_random_seed(config.seed)
-    rng = np.random.default_rng(config.seed)
     index = tf.saved_model.load(fn_args.base_model)
     n_items = int(index.item_embeddings.shape[0])
-    n_users = int(index.user_ids.shape[0])
 
-    train_rows, train_positions = _rows_positions(index, io.read_columns(fn_args.train_files))
-    known_users = np.unique(train_rows)
-    retrieved, queries = _retrieve(index, known_users)
-    candidates = np.zeros((n_users, retrieved.shape[1]), np.int64)
-    candidates[known_users] = retrieved
-    user_embeddings = np.zeros((n_users, queries.shape[1]), np.float32)
-    user_embeddings[known_users] = queries
-    tensors = (tf.constant(user_embeddings), index.item_embeddings, tf.math.log1p(index.popularity))
-    rows, positions, labels = _training_pairs(train_rows, train_positions, candidates, n_items,
-                                              config, rng)
-    order = rng.permutation(len(labels))
-    dataset = (tf.data.Dataset.from_tensor_slices((rows[order], positions[order], labels[order]))
-               .batch(config.batch_size)
-               .map(lambda r, p, y: (pair_features(*tensors, r, p), y)))
-    ranker = Ranker(config.hidden_units)
-    ranker.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate),
-                   loss=tf.keras.losses.BinaryCrossentropy(from_logits=True),
-                   metrics=[tf.keras.metrics.AUC(from_logits=True, name="auc")])
-    history = ranker.fit(dataset, epochs=config.epochs, verbose=2)
-
-    eval_rows, eval_positions = _rows_positions(index, io.read_columns(fn_args.eval_files))
-    orders = ndcg_of_orders(ranker, tensors, eval_rows, eval_positions, candidates)
+    data = L.read(fn_args.train_files,
+                  lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+    tables = Tables(index, L.first_seen(data, n_items))
+    lists = training_lists(index, data, config)
+    logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
+                 len(lists["labels"]), lists["labels"].shape[1] if len(lists["labels"]) else 0,
+                 float(lists["labels"].sum(axis=1).mean()) if len(lists["labels"]) else 0.0)
+    ranker = train(tables, lists, config) if len(lists["labels"]) else None
+    if ranker is None:
+        logging.warning("Ranking: no training list (no user has %d training interactions with "
+                        "one among the retrieved candidates); serving retrieval's order",
+                        config.min_interactions)
+    orders = eval_ndcg(ranker, tables, index, fn_args.eval_files)
     # The ranker is used only where it improves on retrieval's own order on held-out data;
     # otherwise the recommender serves retrieval's order and the summary says so.
     use_ranker = orders["eval_ndcg@10_ranked_order"] > orders["eval_ndcg@10_retrieval_order"]
-    summary = {"train_pairs": int(len(labels)),
-               "loss": [float(v) for v in history.history["loss"]],
-               **_auc_against_candidates(ranker, tensors, eval_rows, eval_positions, candidates),
-               **orders, "ranker_used": bool(use_ranker)}
+    summary = {"loss": config.loss, "train_lists": int(len(lists["labels"])),
+               "train_positives": int(lists["labels"].sum()), **orders,
+               "ranker_used": bool(use_ranker)}
     logging.info("Ranking training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    recommender.save(recommender.Recommender(index, ranker, top_k, use_ranker),
+    disliked = rerank.disliked(data, rules.dislike_rating, index)
+    recommender.save(recommender.Recommender(index, ranker, rules, top_k, tables.first_seen,
+                                             disliked, use_ranker),
                      fn_args.serving_model_dir)

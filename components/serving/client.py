@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -24,6 +25,15 @@ def latest_version(push_dir: str) -> str:
     return os.path.join(push_dir, max(versions, key=lambda v: int(v.strip("/"))).strip("/"))
 
 
+def reason(message: str) -> str:
+    """The first line of a TensorFlow error that says what is wrong (an assertion's text)."""
+    found = re.search(r"assertion failed: \[([^\]]*)\]", message)
+    if found:
+        return found.group(1)
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return next((line for line in lines if "expected" in line or "must" in line), lines[-1] if lines else "")
+
+
 class LocalModel:
     """A SavedModel on disk answering ``predict(signature, inputs)`` as a server would."""
 
@@ -31,18 +41,26 @@ class LocalModel:
         self.model = tf.saved_model.load(model_dir)
 
     def predict(self, signature: str, inputs: Dict[str, list]) -> Dict[str, np.ndarray]:
-        out = self.model.signatures[signature](**{
-            name: tf.constant(values, remote.input_dtype(name)) for name, values in inputs.items()})
+        """Outputs of ``signature``; a request the model rejects raises ValueError with its reason."""
+        try:
+            out = self.model.signatures[signature](**{
+                name: tf.constant(values, remote.input_dtype(name))
+                for name, values in inputs.items()})
+        except tf.errors.InvalidArgumentError as e:
+            raise ValueError(f"the model rejected the request to '{signature}': "
+                             f"{reason(e.message)}") from e
         return {name: value.numpy() for name, value in out.items()}
 
 
 def recommend(model_dir: str, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
-              gender: str = "", occupation: str = "") -> List[Tuple[str, str, float]]:
+              gender: str = "", occupation: str = "", exclude: Optional[Sequence[str]] = None,
+              k: Optional[int] = None) -> List[Tuple[str, str, float]]:
     """(item_id, title, score) of one user's list, best first.
 
     With no context, via ``serving_default``; with a recent history (item ids,
-    oldest first) or demographics, via ``recommend_with_context``, which
+    oldest first), demographics, exclusions or k, via ``recommend_with_context``, which
     personalises for users the model has never seen: the same requests a
     running TF Serving gets from ``remote.recommend``.
     """
-    return remote.recommend(LocalModel(model_dir), user_id, history, age, gender, occupation)
+    return remote.recommend(LocalModel(model_dir), user_id, history, age, gender, occupation,
+                            exclude, k)

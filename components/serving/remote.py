@@ -32,18 +32,28 @@ class ServingError(RuntimeError):
 
 
 def request_inputs(user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
-                   gender: str = "", occupation: str = "") -> Tuple[str, Dict[str, list]]:
+                   gender: str = "", occupation: str = "", exclude: Optional[Sequence[str]] = None,
+                   k: Optional[int] = None) -> Tuple[str, Dict[str, object]]:
     """The signature and [batch of 1] inputs of one user's request.
 
+    A request with context (history, demographics, exclusions or k) goes to
+    ``recommend_with_context``; there the user id may be empty (a visitor
+    known only by the context). Otherwise ``serving_default``.
+
+    ``k``: list length; None asks for the model's default.
+
     Raises:
-      ValueError: an empty user id.
+      ValueError: an empty user id without context, or k < 1.
     """
-    if not user_id:
-        raise ValueError("user id must not be empty")
-    if history or age or gender or occupation:
+    if k is not None and int(k) < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if history or age or gender or occupation or exclude or k is not None:
         return "recommend_with_context", {
-            "user_id": [user_id], "age": [int(age)], "gender": [gender],
-            "occupation": [occupation], "history": [list(history or [""])]}
+            "user_id": [user_id or ""], "age": [int(age)], "gender": [gender],
+            "occupation": [occupation], "history": [list(history or [""])],
+            "exclude": [list(exclude or [""])], "k": int(k or 0)}
+    if not user_id:
+        raise ValueError("user id must not be empty (or give a history or demographics)")
     return "serving_default", {"user_id": [user_id]}
 
 
@@ -51,7 +61,7 @@ def input_dtype(name: str):
     """The TensorFlow dtype of a request input of the recommender's signatures."""
     import tensorflow as tf
 
-    return tf.int64 if name == "age" else tf.string
+    return {"age": tf.int64, "k": tf.int32}.get(name, tf.string)
 
 
 def predict_request(signature: str, inputs: Dict[str, list], model: str = "",
@@ -156,13 +166,14 @@ def _text(value) -> str:
 
 
 def recommend(server, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
-              gender: str = "", occupation: str = "") -> List[Tuple[str, str, float]]:
+              gender: str = "", occupation: str = "", exclude: Optional[Sequence[str]] = None,
+              k: Optional[int] = None) -> List[Tuple[str, str, float]]:
     """(item_id, title, score) of one user's list, best first.
 
     ``server``: anything with ``predict(signature, inputs) -> outputs`` (a REST
     or gRPC client, or ``client.LocalModel`` for a SavedModel on disk).
     """
-    signature, inputs = request_inputs(user_id, history, age, gender, occupation)
+    signature, inputs = request_inputs(user_id, history, age, gender, occupation, exclude, k)
     out = server.predict(signature, inputs)
     item_ids = [_text(i) for i in out["item_ids"][0]]
     titles = server.predict("lookup_titles", {"item_ids": item_ids})

@@ -1,0 +1,95 @@
+"""Features of (user, candidate) pairs, computed in the graph from tables.
+
+One function builds them for training lists and for served requests alike, so
+what the ranker learned on is what it scores at serving time. Per pair:
+  * the query and item embeddings and their element-wise product (the cross
+    network learns user x item interactions a dot product cannot express);
+  * the retrieval score, its gap to the list's best and the retrieval rank;
+  * item popularity (training interactions, other users') and age: days
+    between the item's first training interaction and the request's time,
+    signed (negative: first seen after the user was last active), and a
+    freshness decay of it;
+  * the user's history: the candidate's largest and mean cosine similarity to
+    the items of the history, and the history's length.
+"""
+
+from __future__ import annotations
+
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+# Keys of the feature dict.
+QUERY, ITEM, SCALARS = "query", "item", "scalars"
+SCALAR_NAMES = ("score", "score_gap", "log_rank", "log_popularity", "signed_log_age_days",
+                "freshness", "history_max_similarity", "history_mean_similarity",
+                "log_history_length")
+# Freshness decays with this time constant (days since the item was first seen).
+FRESHNESS_DAYS = 30.0
+SECONDS_PER_DAY = 86400.0
+
+
+def _unit(x: tf.Tensor) -> tf.Tensor:
+    return tf.math.l2_normalize(x, axis=-1)
+
+
+def age_days(time: tf.Tensor, first_seen: tf.Tensor) -> tf.Tensor:
+    """Days from items' first interaction ([b, c]) to the request's time ([b])."""
+    return tf.cast(time[:, None] - first_seen, tf.float32) / SECONDS_PER_DAY
+
+
+def freshness(days: tf.Tensor) -> tf.Tensor:
+    """1 for an item first seen at the request's time, decaying with its age."""
+    return tf.exp(-tf.maximum(days, 0.0) / FRESHNESS_DAYS)
+
+
+def list_features(query, item_embeddings, positions, scores, popularity, first_seen, history,
+                  time) -> Dict[str, tf.Tensor]:
+    """Ranker inputs of candidate lists.
+
+    Args:
+      query: float32 [b, d], the retrieval query embeddings.
+      item_embeddings: float32 [n_items, d].
+      positions: int [b, c], catalogue positions of the candidates, in
+        retrieval order (best first).
+      scores: float32 [b, c], retrieval scores; -inf for "no candidate".
+      popularity: float32 [b, c], the candidates' training interactions by
+        other users.
+      first_seen: int64 [b, c], time of the candidates' first training
+        interaction.
+      history: int [b, h], catalogue positions of the user's latest items,
+        -1 for padding or items outside the catalogue.
+      time: int64 [b], the request's time (the user's last activity).
+
+    Returns:
+      {QUERY: [b, c, d], ITEM: [b, c, d], SCALARS: [b, c, len(SCALAR_NAMES)]}.
+    """
+    items = tf.gather(item_embeddings, positions)
+    shape = tf.shape(items)
+    queries = tf.broadcast_to(query[:, None, :], shape)
+    finite = tf.math.is_finite(scores)
+    safe_scores = tf.where(finite, scores, 0.0)
+    best = tf.reduce_max(tf.where(finite, scores, -np.inf), axis=1, keepdims=True)
+    gap = tf.where(finite, safe_scores - tf.where(tf.math.is_finite(best), best, 0.0), 0.0)
+    rank = tf.cast(tf.broadcast_to(tf.range(shape[1])[None, :], shape[:2]), tf.float32)
+
+    days = age_days(time, first_seen)
+    signed_log_age = tf.sign(days) * tf.math.log1p(tf.abs(days))
+
+    valid = history >= 0
+    history_items = _unit(tf.gather(item_embeddings, tf.maximum(history, 0)))
+    similarity = tf.einsum("bcd,bhd->bch", _unit(items), history_items)
+    mask = tf.broadcast_to(valid[:, None, :], tf.shape(similarity))
+    length = tf.reduce_sum(tf.cast(valid, tf.float32), axis=1)
+    has_history = (length > 0)[:, None]
+    max_similarity = tf.where(has_history, tf.reduce_max(tf.where(mask, similarity, -1.0), axis=2),
+                              0.0)
+    mean_similarity = (tf.reduce_sum(tf.where(mask, similarity, 0.0), axis=2)
+                       / tf.maximum(length, 1.0)[:, None])
+    log_length = tf.broadcast_to(tf.math.log1p(length)[:, None], shape[:2])
+
+    scalars = tf.stack([safe_scores, gap, tf.math.log1p(rank), tf.math.log1p(popularity),
+                        signed_log_age, freshness(days), max_similarity, mean_similarity, log_length],
+                       axis=-1)
+    return {QUERY: queries, ITEM: items, SCALARS: scalars}

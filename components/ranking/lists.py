@@ -1,0 +1,161 @@
+"""Candidate lists the ranker learns from and is checked on (numpy, no TFX).
+
+Training lists replay serving inside the training split. Each user's training
+timeline is cut at a few anchors; at an anchor the query is what the
+retrieval servable would have computed then (the user's features, the
+history before the anchor, the time of the last interaction before it), the
+candidates are the top retrieved items with everything before the anchor
+excluded (hard negatives: items retrieval ranks high), and the labels are
+the items of the window after the anchor, as the evaluation split is the
+window after the training data. Evaluation lists are the servable's own
+retrieval answers for held-out users, labelled by the eval split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from components import arrays, io
+from components import features as F
+
+SPEC = {
+    F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+    F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+    F.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64),
+    F.RATING: tf.io.FixedLenFeature([], tf.float32, default_value=0.0),
+    F.AGE: tf.io.FixedLenFeature([], tf.int64),
+    F.GENDER: tf.io.FixedLenFeature([], tf.string),
+    F.OCCUPATION: tf.io.FixedLenFeature([], tf.string),
+    F.HISTORY: tf.io.VarLenFeature(tf.string),
+}
+
+
+@dataclasses.dataclass
+class Interactions:
+    """Training interactions grouped per user, each group in time order.
+
+    Attributes:
+      columns: SPEC's columns (history [n, MAX_HISTORY] padded with "").
+      positions: int64 [n], catalogue positions (-1: outside the catalogue).
+      groups: per user, the row indices in time order.
+    """
+
+    columns: Dict[str, np.ndarray]
+    positions: np.ndarray
+    groups: list
+
+
+def read(files: Sequence[str], lookup_items) -> Interactions:
+    """Reads interactions; ``lookup_items`` maps item ids [n] to positions [n] (-1 unknown)."""
+    columns = io.read_columns(files, SPEC)
+    history = columns[F.HISTORY]
+    padded = np.full((len(history), F.MAX_HISTORY), "", dtype=object)
+    if history.ndim == 2 and history.shape[1]:
+        width = min(history.shape[1], F.MAX_HISTORY)
+        padded[:, :width] = history[:, -width:] if history.shape[1] > width else history
+    columns[F.HISTORY] = padded
+    positions = np.asarray(lookup_items(columns[F.ITEM_ID]), np.int64)
+    users = columns[F.USER_ID]
+    order = np.lexsort((np.arange(len(users)), columns[F.TIMESTAMP], users))
+    return Interactions(columns, positions, arrays.runs(users, order))
+
+
+def first_seen(interactions: Interactions, n_items: int) -> np.ndarray:
+    """int64 [n_items], each item's first training interaction time; items without
+    one get the latest training time (new in the catalogue)."""
+    times = interactions.columns[F.TIMESTAMP]
+    latest = int(times.max()) if len(times) else 0
+    out = np.full(n_items, latest, np.int64)
+    known = interactions.positions >= 0
+    np.minimum.at(out, interactions.positions[known], times[known])
+    return out
+
+
+@dataclasses.dataclass
+class Anchors:
+    """Where training lists are cut.
+
+    Attributes:
+      rows: int64 [L], the interaction each list is anchored at (its query
+        reads this row's features and history).
+      times: int64 [L], the time of the user's interaction before the anchor.
+      excluded: L arrays of positions interacted with before the anchor.
+      labels: L arrays of positions interacted with in the window after it.
+      own: L arrays of positions of all the user's training interactions.
+    """
+
+    rows: np.ndarray
+    times: np.ndarray
+    excluded: list
+    labels: list
+    own: list
+
+
+def anchors(interactions: Interactions, fractions: Sequence[float], window: float,
+            min_interactions: int) -> Anchors:
+    """Cuts every user with ``min_interactions`` or more at ``fractions`` of their
+    timeline; labels are the next ``window`` share (at least one interaction)."""
+    times = interactions.columns[F.TIMESTAMP]
+    out = Anchors(np.zeros(0, np.int64), np.zeros(0, np.int64), [], [], [])
+    rows, anchor_times = [], []
+    for group in interactions.groups:
+        n = len(group)
+        if n < min_interactions:
+            continue
+        positions = interactions.positions[group]
+        own = np.unique(positions[positions >= 0])
+        width = max(1, int(round(n * window)))
+        for cut in sorted({min(max(int(round(n * f)), 1), n - 1) for f in fractions}):
+            labels = positions[cut:cut + width]
+            before = positions[:cut]
+            rows.append(group[cut])
+            anchor_times.append(times[group[cut - 1]])
+            out.excluded.append(np.unique(before[before >= 0]))
+            out.labels.append(np.unique(labels[labels >= 0]))
+            out.own.append(own)
+    out.rows = np.asarray(rows, np.int64)
+    out.times = np.asarray(anchor_times, np.int64)
+    return out
+
+
+def top_candidates(queries: np.ndarray, item_embeddings: np.ndarray, excluded: Sequence[np.ndarray],
+                   k: int, max_scores: int = 2 ** 24):
+    """Exact top ``k`` (positions int32 [q, k], scores float32 [q, k]) of each query,
+    its excluded positions left out; -inf scores where fewer than k remain."""
+    n_items = item_embeddings.shape[0]
+    k = min(k, n_items)
+    step = max(1, max_scores // max(n_items, 1))
+    positions = np.zeros((len(queries), k), np.int32)
+    scores = np.zeros((len(queries), k), np.float32)
+    for start in range(0, len(queries), step):
+        chunk = queries[start:start + step] @ item_embeddings.T
+        for i, row in enumerate(excluded[start:start + step]):
+            chunk[i, row] = -np.inf
+        top = np.argpartition(-chunk, k - 1, axis=1)[:, :k] if k < n_items else \
+            np.tile(np.arange(n_items), (len(chunk), 1))
+        top_scores = np.take_along_axis(chunk, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        positions[start:start + len(chunk)] = np.take_along_axis(top, order, axis=1)
+        scores[start:start + len(chunk)] = np.take_along_axis(top_scores, order, axis=1)
+    return positions, scores
+
+
+def label_matrix(positions: np.ndarray, labels: Sequence[np.ndarray]) -> np.ndarray:
+    """float32 [L, c]: 1 where a candidate is among its list's labels."""
+    return np.stack([np.isin(row, label) for row, label in zip(positions, labels)]).astype(
+        np.float32) if len(positions) else np.zeros(positions.shape, np.float32)
+
+
+def other_users_popularity(popularity: np.ndarray, positions: np.ndarray,
+                           own: Sequence[np.ndarray]) -> np.ndarray:
+    """float32 [L, c]: popularity of the candidates without the list's user's own
+    interactions (served lists never hold items the user interacted with, so
+    their popularity is always other users')."""
+    counts = popularity[positions].astype(np.float32)
+    for i, mine in enumerate(own):
+        counts[i] -= np.isin(positions[i], mine)
+    return counts

@@ -1,0 +1,202 @@
+"""Level 1-2: the ranking stage's training lists, losses and model, and the re-ranking rules."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components import features as F
+from components.ranking import features as RF
+from components.ranking import lists as L
+from components.ranking.model import (
+    LISTWISE,
+    LOSS_FUNCTIONS,
+    POINTWISE,
+    Ranker,
+    listwise_loss,
+    pointwise_loss,
+)
+from components.serving import rerank
+from pipeline.config import PipelineConfig, RankingConfig, RerankConfig
+
+
+def _interactions(timelines):
+    """Interactions of {user: [item position, ...]} in time order (one second apart)."""
+    users, items, times = [], [], []
+    for user, positions in timelines.items():
+        for t, position in enumerate(positions):
+            users.append(user)
+            items.append(f"i{position}")
+            times.append(100 + t)
+    columns = {F.USER_ID: np.array(users, dtype=object), F.ITEM_ID: np.array(items, dtype=object),
+               F.TIMESTAMP: np.array(times, np.int64)}
+    order = np.lexsort((np.arange(len(users)), columns[F.TIMESTAMP], columns[F.USER_ID]))
+    from components import arrays
+    return L.Interactions(columns, np.array([int(i[1:]) for i in items], np.int64),
+                          arrays.runs(columns[F.USER_ID], order))
+
+
+def test_anchors_cut_timelines_into_history_and_next_window():
+    data = _interactions({"a": list(range(10)), "b": [3, 4]})
+    cut = L.anchors(data, fractions=(0.5, 0.8), window=0.2, min_interactions=5)
+    # 'b' is too short; 'a' is cut after 5 and 8 items, labels are the next 2.
+    assert len(cut.rows) == 2
+    assert [list(e) for e in cut.excluded] == [[0, 1, 2, 3, 4], list(range(8))]
+    assert [list(lab) for lab in cut.labels] == [[5, 6], [8, 9]]
+    # The query's time is the interaction before the anchor, as the servable's last-seen time.
+    assert list(cut.times) == [104, 107]
+    assert list(data.columns[F.ITEM_ID][cut.rows]) == ["i5", "i8"]
+    # Item 3: user b at time 100; item 10 never: the latest training time.
+    np.testing.assert_array_equal(L.first_seen(data, 12)[[0, 3, 10]], [100, 100, 109])
+
+
+def test_top_candidates_match_a_full_sort_without_excluded_items():
+    rng = np.random.default_rng(0)
+    items, queries = rng.normal(size=(50, 4)), rng.normal(size=(7, 4))
+    excluded = [rng.choice(50, 10, replace=False) for _ in range(7)]
+    positions, scores = L.top_candidates(queries, items, excluded, 5, max_scores=100)
+    for q, ex, got, got_scores in zip(queries, excluded, positions, scores):
+        full = items @ q
+        full[ex] = -np.inf
+        np.testing.assert_array_equal(got, np.argsort(-full)[:5])
+        np.testing.assert_allclose(got_scores, np.sort(full)[::-1][:5], rtol=1e-6)
+    # Fewer items left than asked for: the rest are -inf.
+    _, few = L.top_candidates(queries[:1], items[:3], [np.array([0])], 3)
+    assert np.isneginf(few[0, 2]) and np.isfinite(few[0, :2]).all()
+
+
+def test_popularity_of_training_lists_leaves_out_the_users_own_interactions():
+    popularity = np.array([5.0, 1.0, 3.0])
+    got = L.other_users_popularity(popularity, np.array([[0, 1, 2]]), [np.array([1, 2])])
+    np.testing.assert_array_equal(got, [[5, 0, 2]])
+    np.testing.assert_array_equal(L.label_matrix(np.array([[0, 1, 2]]), [np.array([2])]),
+                                  [[0, 0, 1]])
+
+
+def test_losses_prefer_lists_with_positives_on_top_and_ignore_invalid_pairs():
+    labels = tf.constant([[1.0, 0.0, 0.0]])
+    valid = tf.constant([[True, True, False]])
+    good, bad = tf.constant([[3.0, 0.0, 99.0]]), tf.constant([[0.0, 3.0, -99.0]])
+    for loss in (pointwise_loss, listwise_loss):
+        assert float(loss(labels, good, valid)) < float(loss(labels, bad, valid))
+    # Listwise: -log softmax of the positive over the two valid pairs.
+    np.testing.assert_allclose(float(listwise_loss(labels, good, valid)),
+                               -np.log(np.exp(3) / (np.exp(3) + 1)), rtol=1e-5)
+    # A list without a positive contributes nothing to the listwise loss.
+    assert float(listwise_loss(tf.zeros([1, 3]), good, valid)) == 0.0
+    assert set(LOSS_FUNCTIONS) == {POINTWISE, LISTWISE}
+
+
+def _synthetic_lists(n_lists, width, dim, rng):
+    """Lists where the label depends on popularity and freshness, which the retrieval
+    score (the list's order) ignores: a ranker that reads them must beat the list order."""
+    query = rng.normal(size=(n_lists, dim)).astype(np.float32)
+    item_embeddings = rng.normal(size=(400, dim)).astype(np.float32)
+    positions = np.stack([rng.choice(400, width, replace=False) for _ in range(n_lists)])
+    scores = np.sort(rng.normal(size=(n_lists, width)).astype(np.float32), axis=1)[:, ::-1].copy()
+    popularity = rng.poisson(3.0, size=400).astype(np.float32)
+    first_seen = rng.integers(0, 100 * 86400, 400)
+    time = np.full(n_lists, 100 * 86400, np.int64)
+    utility = (np.log1p(popularity[positions]) + 2.0 * np.exp(
+        -(time[:, None] - first_seen[positions]) / 86400 / 30) + 0.3 * scores)
+    labels = (utility >= np.sort(utility, axis=1)[:, -3:-2]).astype(np.float32)
+    history = np.full((n_lists, F.MAX_HISTORY), -1, np.int32)
+    inputs = RF.list_features(tf.constant(query), tf.constant(item_embeddings),
+                              tf.constant(positions), tf.constant(scores),
+                              tf.constant(popularity[positions]),
+                              tf.constant(first_seen[positions]), tf.constant(history),
+                              tf.constant(time))
+    return inputs, labels
+
+
+def _ndcg(order_scores, labels, k=5):
+    order = np.argsort(-order_scores, axis=1, kind="stable")[:, :k]
+    gains = np.take_along_axis(labels, order, axis=1)
+    dcg = (gains / np.log2(np.arange(2, k + 2))).sum(axis=1)
+    ideal = (np.sort(labels, axis=1)[:, ::-1][:, :k] / np.log2(np.arange(2, k + 2))).sum(axis=1)
+    return float(np.mean(dcg / np.maximum(ideal, 1e-9)))
+
+
+@pytest.mark.parametrize("loss", [POINTWISE, LISTWISE])
+def test_the_ranker_learns_what_retrieval_order_misses(loss):
+    rng = np.random.default_rng(1)
+    tf.keras.utils.set_random_seed(1)
+    train, train_labels = _synthetic_lists(600, 20, 8, rng)
+    held, held_labels = _synthetic_lists(200, 20, 8, rng)
+    ranker = Ranker((32,), cross_layers=2, projection_dim=4)
+    ranker.adapt(tf.reshape(train[RF.SCALARS], [-1, len(RF.SCALAR_NAMES)]))
+    optimizer = tf.keras.optimizers.Adam(0.01)
+    valid = tf.ones(train_labels.shape, tf.bool)
+    for _ in range(60):
+        with tf.GradientTape() as tape:
+            value = LOSS_FUNCTIONS[loss](tf.constant(train_labels), ranker(train), valid)
+        optimizer.apply_gradients(zip(tape.gradient(value, ranker.trainable_variables),
+                                      ranker.trainable_variables))
+    retrieval_order = -np.arange(20, dtype=np.float32)[None, :].repeat(200, axis=0)
+    before = _ndcg(retrieval_order, held_labels)
+    after = _ndcg(ranker(held).numpy(), held_labels)
+    assert after > before + 0.2, (before, after)
+
+
+def test_list_features_read_history_age_and_scores():
+    items = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    out = RF.list_features(
+        query=tf.constant([[1.0, 0.0]]), item_embeddings=items, positions=tf.constant([[2, 1]]),
+        scores=tf.constant([[2.0, -np.inf]]), popularity=tf.constant([[3.0, 0.0]]),
+        first_seen=tf.constant([[0, 86400 * 10]], tf.int64),
+        history=tf.constant([[0, -1]], tf.int32), time=tf.constant([86400 * 5], tf.int64))
+    scalars = dict(zip(RF.SCALAR_NAMES, np.moveaxis(out[RF.SCALARS].numpy()[0], -1, 0)))
+    np.testing.assert_allclose(scalars["score"], [2.0, 0.0])  # -inf (no candidate) -> 0
+    np.testing.assert_allclose(scalars["log_popularity"], np.log1p([3.0, 0.0]))
+    np.testing.assert_allclose(scalars["signed_log_age_days"], [np.log1p(5), -np.log1p(5)],
+                               rtol=1e-6)
+    np.testing.assert_allclose(scalars["freshness"], [np.exp(-5 / 30), 1.0], rtol=1e-6)
+    np.testing.assert_allclose(scalars["history_max_similarity"], [np.sqrt(0.5), 0.0], atol=1e-6)
+    np.testing.assert_allclose(scalars["log_history_length"], np.log1p([1, 1]))
+
+
+def _unit(x):
+    x = np.asarray(x, np.float32)
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+
+
+def test_rules_keep_the_ranked_order_when_off_and_never_promote_missing_candidates():
+    scores = tf.constant([[0.2, 3.0, -np.inf, 1.0]])
+    items = tf.constant(_unit(np.eye(4))[None])
+    no_dislikes = tf.RaggedTensor.from_row_lengths(tf.zeros([0, 4]), [0])
+    rules = RerankConfig(dislike_similarity=1.0)
+    order, got = rerank.apply(scores, items, tf.ones([1, 4]), no_dislikes, 4, rules)
+    assert list(order.numpy()[0][:3]) == [1, 3, 0] and np.isneginf(got.numpy()[0][3])
+    np.testing.assert_allclose(got.numpy()[0][:3], [1.0, 0.8 / 2.8, 0.0], rtol=1e-6)
+
+
+def test_mmr_pushes_a_near_duplicate_down_and_freshness_lifts_new_items():
+    # Items 0 and 1 are near-duplicates and the two best; item 2 is different.
+    items = tf.constant(_unit([[1, 0], [0.99, 0.14], [0, 1]])[None])
+    scores = tf.constant([[1.0, 0.95, 0.7]])
+    none = tf.RaggedTensor.from_row_lengths(tf.zeros([0, 2]), [0])
+    plain, _ = rerank.apply(scores, items, tf.zeros([1, 3]), none, 3, RerankConfig())
+    diverse, _ = rerank.apply(scores, items, tf.zeros([1, 3]), none, 3,
+                              RerankConfig(diversity=0.5))
+    assert list(plain.numpy()[0]) == [0, 1, 2] and list(diverse.numpy()[0]) == [0, 2, 1]
+    fresh, _ = rerank.apply(scores, items, tf.constant([[0.0, 0.0, 1.0]]), none, 3,
+                            RerankConfig(freshness_boost=2.0))
+    assert fresh.numpy()[0][0] == 2
+
+
+def test_candidates_close_to_a_disliked_item_go_behind_all_others_but_keep_the_list_full():
+    items = tf.constant(_unit([[1, 0], [0.99, 0.14], [0, 1]])[None])
+    disliked = tf.RaggedTensor.from_row_lengths(tf.constant(_unit([[1, 0.05]])), [1])
+    for diversity in (0.0, 0.5):
+        order, scores = rerank.apply(tf.constant([[1.0, 0.9, 0.1]]), items, tf.zeros([1, 3]),
+                                     disliked, 3,
+                                     RerankConfig(dislike_similarity=0.9, diversity=diversity))
+        assert list(order.numpy()[0]) == [2, 0, 1]
+        assert np.isfinite(scores.numpy()).all() and (scores.numpy()[0][1:] < 0).all()
+
+
+def test_invalid_ranking_and_rerank_settings_name_the_field():
+    for bad, field in ((dict(ranking=RankingConfig(loss="pairwise")), "ranking.loss"),
+                       (dict(rerank=RerankConfig(diversity=1.0)), "rerank.diversity"),
+                       (dict(rerank=RerankConfig(max_k=5)), "rerank.max_k")):
+        with pytest.raises(ValueError, match=field):
+            PipelineConfig(**bad).validate()

@@ -1,0 +1,132 @@
+"""Level 2: the recommender servable (retrieve -> rank -> re-rank) on a hand-made index.
+
+The ranker is a stand-in with a known preference (the least popular item
+first), so every list below is worked out by hand; the trained ranker runs
+through the same code in the pipeline tests.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from components.ranking import features as RF
+from components.serving import client, recommender
+from pipeline.config import RerankConfig
+from tests.test_index_servable import context, ids, make_index
+
+# Items a..e have popularity 1, 9, 3, 7, 5 (tests/test_index_servable.py).
+
+
+class PopularityAverse(tf.Module):
+    """Stand-in ranker: the less popular a candidate, the higher its score."""
+
+    def __call__(self, inputs):
+        return -inputs[RF.SCALARS][..., RF.SCALAR_NAMES.index("log_popularity")]
+
+
+RULES_OFF = RerankConfig(dislike_similarity=1.0)
+
+
+def make_recommender(rules=RULES_OFF, disliked=None):
+    index = make_index(candidates=4)
+    return recommender.Recommender(index, PopularityAverse(), rules, top_k=3, disliked=disliked)
+
+
+def with_k(request, k):
+    return {**request, recommender.K: tf.constant(k, tf.int32)}
+
+
+def test_the_ranker_reorders_retrieved_candidates_and_retrieve_keeps_retrieval_order():
+    model = make_recommender()
+    users = tf.constant(["u1", "u2"])
+    # u1 saw 'a': retrieval order b, c, d, e; the stand-in ranker prefers c, e, d, b.
+    # u2 saw 'e', 'd': three candidates c, b, a; ranked a, c, b.
+    assert ids(model.recommend(users)) == [["c", "e", "d"], ["a", "c", "b"]]
+    assert ids(model.retrieve(users)) == [["b", "c", "d"], ["c", "b", "a"]]
+    # An unknown user gets the popularity list (b, d, e, c by popularity), ranker not applied.
+    assert ids(model.recommend(tf.constant(["stranger"]))) == [["b", "d", "e"]]
+
+
+def test_items_near_a_disliked_one_are_demoted():
+    # u1 rated 'c' (position 2) low; with the rule on, 'c' (cosine 1 with itself) goes last.
+    model = make_recommender(RerankConfig(dislike_similarity=0.9),
+                             disliked=(np.array([0, 1, 1, 1]), np.array([2], np.int32)))
+    assert ids(model.recommend(tf.constant(["u1"]))) == [["e", "d", "b"]]
+
+
+def test_request_context_exclusions_k_and_unknown_items():
+    model = make_recommender()
+    request = context(["u1", "new"], [["zzz"], ["b"]], exclude=[["e", "yyy"], []])
+    out = model.recommend_with_context(with_k(request, 2))
+    # u1: 'e' excluded by the request; 'new' has history 'b' only (query: axis of 'c').
+    assert [len(row) for row in ids(out)] == [2, 2]
+    assert "e" not in ids(out)[0] and "b" not in ids(out)[1]
+    # Ids outside the catalogue are counted, not silently dropped.
+    assert list(out["unknown_items"].numpy()) == [2, 0]
+    # k = 0: the model's default length.
+    assert out["item_ids"].shape[1] == 2
+    assert model.recommend_with_context(with_k(request, 0))["item_ids"].shape[1] == 3
+
+
+@pytest.mark.parametrize("k", [-1, 5, 10**9])
+def test_k_out_of_range_is_a_clear_error(k):
+    model = make_recommender()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="k must be"):
+        model.recommend_with_context(with_k(context(["u1"], [[]]), k))
+
+
+def test_empty_user_id_is_a_clear_error():
+    model = make_recommender()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="user_id must not be empty"):
+        model.recommend(tf.constant(["u1", ""]))
+
+
+def test_rank_scores_given_items_and_marks_unknown_ones():
+    model = make_recommender()
+    scores = model.rank(tf.constant(["u1"]), tf.constant([["b", "c", "zzz"]]))["scores"].numpy()
+    np.testing.assert_allclose(scores[0][:2], -np.log1p([9.0, 3.0]), rtol=1e-6)
+    assert np.isneginf(scores[0][2])
+
+
+def test_saved_recommender_answers_every_signature_in_a_fresh_process(tmp_path):
+    model = make_recommender()
+    recommender.save(model, str(tmp_path / "1"))
+    script = textwrap.dedent(f"""
+        import os
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+        import tensorflow as tf
+        model = tf.saved_model.load({str(tmp_path / "1")!r})
+        s = model.signatures
+        print(sorted(s))
+        print(s["serving_default"](user_id=tf.constant(["u1"]))["item_ids"].numpy().tolist())
+        print(s["retrieve"](user_id=tf.constant(["u1"]))["item_ids"].numpy().tolist())
+        out = s["recommend_with_context"](
+            user_id=tf.constant([""]), age=tf.constant([0], tf.int64), gender=tf.constant([""]),
+            occupation=tf.constant([""]), history=tf.constant([["b"]]),
+            exclude=tf.constant([["zzz"]]), k=tf.constant(2))
+        print(out["item_ids"].numpy().tolist(), out["unknown_items"].numpy().tolist())
+        print(s["rank"](user_id=tf.constant(["u1"]), item_ids=tf.constant([["b", "c"]]))[
+            "scores"].numpy().shape)
+        print(s["lookup_titles"](item_ids=tf.constant(["c"]))["titles"].numpy().tolist())
+        try:
+            s["serving_default"](user_id=tf.constant([7], tf.int64))
+        except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
+            print("wrong dtype refused:", type(e).__name__)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    lines = out.stdout.strip().splitlines()
+    assert lines[0] == str(sorted(["serving_default", "recommend_with_context", "retrieve", "rank",
+                                   "lookup_titles"]))
+    assert lines[1] == "[[b'c', b'e', b'd']]" and lines[2] == "[[b'b', b'c', b'd']]"
+    assert lines[3].endswith("[1]") and "b'b'" not in lines[3]
+    assert lines[4] == "(1, 2)" and lines[5] == "[b'T c']"
+    assert lines[6].startswith("wrong dtype refused")
+    # The local client turns the model's refusal into one clear line.
+    with pytest.raises(ValueError, match="rejected the request.*k must be <= 4"):
+        client.recommend(str(tmp_path / "1"), "u1", k=50)
