@@ -53,15 +53,22 @@ def batches(files: Sequence[str], spec: Dict[str, object], batch_size: int = 409
         yield batch
 
 
-def read_columns(files: Sequence[str], spec: Dict[str, object] = None) -> Dict[str, np.ndarray]:
-    """Columns of ``spec`` (by default user_id, item_id, timestamp); ids decoded to str."""
+def read_columns(files: Sequence[str], spec: Dict[str, object] = None,
+                 batch_size: int = 4096) -> Dict[str, np.ndarray]:
+    """Columns of ``spec`` (by default user_id, item_id, timestamp); ids decoded to str;
+    variable-length features [n, widest] padded with ''/0."""
     spec = spec or RAW_ID_SPEC
     parts: Dict[str, list] = {key: [] for key in spec}
-    for batch in batches(files, spec):
+    for batch in batches(files, spec, batch_size):
         for key in spec:
             parts[key].append(batch[key])
     out = {}
     for key, chunks in parts.items():
+        # Variable-length features are padded per batch: pad every batch to the widest.
+        width = max((c.shape[1] for c in chunks if c.ndim == 2), default=0)
+        chunks = [np.pad(c, ((0, 0), (0, width - c.shape[1])),
+                         constant_values=b"" if c.dtype == object else 0) if c.ndim == 2 else c
+                  for c in chunks]
         column = np.concatenate(chunks) if chunks else np.array([])
         out[key] = column.astype(str) if column.dtype == object else column
     return out

@@ -200,3 +200,23 @@ def test_invalid_ranking_and_rerank_settings_name_the_field():
                        (dict(rerank=RerankConfig(max_k=5)), "rerank.max_k")):
         with pytest.raises(ValueError, match=field):
             PipelineConfig(**bad).validate()
+
+
+def test_variable_length_histories_are_read_across_batches_of_different_widths(tmp_path):
+    from components import io
+
+    path = str(tmp_path / "part.gz")
+    histories = [[], ["a"], ["a", "b", "c"], ["d"]]
+    with tf.io.TFRecordWriter(path, options="GZIP") as writer:
+        for history in histories:
+            example = tf.train.Example(features=tf.train.Features(feature={
+                F.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"u"])),
+                F.HISTORY: tf.train.Feature(bytes_list=tf.train.BytesList(
+                    value=[h.encode() for h in history]))}))
+            writer.write(example.SerializeToString())
+    spec = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
+            F.HISTORY: tf.io.VarLenFeature(tf.string)}
+    # Batches of 2: widths 1 and 3.
+    columns = io.read_columns([path], spec, batch_size=2)
+    assert columns[F.HISTORY].tolist() == [["", "", ""], ["a", "", ""], ["a", "b", "c"],
+                                           ["d", "", ""]]

@@ -54,9 +54,12 @@ def read(files: Sequence[str], lookup_items) -> Interactions:
     columns = io.read_columns(files, SPEC)
     history = columns[F.HISTORY]
     padded = np.full((len(history), F.MAX_HISTORY), "", dtype=object)
-    if history.ndim == 2 and history.shape[1]:
-        width = min(history.shape[1], F.MAX_HISTORY)
-        padded[:, :width] = history[:, -width:] if history.shape[1] > width else history
+    if history.ndim == 2 and history.shape[1] <= F.MAX_HISTORY:
+        padded[:, :history.shape[1]] = history
+    elif history.ndim == 2:  # longer than the servable reads: each row's latest items
+        for i, row in enumerate(history):
+            latest = [item for item in row if item][-F.MAX_HISTORY:]
+            padded[i, :len(latest)] = latest
     columns[F.HISTORY] = padded
     positions = np.asarray(lookup_items(columns[F.ITEM_ID]), np.int64)
     users = columns[F.USER_ID]
