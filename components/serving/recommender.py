@@ -108,20 +108,28 @@ class Recommender(tf.Module):
 
     def _list_length(self, k):
         """The requested length: k, or the default K for k = 0; k < 0 or > max_k is an error."""
-        tf.debugging.assert_greater_equal(
-            k, 0, message="k must be >= 0 (the list length; 0: the model's default)")
-        tf.debugging.assert_less_equal(
-            k, self.max_k, message=f"k must be <= {self.max_k}, the longest list this model serves")
-        return tf.where(k > 0, k, self.top_k)
+        checks = [
+            tf.debugging.assert_greater_equal(
+                k, 0, message="k must be >= 0 (the list length; 0: the model's default)"),
+            tf.debugging.assert_less_equal(
+                k, self.max_k,
+                message=f"k must be <= {self.max_k}, the longest list this model serves"),
+        ]
+        # Everything downstream waits for the checks, so a bad k fails with their message
+        # and never with whatever op would choke on it first.
+        with tf.control_dependencies(checks):
+            return tf.where(k > 0, k, self.top_k)
 
     # --- signatures ---
 
     @tf.function(input_signature=[USER_ID_SPEC])
     def recommend(self, user_id):
-        tf.debugging.assert_greater(
+        check = tf.debugging.assert_greater(
             tf.strings.length(user_id), 0,
             message="user_id must not be empty; for a user without an id, call "
                     "recommend_with_context with a history or demographics")
+        with tf.control_dependencies([check]):
+            user_id = tf.identity(user_id)
         found = self.index.retrieve_positions(user_id)
         return self._rerank(found, self.index.lookup_users(user_id), self.top_k)
 
