@@ -80,15 +80,17 @@ class Recommender(tf.Module):
 
     # --- stages ---
 
-    def _ranked(self, found):
-        """Ranker scores of personal lists; retrieval's scores elsewhere; -inf kept."""
+    def _ranked(self, found, first_seen):
+        """Ranker scores of personal lists; retrieval's scores elsewhere; -inf kept.
+
+        ``first_seen``: int64 [b, c], the candidates' first interaction times."""
         scores = found["scores"]
         if not self.use_ranker:
             return scores
         positions = found["positions"]
         logits = self.ranker(list_features(
             found["query"], self.index.item_embeddings, positions, scores,
-            tf.gather(self.index.popularity, positions), tf.gather(self.first_seen, positions),
+            tf.gather(self.index.popularity, positions), first_seen,
             found["history"], found["time"]))
         ranked = tf.where(found["personal"][:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
@@ -96,13 +98,15 @@ class Recommender(tf.Module):
     def _rerank(self, found, rows, k):
         positions = found["positions"]
         items = tf.math.l2_normalize(tf.gather(self.index.item_embeddings, positions), axis=-1)
-        fresh = freshness(age_days(found["time"], tf.gather(self.first_seen, positions)))
+        first_seen = tf.gather(self.first_seen, positions)
+        fresh = freshness(age_days(found["time"], first_seen))
         disliked = tf.gather(tf.RaggedTensor.from_row_splits(self.disliked_items,
                                                              self.disliked_splits), rows)
         disliked = tf.ragged.map_flat_values(
             lambda p: tf.math.l2_normalize(tf.gather(self.index.item_embeddings, p), axis=-1),
             disliked)
-        order, scores = rerank.apply(self._ranked(found), items, fresh, disliked, k, self.rules)
+        order, scores = rerank.apply(self._ranked(found, first_seen), items, fresh, disliked, k,
+                                     self.rules)
         top = tf.gather(positions, order, batch_dims=1)
         return {"item_ids": tf.gather(self.index.item_ids, top), "scores": scores}
 
@@ -160,7 +164,8 @@ class Recommender(tf.Module):
         scores = tf.where(known, tf.reduce_sum(found["query"][:, None, :] * items, axis=-1),
                           -np.inf)
         ranked = self._ranked({**found, "positions": positions, "scores": scores,
-                               "personal": tf.ones_like(found["personal"])})
+                               "personal": tf.ones_like(found["personal"])},
+                              tf.gather(self.first_seen, positions))
         return {"scores": ranked}
 
 
