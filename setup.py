@@ -19,7 +19,7 @@ setup(
         "apache-beam[gcp]==2.59.0",
     ],
     extras_require={
-        "dev": ["pytest", "ruff", "matplotlib", "nbformat", "nbclient", "ipykernel"],
+        "dev": ["pytest", "ruff", "matplotlib", "nbformat", "nbclient", "ipykernel", "implicit"],
     },
     entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
 )

@@ -1,7 +1,8 @@
 """Re-ranking rules benchmark: what each rule costs and buys on held-out data, same model.
 
-The pushed recommender of a pipeline run (``--run-dir``; default: a fresh run on
-the embedded data) is rebuilt with each rule setting around the same index
+The holdout recommender of a pipeline run (``--run-dir``; default: a fresh run on
+the embedded data; the twin of the pushed model that knows only the train split,
+components/holdout.py) is rebuilt with each rule setting around the same index
 and ranker; every variant answers the eval split's users through
 ``serving_default``. Per setting: NDCG@10 and Recall@10 against the held-out
 interactions, intra-list similarity (mean pairwise cosine of the listed items'
@@ -55,7 +56,7 @@ def list_figures(model: Recommender, users: np.ndarray, held: Dict[str, set], in
                  k: int = 10) -> Dict[str, float]:
     """Mean NDCG@k, Recall@k, intra-list similarity and fresh share over ``users``."""
     embeddings = tf.math.l2_normalize(index.item_embeddings, axis=-1).numpy()
-    position = {i.decode(): p for p, i in enumerate(index.item_ids.numpy())}
+    position = {i.decode("utf-8"): p for p, i in enumerate(index.item_ids.numpy())}
     first_seen = model.first_seen.numpy()
     sums = {"ndcg@10": 0.0, "recall@10": 0.0, "intra_list_similarity": 0.0, "fresh_share": 0.0}
     for start in range(0, len(users), 256):
@@ -64,7 +65,7 @@ def list_figures(model: Recommender, users: np.ndarray, held: Dict[str, set], in
         found = index.retrieve_positions(tf.constant(chunk, tf.string))
         times = found["time"].numpy()
         for user, row, now in zip(chunk, lists, times):
-            items = [i.decode() for i in row][:k]
+            items = [i.decode("utf-8") for i in row][:k]
             figures = M.user_metrics(items, held[user], (k,))
             sums["ndcg@10"] += figures[f"ndcg@{k}"]
             sums["recall@10"] += figures[f"recall@{k}"]
@@ -82,7 +83,7 @@ def run(model_dir: str, files: List[str]) -> Dict[str, Dict[str, float]]:
     settings = json.loads(pushed.settings.numpy())
     columns = io.read_columns(files)
     held = M.group_by_user(columns[F.USER_ID], columns[F.ITEM_ID])
-    known = set(u.decode() for u in pushed.index.user_ids.numpy())
+    known = set(u.decode("utf-8") for u in pushed.index.user_ids.numpy())
     users = np.array(sorted(u for u in held if u in known), dtype=object)
     disliked = (pushed.disliked_splits.numpy(), pushed.disliked_items.numpy())
     table = {}
@@ -105,8 +106,8 @@ def render(table: Dict[str, Dict[str, float]]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", help="an earlier `recsys run --output-dir` to reuse")
-    parser.add_argument("--model", help="the pushed recommender version to use (default: the "
-                                        "newest under --run-dir)")
+    parser.add_argument("--model", help="the recommender to use (default: the newest holdout "
+                                        "recommender under --run-dir)")
     parser.add_argument("--out", default="bench/results/rerank")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-rerank-") as work:
@@ -114,7 +115,8 @@ def main(argv=None) -> int:
         if args.model:
             model = args.model
         else:
-            model = (models_of(run_dir) if args.run_dir else pipeline_run(run_dir))["recommender"]
+            # Scored on the run's eval split: the twin that has not seen it.
+            model = (models_of(run_dir) if args.run_dir else pipeline_run(run_dir))["holdout"]
         table = run(model, eval_files(run_dir))
     write_results(args.out, "rerank", table, render(table))
     return 0

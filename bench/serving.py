@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.index import clustered  # noqa: E402
+from components import arrays, holdout  # noqa: E402
 from components.index import evaluation, searcher, servable  # noqa: E402
 from components.serving import client, recommender  # noqa: E402
 from pipeline import local_runner  # noqa: E402
@@ -60,7 +61,8 @@ def _blessed(index_dir: str) -> bool:
 
 
 def models_of(run_dir: str) -> Dict[str, str]:
-    """The newest pushed recommender and blessed IndexBuilder servable under a run's output."""
+    """The newest pushed recommender, blessed IndexBuilder servable and holdout recommender
+    under a run's output."""
     pushed = sorted(glob.glob(os.path.join(run_dir, "**", "recommender", "[0-9]*"), recursive=True),
                     key=lambda p: int(os.path.basename(p)))
     index = sorted((p for p in glob.glob(os.path.join(run_dir, "**", "IndexBuilder", "index", "*",
@@ -70,17 +72,22 @@ def models_of(run_dir: str) -> Dict[str, str]:
         raise FileNotFoundError(f"no pushed recommender and index servable under {run_dir}; "
                                 f"run the pipeline there first (recsys run --output-dir)")
     stats = json.load(open(os.path.join(os.path.dirname(index[-1]), "index_stats.json")))
-    return {"recommender": pushed[-1], "retrieval-only": index[-1], "flavour": stats["flavour"]}
+    # The ranking trainer's twin that knows only the train split: what held-out checks score.
+    twins = sorted(glob.glob(os.path.join(run_dir, "**", "RankingTrainer", "model", "*",
+                                          holdout.HOLDOUT), recursive=True),
+                   key=lambda p: int(p.split(os.sep)[-2]))
+    return {"recommender": pushed[-1], "retrieval-only": index[-1], "flavour": stats["flavour"],
+            "holdout": twins[-1] if twins else pushed[-1]}
 
 
 def _users_of(index) -> servable.Users:
     """The users a loaded index servable holds, as ``servable.Users``."""
     n = servable.users_of(index)
     return servable.Users(
-        ids=np.array([u.decode() for u in index.user_ids.numpy()], dtype=object),
-        ages=index.user_ages.numpy()[:n], genders=index.user_genders.numpy()[:n].astype(str),
-        occupations=index.user_occupations.numpy()[:n].astype(str),
-        histories=index.user_histories.numpy()[:n].astype(str),
+        ids=arrays.to_str(index.user_ids.numpy()),
+        ages=index.user_ages.numpy()[:n], genders=arrays.to_str(index.user_genders.numpy()[:n]),
+        occupations=arrays.to_str(index.user_occupations.numpy()[:n]),
+        histories=arrays.to_str(index.user_histories.numpy()[:n]),
         last_seen=index.user_last_seen.numpy()[:n],
         seen_row_splits=index.seen_row_splits.numpy()[:n + 1],
         seen_items=index.seen_items.numpy())
@@ -99,7 +106,7 @@ def synthetic_catalogue(models: Dict[str, str], n_items: int, output_dir: str,
     dim = int(index.item_embeddings.shape[1])
     known = index.item_embeddings.numpy()
     vectors = np.vstack([known, clustered(n_items - len(known), dim, max(1, n_items // 1000), rng)])
-    item_ids = np.concatenate([index.item_ids.numpy().astype(str),
+    item_ids = np.concatenate([arrays.to_str(index.item_ids.numpy()),
                                [f"synthetic-{i}" for i in range(n_items - len(known))]])
     popularity = np.concatenate([index.popularity.numpy(),
                                  rng.poisson(1.0, n_items - len(known)).astype(np.float32)])

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.types import artifact_utils
 
+from components import arrays
 from components import features as F
 
 RAW_ID_SPEC = {
@@ -55,7 +56,7 @@ def batches(files: Sequence[str], spec: Dict[str, object], batch_size: int = 409
 
 def read_columns(files: Sequence[str], spec: Dict[str, object] = None,
                  batch_size: int = 4096) -> Dict[str, np.ndarray]:
-    """Columns of ``spec`` (by default user_id, item_id, timestamp); ids decoded to str;
+    """Columns of ``spec`` (by default user_id, item_id, timestamp); ids decoded from UTF-8 to str;
     variable-length features [n, widest] padded with ''/0."""
     spec = spec or RAW_ID_SPEC
     parts: Dict[str, list] = {key: [] for key in spec}
@@ -70,5 +71,5 @@ def read_columns(files: Sequence[str], spec: Dict[str, object] = None,
                          constant_values=b"" if c.dtype == object else 0) if c.ndim == 2 else c
                   for c in chunks]
         column = np.concatenate(chunks) if chunks else np.array([])
-        out[key] = column.astype(str) if column.dtype == object else column
+        out[key] = arrays.to_str(column) if column.dtype == object else column
     return out

@@ -26,6 +26,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     retrieval = config.retrieval
     if args.epochs is not None:
         retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
+    if args.no_refit:
+        retrieval = dataclasses.replace(retrieval, refit=False)
     index = config.index
     if args.index_flavour:
         index = dataclasses.replace(index, flavour=args.index_flavour)
@@ -59,6 +61,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="the model is pushed to SERVING_DIR/recommender/<version>/")
     p.add_argument("--top-k", type=int, default=10, help="length of the recommended list")
     p.add_argument("--epochs", type=int, default=None, help="retrieval training epochs")
+    p.add_argument("--no-refit", action="store_true",
+                   help="deploy the models trained on the train split only (default: after the "
+                        "held-out checks, retrieval and ranking learn again from every interaction)")
     p.add_argument("--eval-fraction", type=float, default=0.2,
                    help="latest share of each user's interactions held out for evaluation")
     p.add_argument("--max-bad-rows-fraction", type=float, default=0.0,

@@ -108,6 +108,13 @@ class RetrievalConfig:
         every epoch, Recall@k of the eval split (all items ranked, training
         items excluded) on up to that many users; training stops when it has
         not improved for ``patience`` epochs and the best epoch's weights are kept.
+      refit: refit for deployment. After early stopping on the eval split has
+        chosen the number of epochs, the retrieval model to deploy learns from
+        train + eval for that many epochs, and the ranker to deploy learns again,
+        with its own settings, from lists over every interaction served by it.
+        The holdout models (train split only) stay for the held-out checks and
+        the push gate. The eval split holds each user's latest interactions,
+        the best predictors of what comes next.
       seed: initialisation and shuffling seed.
     """
 
@@ -130,6 +137,7 @@ class RetrievalConfig:
     early_stopping_k: int = 100
     early_stopping_patience: int = 3
     early_stopping_users: int = 2000
+    refit: bool = True
     seed: int = 42
 
 

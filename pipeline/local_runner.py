@@ -14,12 +14,12 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from components.data import readers, synthetic
+from components.data import readers, schema, synthetic
 from components.data.errors import DataError
 from pipeline import pipeline as pipeline_def
 from pipeline.config import PipelineConfig
 
-SCHEMA_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "schemas")
+SCHEMA_DIR = schema.SCHEMA_DIR
 
 
 def prepare_data(config: PipelineConfig, output_dir: str) -> str:

@@ -85,7 +85,10 @@ def create_pipeline(
         examples=interactions.outputs["examples"],
         schema=schema.outputs["schema"],
         preprocessing_fn="components.transform.preprocessing.preprocessing_fn",
-        splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN], transform=[F.TRAIN, F.EVAL]),
+        # Vocabularies cover every split, so the refitted models can learn ids first seen in
+        # the eval split; the holdout models read ids without training interactions as
+        # out-of-vocabulary (components/retrieval/model.py), as a vocabulary of the train split would.
+        splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN, F.EVAL], transform=[F.TRAIN, F.EVAL]),
     )
     # Nothing is trained on data that failed validation.
     transform.add_upstream_node(validator)
@@ -112,7 +115,8 @@ def create_pipeline(
         train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
         custom_config={"ranking": dataclasses.asdict(config.ranking),
-                       "rerank": dataclasses.asdict(config.rerank), "top_k": config.top_k},
+                       "rerank": dataclasses.asdict(config.rerank), "top_k": config.top_k,
+                       "refit": config.retrieval.refit},
     ).with_id(RANKING_TRAINER)
     evaluator = RecommenderEvaluator(
         model=ranking.outputs["model"],

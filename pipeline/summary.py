@@ -114,6 +114,10 @@ def render(result: Dict[str, object]) -> str:
                         if key and training.get(key) else "")
                      + f", {training.get('examples_per_second', 0):,.0f} examples/s on "
                      f"{', '.join(training.get('devices', []))}")
+        refit = training.get("refit")
+        lines.append(f"  refit for deployment on train + eval: {refit['epochs']} epochs over "
+                     f"{refit['train_examples']:,} interactions in {refit['train_seconds']:.0f} s"
+                     if refit else "  no refit: the deployed model learned from the train split only")
     ranking = result.get("ranking_training")
     if ranking and "ranker_used" in ranking:
         lines.append(f"Ranking ({ranking.get('loss', '?')} loss, {ranking.get('train_lists', 0):,} "
@@ -122,6 +126,9 @@ def render(result: Dict[str, object]) -> str:
                      f"order, same lists: "
                      + ("ranker used" if ranking["ranker_used"]
                         else "ranker not used, the recommender serves retrieval's order"))
+        if ranking.get("refit_lists"):
+            lines.append(f"  refit for deployment on {ranking['refit_lists']:,} lists from every "
+                         f"interaction")
     index = result.get("index")
     if index:
         lines.append(f"Index: {index.get('settings', index.get('flavour'))} over "
@@ -142,7 +149,9 @@ def render(result: Dict[str, object]) -> str:
     if evaluation:
         metrics = evaluation["metrics"]
         keys = [k for k in next(iter(metrics.values())) if k != "users"]
-        lines.append(f"Held-out evaluation ({int(next(iter(metrics.values()))['users'])} users):")
+        lines.append(f"Held-out evaluation of the holdout models on the pipeline's eval split "
+                     f"({int(next(iter(metrics.values()))['users'])} users; the push gate; "
+                     f"the pushed model knows these interactions too):")
         lines.append("  " + f"{'':<16}" + "".join(f"{k:>13}" for k in keys))
         for name, values in metrics.items():
             lines.append("  " + f"{name:<16}" + "".join(f"{values[k]:>13.4f}" for k in keys))

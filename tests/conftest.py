@@ -67,3 +67,52 @@ def ml1m(tmp_path):
                                   "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
                                   "2::Caf\xe9 (1990)::Comedy\n", encoding="latin-1")
     return str(tmp_path)
+
+
+ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+                 "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
+                 "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+# Latin-1 titles as GroupLens ships them (u.item is latin-1, not UTF-8).
+LATIN1_TITLES = ["Misérables, Les (1995)", "Cité des enfants perdus, La (1995)",
+                 "Niño, El \"The Kid\" (1996)", "Über (Alles), Das (1997)", "Être et avoir (1997)"]
+
+
+@pytest.fixture(scope="session")
+def ml100k_hazards(tmp_path_factory):
+    """A MovieLens-100K-layout folder (latin-1, '|' and tab separated) with what real data
+    carries: accented titles with commas, quotes and parentheses; ids that are not small
+    integers; the 'unknown' item with an empty release date and the 'unknown' genre;
+    alphanumeric zip codes; catalogue items nobody interacted with; users with one
+    interaction; a user whose interactions share one timestamp."""
+    folder = tmp_path_factory.mktemp("ml100k-hazards")
+    data = synthetic.generate(num_users=200, num_items=300, num_interactions=9_000, seed=11)
+    uid = {u[0]: str(700_000 + 7 * int(u[0])) for u in data["users"]}
+    iid = {i[0]: str(90_000 + 13 * int(i[0])) for i in data["items"]}
+    users = [(uid[u], age, gender, occupation, f"{chr(65 + int(u) % 26)}{int(u) % 10}K {int(u) % 9}Z")
+             for u, age, gender, occupation in data["users"]]
+    # Users with a single interaction, as the tail of real logs has.
+    singles = [str(800_000 + n) for n in range(3)]
+    users += [(u, 30, "F", "other", "00000") for u in singles]
+    rows = [(uid[u], iid[i], r, t) for u, i, t, r in data["interactions"]]
+    rows += [(u, iid[str(1 + n)], 4, 880_000_000 + n) for n, u in enumerate(singles)]
+    # One user rated everything in the same second.
+    same = uid["1"]
+    rows = [(u, i, r, 881_000_000 if u == same else t) for u, i, r, t in rows]
+    write(folder, "u.user", "".join("|".join(map(str, u)) + "\n" for u in users), encoding="latin-1")
+    write(folder, "u.data", "".join("\t".join(map(str, r)) + "\n" for r in rows), encoding="latin-1")
+    write(folder, "u.genre", "".join(f"{g}|{n}\n" for n, g in enumerate(ML100K_GENRES)) + "\n",
+          encoding="latin-1")
+    lines = []
+    for n, (item, title, genres, year) in enumerate(data["items"]):
+        if n < len(LATIN1_TITLES):
+            title = LATIN1_TITLES[n]
+        title = title.encode("latin-1", "replace").decode("latin-1")  # no CJK in latin-1
+        flags = "|".join("1" if g in genres.split("|") else "0" for g in ML100K_GENRES)
+        lines.append(f"{iid[item]}|{title}|01-Jan-{year}||http://us.imdb.com/M/title-exact?x|{flags}\n")
+    # The 'unknown' item of ML-100K, and catalogue items without interactions.
+    unknown = "|".join("1" if g == "unknown" else "0" for g in ML100K_GENRES)
+    lines.append(f"99999267|unknown||||{unknown}\n")
+    none = "|".join("1" if g == "Drama" else "0" for g in ML100K_GENRES)
+    lines += [f"{99_999_300 + n}|Jamais vu n° {n} (1998)|01-Jan-1998||http://x|{none}\n" for n in range(4)]
+    write(folder, "u.item", "".join(lines), encoding="latin-1")
+    return str(folder)

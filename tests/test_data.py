@@ -6,9 +6,12 @@ import zipfile
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from components import arrays
 from components import features as F
-from components.data import download, readers, splits, synthetic
+from components import io as artifact_io
+from components.data import download, examples, readers, splits, synthetic
 from components.data.errors import DataError
 from components.evaluator import metrics as M
 from tests.conftest import write
@@ -62,7 +65,8 @@ BROKEN_FILES = [
      r"interactions.csv:2: field 'user_id': user '7' is not in"),
     ("interactions.csv", "", "interactions.csv: the file is empty"),
     ("users.csv", "user_id,age\n", "users.csv: the file has a header but no data rows"),
-    ("items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n", "id '10' appears more than once"),
+    ("items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n",
+     "items.csv:5: field 'item_id': id '10' already listed on line 2"),
 ]
 
 
@@ -179,3 +183,96 @@ def test_download_unpacks_a_grouplens_zip(tmp_path, ml100k):
     assert len(readers.read_dataset(folder)) == 4
     with pytest.raises(ValueError, match="unknown dataset"):
         download.download("ml-25m", str(tmp_path))
+
+
+# --- real-world shape: encodings, CSV quoting, schema domains, duplicates ---
+
+
+def test_utf8_byte_order_mark_and_quoted_newlines(canonical):
+    """Excel's "CSV UTF-8" starts with a BOM; a quoted field may hold a newline, and the
+    lines named in errors stay those an editor shows."""
+    write(canonical, "items.csv", "\ufeffitem_id,title,genres,year\n10,\"Two\nLines, Really\",Drama,1995\n"
+                                  "11,Up,Animation,\n12,x,,1996\n13,y,,\n")
+    write(canonical, "users.csv", "\ufeffuser_id,age,gender,occupation\n1,25,F,writer\n2,,M,\n")
+    ds = readers.read_dataset(canonical)
+    assert ds.items["10"][F.TITLE] == "Two\nLines, Really"
+    write(canonical, "items.csv", "item_id,title,genres,year\n10,\"Two\nLines\",Drama,1995\n"
+                                  "11,Up,Animation,soon\n12,x,,\n")
+    with pytest.raises(DataError, match=r"items.csv:4: field 'year': 'soon' is not an integer"):
+        readers.read_dataset(canonical)
+
+
+def test_non_ascii_ids_and_text_survive_reading_and_examples(tmp_path):
+    write(tmp_path, "interactions.csv", "user_id,item_id,timestamp\njosé,映画-1,100\njosé,🎬,200\n"
+                                        "ülla,映画-1,150\n")
+    write(tmp_path, "users.csv", "user_id,age,gender,occupation\njosé,30,F,ingeniería\nülla,20,M,\n")
+    write(tmp_path, "items.csv", "item_id,title,genres,year\n映画-1,千と千尋の神隠し (2001),Animación,2001\n"
+                                 "🎬,\"Misérables, Les (1995)\",Drama,1995\n")
+    ds = readers.read_dataset(str(tmp_path))
+    assert ds.users["josé"][F.OCCUPATION] == "ingeniería"
+    assert ds.items["🎬"][F.TITLE] == "Misérables, Les (1995)"
+    path = str(tmp_path / "items.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, "GZIP") as f:
+        for record in examples.catalogue_examples(ds):
+            f.write(record)
+    columns = artifact_io.read_columns([path], {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+                                       F.TITLE: tf.io.FixedLenFeature([], tf.string)})
+    assert sorted(columns[F.ITEM_ID]) == sorted(ds.items)
+    assert "千と千尋の神隠し (2001)" in list(columns[F.TITLE])
+    assert list(arrays.to_str(arrays.to_bytes(columns[F.ITEM_ID]))) == list(columns[F.ITEM_ID])
+
+
+@pytest.mark.parametrize("name,content,message", [
+    ("users.csv", "user_id,age,gender,occupation\n1,200,F,writer\n2,30,M,\n",
+     r"users.csv:2: field 'age': 200 is outside \[0, 130\], the range the schema "
+     r"\(schemas/interactions/schema.pbtxt\) allows"),
+    ("interactions.csv", "user_id,item_id,timestamp\n1,10,100\n2,10,-5\n",
+     r"interactions.csv:3: field 'timestamp': -5 is outside \[0, 4102444800\]"),
+    ("interactions.csv", "user_id,item_id,timestamp,rating\n1,10,100,inf\n",
+     r"interactions.csv:2: field 'rating': 'inf' is not a finite non-negative number"),
+    ("interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,11,200,9\n",
+     r"interactions.csv:3: field 'column 4': the row has 4 field\(s\), the header has 3; quote values"),
+], ids=["age-200", "negative-time", "inf-rating", "extra-cell"])
+def test_values_the_schema_or_layout_refuses_are_named(canonical, name, content, message):
+    write(canonical, name, content)
+    with pytest.raises(DataError, match=message):
+        readers.read_dataset(canonical)
+
+
+@pytest.mark.parametrize("name,line", [("u.item", "2|Copy|01-Jan-1995||http://x|" + "0|" * 18 + "1\n"),
+                                       ("u.user", "1|30|F|other|T8H1N\n")])
+def test_ml100k_duplicate_ids_are_named(ml100k, name, line):
+    with open(os.path.join(ml100k, name), "a", encoding="latin-1") as f:
+        f.write(line)
+    with pytest.raises(DataError, match=rf"{name}:4: field '(item|user)_id': id '(2|1)' already listed "
+                                        rf"on line (2|1)"):
+        readers.read_dataset(ml100k)
+
+
+def test_ml1m_duplicate_movie_and_extra_field_are_named(ml1m):
+    with open(os.path.join(ml1m, "movies.dat"), "a", encoding="latin-1") as f:
+        f.write("661::Again (1996)::Drama\n")
+    with pytest.raises(DataError, match=r"movies.dat:4: field 'item_id': id '661' already listed on line 2"):
+        readers.read_dataset(ml1m)
+    write(ml1m, "movies.dat", "1193::One (1975)::Drama::extra\n661::Two (1996)::Drama\n", encoding="latin-1")
+    with pytest.raises(DataError, match=r"movies.dat:1: field 'column 4': the row has 4 field\(s\), "
+                                        r"this layout has 3"):
+        readers.read_dataset(ml1m)
+
+
+def test_equal_timestamps_are_read_with_a_warning(canonical):
+    write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,5\n1,11,5\n2,10,5\n")
+    ds = readers.read_dataset(canonical)
+    assert "all 3 interactions have the same timestamp" in ds.report.summary()
+    assert ds.report.to_dict()["warnings"]
+
+
+def test_ml100k_hazard_fixture_reads_as_real_data_would(ml100k_hazards):
+    ds = readers.read_dataset(ml100k_hazards)
+    assert ds.layout == readers.ML_100K
+    assert "Misérables, Les (1995)" in {item[F.TITLE] for item in ds.items.values()}
+    unknown = ds.items["99999267"]
+    assert unknown == {F.TITLE: "unknown", F.GENRES: ("unknown",), F.YEAR: 0}
+    assert ds.users["800000"][F.AGE] == 30
+    never = set(ds.items) - set(ds.interactions[F.ITEM_ID])
+    assert {"99999300", "99999301"} <= never

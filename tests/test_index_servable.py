@@ -117,6 +117,15 @@ def test_demographics_alone_personalise_and_empty_context_falls_back_to_populari
     assert got[1] == ["b", "d", "e"]  # nothing to personalise on: popularity
 
 
+def test_popularity_fallback_honours_the_request_exclusions():
+    """A new or anonymous user never gets back what the caller asked never to see."""
+    index = make_index()
+    got = ids(index.retrieve_with_context(context(["new", "new"], [[], []],
+                                                  exclude=[["b", "e"], ["zzz"]])))
+    assert got[0] == ["d", "c", "a"]  # popularity order without 'b' and 'e'
+    assert got[1] == ["b", "d", "e"]  # an unknown id excludes nothing
+
+
 def test_request_history_unknown_items_are_ignored():
     index = make_index()
     out = index.retrieve_with_context(context(["u2"], [["zzz", "c"]]))

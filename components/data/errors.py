@@ -33,11 +33,14 @@ class ValidationReport:
 
     rows_read: dict = dataclasses.field(default_factory=dict)
     skipped: List[BadRow] = dataclasses.field(default_factory=list)
+    # What is valid but worth knowing (e.g. timestamps that cannot order a split).
+    warnings: List[str] = dataclasses.field(default_factory=list)
 
     def summary(self, limit: int = 10) -> str:
+        lines = [f"warning: {w}" for w in self.warnings]
         if not self.skipped:
-            return "all rows valid"
-        lines = [f"skipped {len(self.skipped)} invalid row(s):"]
+            return "\n".join(["all rows valid"] + lines)
+        lines.append(f"skipped {len(self.skipped)} invalid row(s):")
         lines += [f"  {row}" for row in self.skipped[:limit]]
         if len(self.skipped) > limit:
             lines.append(f"  ... and {len(self.skipped) - limit} more")
@@ -48,4 +51,5 @@ class ValidationReport:
             "rows_read": dict(self.rows_read),
             "skipped_count": len(self.skipped),
             "skipped": [dataclasses.asdict(row) for row in self.skipped],
+            "warnings": list(self.warnings),
         }

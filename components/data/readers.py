@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from components import features as F
-from components.data import tables
+from components.data import schema, tables
 from components.data.errors import DataError, ValidationReport
 
 CANONICAL, ML_100K, ML_1M = "canonical", "ml-100k", "ml-1m"
@@ -82,8 +82,9 @@ def read_dataset(folder: str, max_bad_fraction: float = 0.0) -> Dataset:
     layout = detect_layout(folder)
     reader = {CANONICAL: _read_canonical, ML_100K: _read_ml100k, ML_1M: _read_ml1m}[layout]
     report = ValidationReport()
-    interactions, users, items = reader(folder, report, max_bad_fraction)
-    if report.skipped:
+    interactions, users, items = reader(folder, report, max_bad_fraction, schema.domains())
+    report.warnings.extend(_time_warnings(interactions))
+    if report.skipped or report.warnings:
         logging.warning("%s", report.summary())
     return Dataset(interactions, users, items, layout, report)
 
@@ -106,16 +107,17 @@ def _item_table(columns: Dict[str, list]) -> Dict[str, dict]:
     }
 
 
-def _check_unique(path: str, ids: List[str], field: str) -> None:
-    seen = set()
-    for i, value in enumerate(ids):
-        if value in seen:
-            raise DataError(f"{path}: field '{field}': id '{value}' appears more than once "
-                            f"(data row {i + 1}). Each id must be listed once.")
-        seen.add(value)
+def _time_warnings(interactions: Dict[str, list]) -> List[str]:
+    """What makes the temporal split less temporal than it looks."""
+    times = interactions[F.TIMESTAMP]
+    if len(times) > 1 and min(times) == max(times):
+        return [f"all {len(times)} interactions have the same timestamp ({times[0]}): the "
+                f"'temporal' split and the histories follow file order. Give real times for a "
+                f"split that holds out each user's latest interactions."]
+    return []
 
 
-def _read_canonical(folder: str, report: ValidationReport, max_bad: float):
+def _read_canonical(folder: str, report: ValidationReport, max_bad: float, domains):
     users_path = os.path.join(folder, "users.csv")
     users = None
     if tf.io.gfile.exists(users_path):
@@ -125,8 +127,8 @@ def _read_canonical(folder: str, report: ValidationReport, max_bad: float):
              (F.GENDER, tables.parse_text), (F.OCCUPATION, tables.parse_text)],
             report, max_bad, optional=F.USER_FEATURES,
             defaults={F.AGE: F.UNKNOWN_NUMBER, F.GENDER: F.UNKNOWN, F.OCCUPATION: F.UNKNOWN},
+            unique=F.USER_ID, domains=domains,
         )
-        _check_unique(users_path, cols[F.USER_ID], F.USER_ID)
         users = _user_table(cols)
     items_path = os.path.join(folder, "items.csv")
     items = None
@@ -137,26 +139,27 @@ def _read_canonical(folder: str, report: ValidationReport, max_bad: float):
              (F.GENRES, tables.parse_genres), (F.YEAR, tables.parse_optional_int)],
             report, max_bad, optional=F.ITEM_FEATURES,
             defaults={F.TITLE: F.UNKNOWN, F.GENRES: (), F.YEAR: F.UNKNOWN_NUMBER},
+            unique=F.ITEM_ID, domains=domains,
         )
-        _check_unique(items_path, cols[F.ITEM_ID], F.ITEM_ID)
         items = _item_table(cols)
     inter = tables.read_table(
         os.path.join(folder, "interactions.csv"),
         [(F.USER_ID, tables.parse_id), (F.ITEM_ID, tables.parse_id),
          (F.TIMESTAMP, tables.parse_int), (F.RATING, tables.parse_rating)],
         report, max_bad, optional=[F.RATING], defaults={F.RATING: 0.0},
-        row_check=_known_ids(users, users_path, items, items_path),
+        row_check=_known_ids(users, users_path, items, items_path), domains=domains,
     )
     return inter, _fill_users(users, inter), _fill_items(items, inter)
 
 
-def _read_ml100k(folder: str, report: ValidationReport, max_bad: float):
+def _read_ml100k(folder: str, report: ValidationReport, max_bad: float, domains):
     users_path = os.path.join(folder, "u.user")
     cols = tables.read_table(
         users_path,
         [(F.USER_ID, tables.parse_id), (F.AGE, tables.parse_optional_int),
          (F.GENDER, tables.parse_text), (F.OCCUPATION, tables.parse_text), ("zip", tables.parse_text)],
-        report, max_bad, delimiter="|", header=False, encoding="latin-1",
+        report, max_bad, delimiter="|", header=False, encoding="latin-1", unique=F.USER_ID,
+        domains=domains,
     )
     users = _user_table(cols)
     genre_names = _ml100k_genres(folder)
@@ -166,7 +169,7 @@ def _read_ml100k(folder: str, report: ValidationReport, max_bad: float):
         items_path,
         [(F.ITEM_ID, tables.parse_id), (F.TITLE, tables.parse_text), ("release", tables.parse_text),
          ("video", tables.parse_text), ("url", tables.parse_text)] + flags,
-        report, max_bad, delimiter="|", header=False, encoding="latin-1",
+        report, max_bad, delimiter="|", header=False, encoding="latin-1", unique=F.ITEM_ID,
     )
     items = {}
     for row in range(len(cols[F.ITEM_ID])):
@@ -179,7 +182,7 @@ def _read_ml100k(folder: str, report: ValidationReport, max_bad: float):
         [(F.USER_ID, tables.parse_id), (F.ITEM_ID, tables.parse_id),
          (F.RATING, tables.parse_rating), (F.TIMESTAMP, tables.parse_int)],
         report, max_bad, delimiter="\t", header=False, encoding="latin-1",
-        row_check=_known_ids(users, users_path, items, items_path),
+        row_check=_known_ids(users, users_path, items, items_path), domains=domains,
     )
     return inter, users, items
 
@@ -197,20 +200,21 @@ def _ml100k_genres(folder: str) -> List[str]:
     return [name for _, name in sorted(zip(cols["index"], cols["name"]))]
 
 
-def _read_ml1m(folder: str, report: ValidationReport, max_bad: float):
+def _read_ml1m(folder: str, report: ValidationReport, max_bad: float, domains):
     users_path = os.path.join(folder, "users.dat")
     cols = tables.read_table(
         users_path,
         [(F.USER_ID, tables.parse_id), (F.GENDER, tables.parse_text),
          (F.AGE, tables.parse_optional_int), (F.OCCUPATION, tables.parse_text), ("zip", tables.parse_text)],
-        report, max_bad, delimiter="::", header=False, encoding="latin-1",
+        report, max_bad, delimiter="::", header=False, encoding="latin-1", unique=F.USER_ID,
+        domains=domains,
     )
     users = _user_table(cols)
     items_path = os.path.join(folder, "movies.dat")
     cols = tables.read_table(
         items_path,
         [(F.ITEM_ID, tables.parse_id), (F.TITLE, tables.parse_text), (F.GENRES, tables.parse_genres)],
-        report, max_bad, delimiter="::", header=False, encoding="latin-1",
+        report, max_bad, delimiter="::", header=False, encoding="latin-1", unique=F.ITEM_ID,
     )
     cols[F.YEAR] = [_year(t, "") for t in cols[F.TITLE]]
     items = _item_table(cols)
@@ -219,7 +223,7 @@ def _read_ml1m(folder: str, report: ValidationReport, max_bad: float):
         [(F.USER_ID, tables.parse_id), (F.ITEM_ID, tables.parse_id),
          (F.RATING, tables.parse_rating), (F.TIMESTAMP, tables.parse_int)],
         report, max_bad, delimiter="::", header=False, encoding="latin-1",
-        row_check=_known_ids(users, users_path, items, items_path),
+        row_check=_known_ids(users, users_path, items, items_path), domains=domains,
     )
     return inter, users, items
 

@@ -34,6 +34,7 @@ OCCUPATIONS = ("administrator", "artist", "doctor", "educator", "engineer", "ent
 AGES = (7, 18, 25, 35, 45, 50, 56)
 _SYLLABLES = ("ka", "lo", "mi", "ra", "ten", "vo", "shi", "dar", "el", "nu", "qui", "bor", "fen",
               "gal", "hex", "ist", "jun", "mor", "pa", "zet")
+TEXT_HAZARDS = ["Misérables,", "Über", "Niño", "千と千尋", "🎬", '"Quoted"', "(Ça)", "Ærø"]
 START_TIME = 874_724_710  # 1997-09-20, the start of the MovieLens-100K log
 LOG_SECONDS = 215 * 24 * 3600  # about seven months, as MovieLens-100K
 
@@ -62,6 +63,9 @@ def generate(
     genre_weight = rng.dirichlet(np.full(len(GENRES), 0.7))
     genre_words = [_words(rng, 12) for _ in GENRES]
     common_words = _words(rng, 40)
+    # Text as real catalogues carry it, in some titles: accents, non-Latin scripts, emoji,
+    # commas, quotes and parentheses.
+    common_words[:len(TEXT_HAZARDS)] = TEXT_HAZARDS
 
     # Items: genres, taste vector, popularity bias, release year and time.
     item_vec = np.zeros((num_items, dim))

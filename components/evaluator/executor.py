@@ -11,9 +11,8 @@ import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
-from tfx.utils import path_utils
 
-from components import blessing, io
+from components import blessing, holdout, io
 from components import features as F
 from components.evaluator import evaluate
 from pipeline.config import EvalConfig, from_dict
@@ -30,7 +29,8 @@ class Executor(base_executor.BaseExecutor):
         catalogue = io.read_columns(io.split_files(input_dict["candidates"], F.CATALOGUE),
                                     {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string)})
         result = evaluate.evaluate(
-            path_utils.serving_model_path(model.uri),
+            # The twin that knows only the train split: the deployed model knows the eval split.
+            holdout.holdout_path(model.uri),
             io.split_files(input_dict["examples"], F.TRAIN),
             io.split_files(input_dict["examples"], F.EVAL),
             num_items=len(catalogue[F.ITEM_ID]),

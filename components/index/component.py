@@ -32,8 +32,9 @@ class IndexBuilder(base_beam_component.BaseBeamComponent):
     Inputs: ``model`` (the two-tower model: query and candidate towers),
     ``transform_graph`` (its vocabularies: which catalogue items had no
     interactions), ``candidates`` (catalogue examples, split 'items'),
-    ``examples`` (interactions; the 'train' split gives known users, their
-    exclusions and item popularity).
+    ``examples`` (interactions: every split gives the deployed servable's known
+    users, their histories and exclusions and item popularity; the 'train'
+    split alone gives its holdout twin's, ``components/holdout.py``).
 
     Outputs: ``index``, a Model artifact in the Pusher's layout
     (``<uri>/Format-Serving``; the catalogue's embeddings under

@@ -16,8 +16,8 @@ import apache_beam as beam
 import numpy as np
 import tensorflow as tf
 
+from components import arrays, io
 from components import features as F
-from components import io
 from components.retrieval.export import CANDIDATE_SIGNATURE
 
 EMBEDDING = "embedding"
@@ -108,6 +108,5 @@ def read_embeddings(pattern: str, batch_size: int = 65536,
         vectors.append(batch[EMBEDDING])
     if not ids:
         raise ValueError(f"no embedded items in {pattern}: is the catalogue empty?")
-    decode = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])
-    return (decode(np.concatenate(ids)).astype(str), decode(np.concatenate(titles)).astype(str),
+    return (arrays.to_str(np.concatenate(ids)), arrays.to_str(np.concatenate(titles)),
             np.vstack(vectors).astype(np.float32))

@@ -13,7 +13,7 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import blessing, io
+from components import blessing, holdout, io
 from components import features as F
 from components.index import indexer
 from pipeline.config import IndexConfig, from_dict
@@ -30,15 +30,19 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         transform = artifact_utils.get_single_instance(input_dict["transform_graph"])
         index = artifact_utils.get_single_instance(output_dict["index"])
+        train_files = io.split_files(input_dict["examples"], F.TRAIN)
+        export_dir = path_utils.serving_model_dir(index.uri)
         figures = indexer.build_index(
             model_dir=path_utils.serving_model_path(model.uri),
             catalogue_files=io.split_files(input_dict["candidates"], F.CATALOGUE),
-            train_files=io.split_files(input_dict["examples"], F.TRAIN),
-            export_dir=path_utils.serving_model_dir(index.uri),
+            # The deployed servable knows every interaction; its twin only the train split.
+            interaction_files=train_files + io.split_files(input_dict["examples"], F.EVAL),
+            export_dir=export_dir,
             config=config,
             work_dir=os.path.join(index.uri, EMBEDDINGS_DIR),
             transform_dir=transform.uri,
             make_pipeline=self._make_beam_pipeline,
+            holdout=(holdout.holdout_path(model.uri), train_files, holdout.holdout_dir(export_dir)),
         )
         logging.info("Index: %s", json.dumps(figures))
         for key, value in figures.items():

@@ -33,10 +33,11 @@ LATENCY_QUERIES = 200
 
 
 def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.Users:
-    """Users of the training split: features, latest history, last time, items seen.
+    """Users of the interactions in ``files``: features, latest history, last time, items seen.
 
     Args:
-      files: raw training interactions.
+      files: raw interactions (every split for the deployed servable, the train split
+        for its holdout twin).
       position: catalogue position of each item id (items outside the
         catalogue are kept in the history but cannot be excluded).
     """
@@ -106,17 +107,46 @@ def request_latency(export_dir: str, user_ids: np.ndarray, n: int = 100) -> Dict
     return {f"request_ms_{p}": v for p, v in latency.items()}
 
 
+def _embedded(model_dir: str, catalogue_files: Sequence[str], work_dir: str, batch_size: int,
+              make_pipeline: Callable[[], beam.Pipeline]):
+    """(item ids, titles, embeddings float32 [n, d]) of the catalogue, embedded on Beam."""
+    with make_pipeline() as pipeline:
+        pattern = embed.embed_catalogue(pipeline, model_dir, catalogue_files, work_dir, batch_size)
+    return embed.read_embeddings(pattern)
+
+
+def _index(model_dir: str, embedded, interaction_files: Sequence[str], config,
+           settings: Optional[searcher.Settings] = None):
+    """The servable over ``embedded`` items for the users of ``interaction_files``;
+    ``settings`` None: resolved for the catalogue. Returns (index, users)."""
+    item_ids, titles, item_vectors = embedded
+    model = tf.saved_model.load(model_dir)
+    position = {item: p for p, item in enumerate(item_ids)}
+    users = training_users(interaction_files, position)
+    popularity = np.bincount(users.seen_items, minlength=len(item_ids)).astype(np.float32)
+    if settings is None:
+        settings = searcher.resolve(config, len(item_ids),
+                                    servable.search_depth(config.candidates, users, len(item_ids)))
+        logging.info("Index settings for %d items: %s", len(item_ids), settings.describe())
+    index = servable.RetrievalIndex(item_ids, item_vectors, titles, popularity, users, model,
+                                    config.candidates, settings)
+    return index, users
+
+
 def build_index(
-    model_dir: str, catalogue_files: Sequence[str], train_files: Sequence[str], export_dir: str,
+    model_dir: str, catalogue_files: Sequence[str], interaction_files: Sequence[str], export_dir: str,
     config, work_dir: str, transform_dir: Optional[str] = None,
     make_pipeline: Callable[[], beam.Pipeline] = beam.Pipeline,
+    holdout: Optional[Tuple[str, Sequence[str], str]] = None,
 ) -> Dict[str, object]:
-    """Builds, saves and evaluates the retrieval servable.
+    """Builds, saves and evaluates the retrieval servable (and its holdout twin).
 
     Args:
       model_dir: the retrieval model's SavedModel (query/candidate signatures).
       catalogue_files: raw catalogue examples.
-      train_files: raw training interactions (users, exclusions, popularity).
+      interaction_files: raw interactions the servable knows (users, their
+        histories and exclusions, popularity): every split, for the model that
+        is deployed.
       export_dir: where the servable is written.
       config: an IndexConfig.
       work_dir: where the catalogue's embeddings are written (kept: they are
@@ -124,27 +154,21 @@ def build_index(
       transform_dir: the Transform graph (to count items without interactions).
       make_pipeline: Beam pipeline factory (the executor's carries the
         pipeline's Beam arguments).
+      holdout: (holdout retrieval model dir, train-split files, export dir):
+        also writes the servable the held-out checks score, which knows only
+        the train split, with the deployed index's search settings.
 
     Returns:
       Figures of the build and of the index evaluation, and the blessing
       ('blessed', 'reason').
     """
     start = time.time()
-    with make_pipeline() as pipeline:
-        pattern = embed.embed_catalogue(pipeline, model_dir, catalogue_files, work_dir,
-                                        config.batch_size)
-    item_ids, titles, item_vectors = embed.read_embeddings(pattern)
+    embedded = _embedded(model_dir, catalogue_files, work_dir, config.batch_size, make_pipeline)
+    item_ids, _, item_vectors = embedded
     embed_seconds = time.time() - start
-    model = tf.saved_model.load(model_dir)
-    position = {item: p for p, item in enumerate(item_ids)}
-    users = training_users(train_files, position)
-    popularity = np.bincount(users.seen_items, minlength=len(item_ids)).astype(np.float32)
-    settings = searcher.resolve(config, len(item_ids),
-                                servable.search_depth(config.candidates, users, len(item_ids)))
-    logging.info("Index settings for %d items: %s", len(item_ids), settings.describe())
     built = time.time()
-    index = servable.RetrievalIndex(item_ids, item_vectors, titles, popularity, users, model,
-                                    config.candidates, settings)
+    index, users = _index(model_dir, embedded, interaction_files, config)
+    settings = index.settings
     build_seconds = time.time() - built
     tuning, queries = sample_queries(index, users.ids, config.eval_queries)
     settings, chosen = evaluation.tune(index.searcher, settings, item_vectors, tuning,
@@ -153,6 +177,13 @@ def build_index(
     if chosen:
         logging.info("Search breadth tuned on %d queries: %s", len(tuning), chosen)
     servable.save(index, export_dir)
+    if holdout is not None:
+        holdout_model, train_files, holdout_export = holdout
+        if holdout_model != model_dir:
+            embedded = _embedded(holdout_model, catalogue_files, os.path.join(work_dir, "holdout"),
+                                 config.batch_size, make_pipeline)
+        servable.save(_index(holdout_model, embedded, train_files, config, settings)[0],
+                      holdout_export)
     figures: Dict[str, object] = {
         "items": len(item_ids), "new_items": new_items(item_ids, transform_dir),
         "users": len(users.ids), "embedding_dim": int(item_vectors.shape[1]),

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from components import arrays
 from components import features as F
 from components.index import searcher
 from components.transform import raw
@@ -35,7 +36,7 @@ CONTEXT_SIGNATURE = {**{key: spec for key, spec in raw.USER_SIGNATURE.items() if
 
 
 def _bytes(values) -> np.ndarray:
-    return np.asarray(values, dtype=object).astype(bytes)
+    return arrays.to_bytes(values)
 
 
 @dataclasses.dataclass
@@ -131,6 +132,11 @@ class RetrievalIndex(tf.Module):
             default_value=-1)
         self.search_k = search_depth(candidates, users, n_items)
         self.searcher = searcher.build(self.item_embeddings, self.settings, self.search_k)
+        # The popularity list, deep enough to survive a request's exclusions, sorted once here.
+        popular = np.argsort(-np.asarray(popularity, np.float32), kind="stable")[: self.search_k]
+        self.popular_positions = tf.Variable(popular.astype(np.int32), trainable=False)
+        self.popular_scores = tf.Variable(np.log1p(np.asarray(popularity, np.float32)[popular]),
+                                          trainable=False)
 
     # --- building blocks (traced into the signatures) ---
 
@@ -149,9 +155,9 @@ class RetrievalIndex(tf.Module):
         }
         return self.encoder.query_embedding(features)["embedding"]
 
-    def _personal_top(self, query: tf.Tensor, exclude: tf.RaggedTensor):
-        """Top ``candidates`` (scores, positions) of each query, excluded positions left out."""
-        found_scores, found = self.searcher.search(query, self.search_k)
+    def _without_excluded(self, found_scores: tf.Tensor, found: tf.Tensor, exclude: tf.RaggedTensor):
+        """Top ``candidates`` (scores, positions) of searched results [b, search_k], the
+        positions of ``exclude`` left out."""
         # A found position is excluded when a binary search of the row's sorted
         # exclusions lands on it: O(k log e) per row, no [k, e] comparison matrix.
         excluded = tf.sort(exclude.to_tensor(default_value=np.iinfo(np.int32).max), axis=1)
@@ -166,11 +172,16 @@ class RetrievalIndex(tf.Module):
         return top_scores, tf.maximum(tf.gather(found, order, batch_dims=1), 0)
 
     def _answer(self, query, exclude, personal):
-        """Personal top lists where ``personal``, the popularity list elsewhere."""
-        top_scores, top_positions = self._personal_top(query, exclude)
-        popular_scores, popular = tf.math.top_k(tf.math.log1p(self.popularity), k=self.candidates)
-        positions = tf.where(personal[:, None], top_positions, popular[None, :])
-        scores = tf.where(personal[:, None], top_scores, popular_scores[None, :])
+        """Personal top lists where ``personal``, the popularity list elsewhere; the
+        exclusions apply to both."""
+        found_scores, found = self.searcher.search(query, self.search_k)
+        top_scores, top_positions = self._without_excluded(found_scores, found, exclude)
+        batch = tf.shape(query)[0]
+        popular_scores, popular = self._without_excluded(
+            tf.tile(self.popular_scores[None, :], [batch, 1]),
+            tf.tile(tf.cast(self.popular_positions, found.dtype)[None, :], [batch, 1]), exclude)
+        positions = tf.where(personal[:, None], top_positions, popular)
+        scores = tf.where(personal[:, None], top_scores, popular_scores)
         return positions, scores
 
     # --- functions the recommender and the ranking trainer call ---

@@ -21,6 +21,7 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from components import features as F
+from components import holdout, io
 from components.evaluator import metrics as M
 from components.index import servable
 from components.ranking import lists as L
@@ -139,27 +140,50 @@ def eval_ndcg(ranker, tables: Tables, index, files, k: int = 10) -> Dict[str, fl
             f"eval_ndcg@{k}_ranked_order": totals["ranked"] / n, "eval_ndcg_users": int(len(users))}
 
 
-def run_fn(fn_args: FnArgs) -> None:
-    """Trains the ranker on retrieval's candidates and exports the full recommender.
-
-    custom_config: {'ranking': asdict(RankingConfig), 'rerank': asdict(RerankConfig),
-    'top_k': int}.
-    """
-    config = from_dict(RankingConfig, fn_args.custom_config["ranking"])
-    rules = from_dict(RerankConfig, fn_args.custom_config["rerank"])
-    top_k = int(fn_args.custom_config["top_k"])
+def _fit_ranker(index, files, config: RankingConfig):
+    """(interactions of ``files``, their Tables, the ranker trained on their lists or None,
+    the number of training lists) for the servable ``index``."""
+    data = L.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+    tables = Tables(index, L.first_seen(data, int(index.item_embeddings.shape[0])))
     tf.keras.utils.set_random_seed(config.seed)
-    index = tf.saved_model.load(fn_args.base_model)
-    n_items = int(index.item_embeddings.shape[0])
-
-    data = L.read(fn_args.train_files,
-                  lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
-    tables = Tables(index, L.first_seen(data, n_items))
     lists = training_lists(index, data, config)
     logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
                  len(lists["labels"]), lists["labels"].shape[1] if len(lists["labels"]) else 0,
                  float(lists["labels"].sum(axis=1).mean()) if len(lists["labels"]) else 0.0)
     ranker = train(tables, lists, config) if len(lists["labels"]) else None
+    return data, tables, ranker, lists
+
+
+def _export(index, ranker, data, tables, rules, top_k: int, use_ranker: bool, export_dir: str):
+    disliked = rerank.disliked(data, rules.dislike_rating, index)
+    recommender.save(recommender.Recommender(index, ranker, rules, top_k, tables.first_seen,
+                                             disliked, use_ranker), export_dir)
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the ranker on retrieval's candidates and exports the full recommender.
+
+    The ranker learns from lists of the train split served by the holdout index
+    (``components/holdout.py``) and is checked on the eval split; it is used
+    only where it beats retrieval's order there. The recommender that knows the
+    train split only is exported as the holdout twin (the Evaluator's gate
+    scores it). The deployed recommender (``Format-Serving``) is assembled on
+    the deployed index, which knows every interaction, with the item tables and
+    dislikes of every interaction; with ``refit``, its ranker learns again from
+    lists of every interaction served by that index (its retrieval model was
+    refitted: the ranker reads its embeddings).
+
+    custom_config: {'ranking': asdict(RankingConfig), 'rerank': asdict(RerankConfig),
+    'top_k': int, 'refit': bool}.
+    """
+    config = from_dict(RankingConfig, fn_args.custom_config["ranking"])
+    rules = from_dict(RerankConfig, fn_args.custom_config["rerank"])
+    top_k = int(fn_args.custom_config["top_k"])
+    refit = bool(fn_args.custom_config.get("refit", False))
+    twin = holdout.holdout_dir(fn_args.base_model)
+    has_twin = tf.io.gfile.isdir(twin)
+    index = tf.saved_model.load(twin if has_twin else fn_args.base_model)
+    data, tables, ranker, lists = _fit_ranker(index, fn_args.train_files, config)
     if ranker is None:
         logging.warning("Ranking: no training list (no user has %d training interactions with "
                         "one among the retrieved candidates); serving retrieval's order",
@@ -170,12 +194,22 @@ def run_fn(fn_args: FnArgs) -> None:
     use_ranker = orders["eval_ndcg@10_ranked_order"] > orders["eval_ndcg@10_retrieval_order"]
     summary = {"loss": config.loss, "train_lists": int(len(lists["labels"])),
                "train_positives": int(lists["labels"].sum()), **orders,
-               "ranker_used": bool(use_ranker)}
+               "ranker_used": bool(use_ranker), "refit_lists": None}
+    if has_twin:
+        _export(index, ranker, data, tables, rules, top_k, use_ranker,
+                holdout.holdout_dir(fn_args.serving_model_dir))
+        index = tf.saved_model.load(fn_args.base_model)
+        all_files = list(io.expand(fn_args.train_files)) + list(io.expand(fn_args.eval_files))
+        if refit and use_ranker:
+            data, tables, ranker, lists = _fit_ranker(index, all_files, config)
+            summary["refit_lists"] = int(len(lists["labels"]))
+        else:
+            data = L.read(all_files,
+                          lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+            tables = Tables(index, L.first_seen(data, int(index.item_embeddings.shape[0])))
     logging.info("Ranking training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    disliked = rerank.disliked(data, rules.dislike_rating, index)
-    recommender.save(recommender.Recommender(index, ranker, rules, top_k, tables.first_seen,
-                                             disliked, use_ranker),
-                     fn_args.serving_model_dir)
+    _export(index, ranker, data, tables, rules, top_k, use_ranker and ranker is not None,
+            fn_args.serving_model_dir)

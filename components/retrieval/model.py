@@ -19,7 +19,7 @@ with a temperature and with accidental hits removed.
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -66,6 +66,15 @@ def _drop_ids(ids: tf.Tensor, rate: float) -> tf.Tensor:
     return tf.where(tf.random.uniform(tf.shape(ids)) < rate, tf.zeros_like(ids), ids)
 
 
+def _trained_only(ids: tf.Tensor, trained) -> tf.Tensor:
+    """Ids without training interactions replaced by 0, the out-of-vocabulary id (whose row
+    id dropout trains), so a vocabulary wider than the training data (Transform analyses
+    every split) never serves an untrained embedding row."""
+    if trained is None:
+        return ids
+    return tf.where(tf.gather(trained, ids), ids, tf.zeros_like(ids))
+
+
 def _mlp(embedding_dim: int) -> tf.keras.Sequential:
     return tf.keras.Sequential([
         tf.keras.layers.Dense(2 * embedding_dim, activation="relu"),
@@ -76,9 +85,11 @@ def _mlp(embedding_dim: int) -> tf.keras.Sequential:
 class QueryTower(tf.keras.Model):
     """User features, history and time -> [batch, embedding_dim]."""
 
-    def __init__(self, sizes: Dict[str, int], item_embedding: tf.keras.layers.Embedding, config):
+    def __init__(self, sizes: Dict[str, int], item_embedding: tf.keras.layers.Embedding, config,
+                 trained_users=None, trained_items=None):
         super().__init__(name="query_tower")
         self._config = config
+        self._trained_users, self._trained_items = trained_users, trained_items
         self._user = tf.keras.layers.Embedding(sizes[F.USER_VOCAB] + 1, config.feature_dim)
         self._gender = tf.keras.layers.Embedding(sizes[F.GENDER_VOCAB] + 1, 4)
         self._occupation = tf.keras.layers.Embedding(sizes[F.OCCUPATION_VOCAB] + 1, 8)
@@ -94,13 +105,13 @@ class QueryTower(tf.keras.Model):
             self._age(features[F.AGE_BUCKET]),
         ]
         if self._config.use_user_id:
-            user = features[F.USER_IDX]
+            user = _trained_only(features[F.USER_IDX], self._trained_users)
             if training:
                 # Train the out-of-vocabulary row: the id new users get at serving time.
                 user = _drop_ids(user, self._config.user_id_dropout)
             parts.append(self._user(user))
         if self._config.use_history:
-            history = features[F.HISTORY_IDS]
+            history = _trained_only(features[F.HISTORY_IDS], self._trained_items)
             count = tf.reduce_sum(tf.cast(tf.not_equal(history, 0), tf.float32), axis=1)
             parts += [self._history(history), self._recent(history),
                       tf.math.log1p(count)[:, None]]
@@ -118,8 +129,10 @@ class QueryTower(tf.keras.Model):
 class CandidateTower(tf.keras.Model):
     """Item features -> [batch, embedding_dim]."""
 
-    def __init__(self, sizes: Dict[str, int], item_embedding: tf.keras.layers.Embedding, config):
+    def __init__(self, sizes: Dict[str, int], item_embedding: tf.keras.layers.Embedding, config,
+                 trained_items=None):
         super().__init__(name="candidate_tower")
+        self._trained_items = trained_items
         self._normalize = config.l2_normalize
         self._id_dropout = config.item_id_dropout
         self._bias = config.item_bias
@@ -134,7 +147,7 @@ class CandidateTower(tf.keras.Model):
         self._dense = _mlp(config.embedding_dim)
 
     def call(self, features: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
-        item = features[F.ITEM_IDX]
+        item = _trained_only(features[F.ITEM_IDX], self._trained_items)
         if training:
             item = _drop_ids(item, self._id_dropout)
         content = tf.concat([
@@ -162,15 +175,20 @@ class TwoTowerModel(tfrs.Model):
       item_table: candidate features of every item index (row i = item index
         i), the pool of the extra uniform negatives.
       config: a RetrievalConfig.
+      trained_users, trained_items: bool [vocab + 1], the ids with training
+        interactions; the others are read as out-of-vocabulary. None: all.
     """
 
     def __init__(self, sizes: Dict[str, int], item_probability: np.ndarray,
-                 item_table: Dict[str, np.ndarray], config):
+                 item_table: Dict[str, np.ndarray], config, trained_users: Optional[np.ndarray] = None,
+                 trained_items: Optional[np.ndarray] = None):
         super().__init__()
         item_embedding = tf.keras.layers.Embedding(sizes[F.ITEM_VOCAB] + 1, config.feature_dim,
                                                    name="item_id_embedding")
-        self.query_tower = QueryTower(sizes, item_embedding, config)
-        self.candidate_tower = CandidateTower(sizes, item_embedding, config)
+        users = None if trained_users is None else tf.constant(trained_users, tf.bool)
+        items = None if trained_items is None else tf.constant(trained_items, tf.bool)
+        self.query_tower = QueryTower(sizes, item_embedding, config, users, items)
+        self.candidate_tower = CandidateTower(sizes, item_embedding, config, items)
         self._item_probability = tf.constant(item_probability, tf.float32)
         self._item_table = {key: tf.constant(value) for key, value in item_table.items()}
         self._num_items = int(len(item_probability)) - 1

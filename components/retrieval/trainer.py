@@ -21,7 +21,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from components import arrays, io
+from components import arrays, holdout, io
 from components import features as F
 from components.retrieval import export
 from components.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
@@ -136,6 +136,7 @@ class RecallCallback(tf.keras.callbacks.Callback):
     def __init__(self, eval_users: EvalUsers, item_table: Dict[str, np.ndarray], k: int):
         super().__init__()
         self._eval_users, self._item_table, self._k = eval_users, item_table, k
+        self.users = len(eval_users.targets)
         self.name = f"val_recall_at_{k}"
         self.seconds = 0.0  # spent evaluating, not training
 
@@ -148,51 +149,85 @@ class RecallCallback(tf.keras.callbacks.Callback):
         logging.info("epoch %d: %s = %.4f", epoch + 1, self.name, value)
 
 
+def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epochs: int,
+         eval_files=None):
+    """Trains a two-tower model on ``files`` for at most ``epochs``.
+
+    With ``eval_files``, Recall@k of the eval split is computed after every
+    epoch and training stops early (the best epoch's weights restored).
+
+    Returns:
+      (model, TrainingData of ``files``, Keras history, the RecallCallback or None).
+    """
+    tf.keras.utils.set_random_seed(config.seed)
+    train = _dataset(files, tft_output, config.batch_size, config.seed, shuffle=True)
+    data = scan_training(_dataset(files, tft_output, 8192, 0, False), sizes[F.ITEM_VOCAB])
+    # The in-batch sampling probability of each item, for the logQ correction.
+    probability = (np.maximum(data.counts, 1.0) / data.counts.sum()).astype(np.float32)
+    trained_users = np.zeros(sizes[F.USER_VOCAB] + 1, bool)
+    trained_users[list(data.seen)] = True
+    model = TwoTowerModel(sizes, probability, data.item_table, config, trained_users,
+                          data.counts > 0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    callbacks, recall = [], None
+    if eval_files is not None:
+        eval_users = scan_eval(_dataset(eval_files, tft_output, 8192, 0, False), data.seen,
+                               config.early_stopping_users, config.seed)
+        recall = RecallCallback(eval_users, data.item_table, config.early_stopping_k)
+        callbacks = [recall, tf.keras.callbacks.EarlyStopping(
+            monitor=recall.name, mode="max", patience=config.early_stopping_patience,
+            restore_best_weights=True)]
+    history = model.fit(train, epochs=epochs, callbacks=callbacks, verbose=2)
+    return model, data, history, recall
+
+
 def run_fn(fn_args: FnArgs) -> None:
     """Trains the two-tower model and exports its embedding signatures.
 
-    custom_config is ``dataclasses.asdict(RetrievalConfig)``. Writes
+    The holdout model learns from the train split and early-stops on the eval
+    split's Recall@k. With ``config.refit``, a second model then learns from
+    train + eval for the holdout's best number of epochs: it is the exported
+    model (``Format-Serving``, what is pushed), and the holdout model is
+    exported beside it (``components/holdout.py``) for the held-out checks
+    downstream. custom_config is ``dataclasses.asdict(RetrievalConfig)``. Writes
     ``training.json`` (losses, eval recall per epoch, best epoch, examples/s,
-    devices, the config) next to the model.
+    devices, the refit, the config) next to the model.
     """
     config = from_dict(RetrievalConfig, fn_args.custom_config)
-    tf.keras.utils.set_random_seed(config.seed)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
-    train = _dataset(fn_args.train_files, tft_output, config.batch_size, config.seed, shuffle=True)
-    data = scan_training(_dataset(fn_args.train_files, tft_output, 8192, 0, False),
-                         sizes[F.ITEM_VOCAB])
-    eval_users = scan_eval(_dataset(fn_args.eval_files, tft_output, 8192, 0, False), data.seen,
-                           config.early_stopping_users, config.seed)
-    # The in-batch sampling probability of each item, for the logQ correction.
-    probability = (np.maximum(data.counts, 1.0) / data.counts.sum()).astype(np.float32)
-    model = TwoTowerModel(sizes, probability, data.item_table, config)
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
-    recall = RecallCallback(eval_users, data.item_table, config.early_stopping_k)
-    stopping = tf.keras.callbacks.EarlyStopping(
-        monitor=recall.name, mode="max", patience=config.early_stopping_patience,
-        restore_best_weights=True)
     devices = [d.name for d in tf.config.list_logical_devices()]
     logging.info("Training retrieval on %s: %s", devices, config)
     start = time.time()
-    history = model.fit(train, epochs=config.epochs, callbacks=[recall, stopping], verbose=2)
+    model, data, history, recall = _fit(config, sizes, tft_output, fn_args.train_files,
+                                        config.epochs, fn_args.eval_files)
     seconds = time.time() - start - recall.seconds
     epochs_run = len(history.history["loss"])
     examples = int(data.counts.sum())
     recalls = [float(v) for v in history.history.get(recall.name, [])]
+    best_epoch = int(np.argmax(recalls)) + 1 if recalls else epochs_run
     summary = {
         "loss": [float(v) for v in history.history["loss"]],
         recall.name: recalls,
-        "best_epoch": int(np.argmax(recalls)) + 1 if recalls else epochs_run,
+        "best_epoch": best_epoch,
         "epochs_run": epochs_run,
-        "eval_users": len(eval_users.targets),
+        "eval_users": recall.users,
         "train_examples": examples,
         "train_seconds": seconds,
         "eval_seconds": recall.seconds,
         "examples_per_second": examples * epochs_run / max(seconds, 1e-9),
         "devices": devices,
+        "refit": None,
         "config": dataclasses.asdict(config),
     }
+    if config.refit:
+        export.save(model, tft_output, holdout.holdout_dir(fn_args.serving_model_dir))
+        start = time.time()
+        all_files = list(io.expand(fn_args.train_files)) + list(io.expand(fn_args.eval_files))
+        model, data, history, _ = _fit(config, sizes, tft_output, all_files, best_epoch)
+        summary["refit"] = {"epochs": best_epoch, "train_examples": int(data.counts.sum()),
+                            "train_seconds": time.time() - start,
+                            "loss": [float(v) for v in history.history["loss"]]}
     logging.info("Retrieval training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:

@@ -82,8 +82,9 @@ def preprocessing_fn(inputs):
 
     genres = tf.RaggedTensor.from_sparse(inputs[F.GENRES])
     out[F.GENRE_IDS] = _padded_ids(genres, F.GENRE_VOCAB, F.MAX_GENRES)
-    titles = tf.strings.lower(_squeeze(inputs[F.TITLE]))
-    titles = tf.strings.regex_replace(titles, r"[^a-z0-9' ]", " ")
+    # Unicode-aware: 'Misérables' and '千と千尋' are words, not runs of separators.
+    titles = tf.strings.lower(_squeeze(inputs[F.TITLE]), encoding="utf-8")
+    titles = tf.strings.regex_replace(titles, r"[^\p{L}\p{N}' ]", " ")
     tokens = tf.strings.split(titles)
     out[F.TITLE_TOKENS] = _padded_ids(tokens, F.TITLE_VOCAB, F.MAX_TITLE_TOKENS, top_k=20_000)
 
