@@ -270,6 +270,8 @@ def parse_args(argv):
     parser.add_argument("--data", default=None, help="data folder; default: the synthetic data")
     parser.add_argument("--output", default="bench/results/quality")
     parser.add_argument("--top-k", type=int, default=100)
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="items retrieval hands the ranker (default: as `recsys run`)")
     parser.add_argument("--no-refit", action="store_true",
                         help="deploy the holdout models (train split only) instead of refitting")
     parser.add_argument("--cold-fraction", type=float, default=0.1,
@@ -288,8 +290,9 @@ def main(argv=None) -> int:
     output = os.path.abspath(args.output)
     sizes = {f"synthetic_{k}": getattr(args, f"synthetic_{k}")
              for k in ("users", "items", "interactions") if getattr(args, f"synthetic_{k}")}
-    base = PipelineConfig(data=dataclasses.replace(DataConfig(), **sizes), top_k=args.top_k,
-                          serving_dir=os.path.join(output, "serving"))
+    base = PipelineConfig(data=dataclasses.replace(DataConfig(), **sizes),
+                          serving_dir=os.path.join(output, "serving")).with_lists(args.top_k,
+                                                                                  args.candidates)
     if args.no_refit:
         base = dataclasses.replace(base, retrieval=dataclasses.replace(base.retrieval, refit=False))
     started = time.time()

@@ -39,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 from bench.index import clustered  # noqa: E402
 from components import arrays, holdout  # noqa: E402
 from components.index import evaluation, searcher, servable  # noqa: E402
+from components.ranking import neighbours as item_neighbours  # noqa: E402
 from components.serving import client, recommender  # noqa: E402
 from pipeline import local_runner  # noqa: E402
 from pipeline.config import IndexConfig, PipelineConfig, RerankConfig  # noqa: E402
@@ -78,6 +79,13 @@ def models_of(run_dir: str) -> Dict[str, str]:
                    key=lambda p: int(p.split(os.sep)[-2]))
     return {"recommender": pushed[-1], "retrieval-only": index[-1], "flavour": stats["flavour"],
             "holdout": twins[-1] if twins else pushed[-1]}
+
+
+def neighbours_of(recommender_module) -> item_neighbours.Neighbours:
+    """The item-to-item neighbour table a loaded recommender holds."""
+    return item_neighbours.Neighbours(recommender_module.neighbour_ids.numpy(),
+                                      recommender_module.neighbour_cooccurrences.numpy(),
+                                      recommender_module.neighbour_counts.numpy())
 
 
 def _users_of(index) -> servable.Users:
@@ -125,8 +133,16 @@ def synthetic_catalogue(models: Dict[str, str], n_items: int, output_dir: str,
                                  rng.choice(pushed.first_seen.numpy(), n_items - len(known))])
     settings_of = json.loads(pushed.settings.numpy())
     rules = RerankConfig(**settings_of["rules"])
+    # The made-up items have no co-interactions: no neighbours, as new items.
+    table, extra = neighbours_of(pushed), n_items - len(known)
+    width = table.ids.shape[1]
+    neighbours = item_neighbours.Neighbours(
+        np.vstack([table.ids, np.full((extra, width), -1, np.int32)]),
+        np.vstack([table.cooccurrences, np.zeros((extra, width), np.float32)]),
+        np.concatenate([table.counts, np.zeros(extra, np.float32)]))
     recommender.save(recommender.Recommender(big, pushed.ranker, rules, settings_of["top_k"],
-                                             first_seen, use_ranker=settings_of["use_ranker"]),
+                                             first_seen, use_ranker=settings_of["use_ranker"],
+                                             neighbours=neighbours),
                      out["recommender"])
     return out
 

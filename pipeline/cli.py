@@ -33,24 +33,19 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         index = dataclasses.replace(index, flavour=args.index_flavour)
     if args.index_min_recall is not None:
         index = dataclasses.replace(index, min_recall=args.index_min_recall)
-    index = dataclasses.replace(index, candidates=max(index.candidates, args.top_k))
-    cutoffs = tuple(sorted({10, 50, 100, args.top_k}))
-    evaluation = dataclasses.replace(config.evaluation, cutoffs=cutoffs,
-                                     min_lift_over_popularity=args.min_lift)
-    if args.top_k < 10:
-        evaluation = dataclasses.replace(evaluation, gate_metric=f"recall@{args.top_k}")
-    ranking = dataclasses.replace(config.ranking,
-                                  list_length=max(config.ranking.list_length, args.top_k))
+    evaluation = dataclasses.replace(config.evaluation, min_lift_over_popularity=args.min_lift)
+    ranking = config.ranking
     if args.ranking_loss:
         ranking = dataclasses.replace(ranking, loss=args.ranking_loss)
-    rerank = dataclasses.replace(config.rerank, max_k=max(config.rerank.max_k, args.top_k), **{
+    rerank = dataclasses.replace(config.rerank, **{
         key: value for key, value in (("diversity", args.diversity),
                                       ("freshness_boost", args.freshness_boost),
                                       ("dislike_similarity", args.dislike_similarity))
         if value is not None})
-    return dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
-                               ranking=ranking, rerank=rerank, evaluation=evaluation,
-                               top_k=args.top_k, serving_dir=args.serving_dir)
+    config = dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
+                                 ranking=ranking, rerank=rerank, evaluation=evaluation,
+                                 serving_dir=args.serving_dir)
+    return config.with_lists(args.top_k, args.candidates)
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
@@ -60,6 +55,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--serving-dir", default="serving",
                    help="the model is pushed to SERVING_DIR/recommender/<version>/")
     p.add_argument("--top-k", type=int, default=10, help="length of the recommended list")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="items retrieval hands the ranker per request (default: 100, and at "
+                        "least twice --top-k, so the ranker chooses the list)")
     p.add_argument("--epochs", type=int, default=None, help="retrieval training epochs")
     p.add_argument("--no-refit", action="store_true",
                    help="deploy the models trained on the train split only (default: after the "

@@ -13,6 +13,8 @@ import dataclasses
 from typing import Any, Dict, Optional, Tuple, Type, TypeVar
 
 T = TypeVar("T")
+# Retrieved candidates per served item when the list is long (PipelineConfig.with_lists).
+CANDIDATES_PER_ITEM = 2
 
 
 def from_dict(cls: Type[T], values: Optional[Dict[str, Any]]) -> T:
@@ -210,6 +212,10 @@ class RankingConfig:
       label_window: share of the user's interactions after an anchor that
         are the list's positives (the eval split's share, by default).
       min_interactions: users with fewer training interactions give no list.
+      neighbours: item-to-item neighbours per item behind the ranker's
+        co-interaction features (ranking/neighbours.py); 0 turns them off
+        (the features are then 0). Off by default: on the embedded data they
+        lowered the ranker's held-out NDCG@10 (README, "The ranking model").
       seed: sampling and initialisation seed.
     """
 
@@ -224,6 +230,7 @@ class RankingConfig:
     anchor_fractions: Tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
     label_window: float = 0.2
     min_interactions: int = 5
+    neighbours: int = 0
     seed: int = 43
 
 
@@ -303,6 +310,30 @@ class PipelineConfig:
     rerank: RerankConfig = dataclasses.field(default_factory=RerankConfig)
     evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
 
+    def with_lists(self, top_k: int, candidates: Optional[int] = None) -> "PipelineConfig":
+        """This configuration serving lists of ``top_k`` items ranked from ``candidates``.
+
+        Everything that depends on the list lengths follows: the ranker's
+        training lists are as long as what it ranks when served, the longest
+        list a request may ask for, the evaluation's cutoffs and gate.
+
+        Args:
+          top_k: the served list's length.
+          candidates: retrieved items the ranker ranks per request; None: the
+            index's default, and at least CANDIDATES_PER_ITEM x top_k, so that
+            the ranker chooses which items make the list, not only their order.
+        """
+        candidates = candidates or max(self.index.candidates, CANDIDATES_PER_ITEM * top_k)
+        evaluation = dataclasses.replace(self.evaluation,
+                                         cutoffs=tuple(sorted({10, 50, 100, top_k})))
+        if top_k < 10:
+            evaluation = dataclasses.replace(evaluation, gate_metric=f"recall@{top_k}")
+        return dataclasses.replace(
+            self, top_k=top_k, evaluation=evaluation,
+            index=dataclasses.replace(self.index, candidates=candidates),
+            ranking=dataclasses.replace(self.ranking, list_length=candidates),
+            rerank=dataclasses.replace(self.rerank, max_k=max(self.rerank.max_k, top_k)))
+
     @property
     def push_dir(self) -> str:
         """Base directory of the pushed model's versions."""
@@ -347,6 +378,7 @@ class PipelineConfig:
             (-1.0 <= self.rerank.dislike_similarity <= 1.0,
              "rerank.dislike_similarity must be in [-1, 1]"),
             (self.retrieval.batch_size > 1, "retrieval.batch_size must be > 1 (in-batch negatives)"),
+            (self.ranking.neighbours >= 0, "ranking.neighbours must be >= 0"),
         ]
         for ok, message in checks:
             if not ok:

@@ -1,7 +1,7 @@
 """Level 1: command-line flags land in the typed configuration."""
 
 from pipeline import cli
-from pipeline.config import IndexConfig
+from pipeline.config import IndexConfig, RankingConfig, RetrievalConfig
 
 
 def _config(*flags):
@@ -11,10 +11,18 @@ def _config(*flags):
 def test_defaults_are_the_typed_defaults():
     config = _config()
     assert config.index == IndexConfig() and config.top_k == 10
+    assert config.ranking == RankingConfig() and config.retrieval == RetrievalConfig()
 
 
 def test_index_flags_override_flavour_and_recall_threshold():
     config = _config("--index-flavour", "scann", "--index-min-recall", "0.99", "--top-k", "150")
     assert (config.index.flavour, config.index.min_recall) == ("scann", 0.99)
-    assert config.index.candidates == 150  # never fewer candidates than the list length
+    # The ranker picks the list from twice as many retrieved candidates, and learns on lists
+    # as long as those it ranks when served.
+    assert config.index.candidates == config.ranking.list_length == 300
+    assert config.rerank.max_k == 150 and 150 in config.evaluation.cutoffs
+    config.validate()
+    config = _config("--top-k", "150", "--candidates", "150", "--no-refit")
+    assert config.index.candidates == config.ranking.list_length == 150
+    assert config.retrieval.refit is False
     config.validate()

@@ -7,6 +7,7 @@ import tensorflow as tf
 from components import features as F
 from components.ranking import features as RF
 from components.ranking import lists as L
+from components.ranking import neighbours
 from components.ranking.model import (
     LISTWISE,
     LOSS_FUNCTIONS,
@@ -104,7 +105,7 @@ def _synthetic_lists(n_lists, width, dim, rng):
                               tf.constant(positions), tf.constant(scores),
                               tf.constant(popularity[positions]),
                               tf.constant(first_seen[positions]), tf.constant(history),
-                              tf.constant(time))
+                              tf.constant(time), tuple(map(tf.constant, neighbours.none(400))))
     return inputs, labels
 
 
@@ -143,7 +144,11 @@ def test_list_features_read_history_age_and_scores():
         query=tf.constant([[1.0, 0.0]]), item_embeddings=items, positions=tf.constant([[2, 1]]),
         scores=tf.constant([[2.0, -np.inf]]), popularity=tf.constant([[3.0, 0.0]]),
         first_seen=tf.constant([[0, 86400 * 10]], tf.int64),
-        history=tf.constant([[0, -1]], tf.int32), time=tf.constant([86400 * 5], tf.int64))
+        history=tf.constant([[0, -1]], tf.int32), time=tf.constant([86400 * 5], tf.int64),
+        # Item 0's neighbours: item 2 (3 users in common) and item 1 (1); 4, 2 and 8 users
+        # interacted with items 0, 1 and 2: shrunk cosines 3 / (sqrt(32) + 10), 1 / (sqrt(8) + 10).
+        neighbours=(tf.constant([[2, 1], [-1, -1], [0, -1]]),
+                    tf.constant([[3.0, 1.0], [0.0, 0.0], [3.0, 0.0]]), tf.constant([4.0, 2.0, 8.0])))
     scalars = dict(zip(RF.SCALAR_NAMES, np.moveaxis(out[RF.SCALARS].numpy()[0], -1, 0)))
     np.testing.assert_allclose(scalars["score"], [2.0, 0.0])  # -inf (no candidate) -> 0
     np.testing.assert_allclose(scalars["log_popularity"], np.log1p([3.0, 0.0]))
@@ -152,6 +157,43 @@ def test_list_features_read_history_age_and_scores():
     np.testing.assert_allclose(scalars["freshness"], [np.exp(-5 / 30), 1.0], rtol=1e-6)
     np.testing.assert_allclose(scalars["history_max_similarity"], [np.sqrt(0.5), 0.0], atol=1e-6)
     np.testing.assert_allclose(scalars["log_history_length"], np.log1p([1, 1]))
+    to_2, to_1 = 3 / (np.sqrt(32) + 10), 1 / (np.sqrt(8) + 10)
+    np.testing.assert_allclose(scalars["neighbour_max"], [to_2, to_1], rtol=1e-6)
+    np.testing.assert_allclose(scalars["log_neighbour_sum"], np.log1p([to_2, to_1]), rtol=1e-6)
+
+
+def test_neighbour_similarity_sums_over_history_and_its_latest_items():
+    # Candidates 3 and 4; history oldest first: items 0, 1, 2 (then padding). Every item has
+    # 9 users, so a pair's shrunk cosine (shrink 1) is its co-occurrence / 10.
+    ids = tf.constant([[3, 4], [3, -1], [4, -1], [-1, -1], [-1, -1]])
+    cooccurrences = tf.constant([[6.0, 2.0], [3.0, 0.0], [5.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    table = (ids, cooccurrences, tf.fill([5], 9.0))
+    total, largest, recent = RF.neighbour_similarity(
+        tf.constant([[3, 4]]), tf.constant([[0, 1, 2, -1]]), table, recent=2, shrink=1.0)
+    np.testing.assert_allclose(total.numpy(), [[0.9, 0.7]], rtol=1e-6)
+    np.testing.assert_allclose(largest.numpy(), [[0.6, 0.5]], rtol=1e-6)
+    np.testing.assert_allclose(recent.numpy(), [[0.3, 0.5]], rtol=1e-6)  # items 1 and 2 only
+    # Candidate 3 is the user's own (a training list's later item): the user leaves its
+    # co-occurrences (6, 3 -> 5, 2) and its count (9 -> 8): 5 / (sqrt(72) + 1), 2 / (sqrt(72) + 1).
+    total, largest, _ = RF.neighbour_similarity(
+        tf.constant([[3, 4]]), tf.constant([[0, 1, 2, -1]]), table,
+        own=tf.constant([[True, False]]), recent=2, shrink=1.0)
+    np.testing.assert_allclose(total.numpy(), [[7 / (np.sqrt(72) + 1), 0.7]], rtol=1e-6)
+    np.testing.assert_allclose(largest.numpy()[0, 0], 5 / (np.sqrt(72) + 1), rtol=1e-6)
+
+
+def test_item_neighbours_are_shrunk_cosines_of_user_sets():
+    # Users: a saw items 0, 1; b saw 0, 1, 2; c saw 2. Item 3 nobody.
+    users = np.array(["a", "a", "b", "b", "b", "c", "a"])
+    positions = np.array([0, 1, 0, 1, 2, 2, 1])  # a's second interaction with 1 counts once
+    table = neighbours.item_neighbours(users, positions, 4, m=2, shrink=1.0)
+    # |U0 & U1| = 2, |U0| = |U1| = 2: 2 / (2 + 1) first; |U0 & U2| = 1, |U2| = 2: 1 / (2 + 1).
+    np.testing.assert_array_equal(table.ids[0], [1, 2])
+    np.testing.assert_array_equal(table.cooccurrences[0], [2.0, 1.0])
+    np.testing.assert_array_equal(table.counts, [2.0, 2.0, 2.0, 0.0])
+    np.testing.assert_array_equal(table.ids[2], [0, 1])
+    np.testing.assert_array_equal(table.ids[3], [-1, -1])  # nobody: no neighbours
+    np.testing.assert_array_equal(table.cooccurrences[3], [0.0, 0.0])
 
 
 def _unit(x):

@@ -10,7 +10,10 @@ what the ranker learned on is what it scores at serving time. Per pair:
     signed (negative: first seen after the user was last active), and a
     freshness decay of it;
   * the user's history: the candidate's largest and mean cosine similarity to
-    the items of the history, and the history's length.
+    the items of the history, and the history's length;
+  * item-to-item neighbours (components/ranking/neighbours.py): the candidate's
+    co-interaction similarity summed over the history, its largest, and summed
+    over the latest few history items (the latest weigh most).
 """
 
 from __future__ import annotations
@@ -20,13 +23,18 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
+from components.ranking.neighbours import SHRINK
+
 # Keys of the feature dict.
 QUERY, ITEM, SCALARS = "query", "item", "scalars"
 SCALAR_NAMES = ("score", "score_gap", "log_rank", "log_popularity", "signed_log_age_days",
                 "freshness", "history_max_similarity", "history_mean_similarity",
-                "log_history_length")
+                "log_history_length", "log_neighbour_sum", "neighbour_max",
+                "log_recent_neighbour_sum")
 # Freshness decays with this time constant (days since the item was first seen).
 FRESHNESS_DAYS = 30.0
+# The latest history items whose neighbour similarity is also summed on its own.
+RECENT_ITEMS = 5
 SECONDS_PER_DAY = 86400.0
 
 
@@ -44,8 +52,54 @@ def freshness(days: tf.Tensor) -> tf.Tensor:
     return tf.exp(-tf.maximum(days, 0.0) / FRESHNESS_DAYS)
 
 
+def neighbour_similarity(positions, history, neighbours, own=None, recent: int = RECENT_ITEMS,
+                         shrink: float = SHRINK):
+    """Item-to-item similarity of candidates to a history.
+
+    The similarity of a history item h and a candidate c is the shrunk cosine
+    co(h, c) / (sqrt(n_h n_c) + shrink) where c is among h's neighbours, else 0.
+    Where ``own`` marks a candidate the list's user interacted with (a training
+    list's later items), that user is taken out of co(h, c) and n_c: a served
+    candidate is never the user's own, so its counts are other users'.
+
+    Args:
+      positions: int [b, c] candidates; history: int [b, h] positions, oldest
+        first, -1 padding at the end.
+      neighbours: (ids int32 [n_items, m], co-occurrences float32 [n_items, m],
+        counts float32 [n_items]) (ranking/neighbours.py).
+      own: bool [b, c] or None (none own).
+      recent: how many of the latest history items form the recent sum.
+      shrink: the cosine's shrinkage.
+
+    Returns:
+      (sum over the history [b, c], largest [b, c], sum over the latest
+      ``recent`` history items [b, c]) of each candidate's similarity.
+    """
+    neighbour_ids, cooccurrences, counts = neighbours
+    positions = tf.cast(positions, tf.int32)
+    valid = history >= 0
+    safe = tf.maximum(history, 0)
+    ids = tf.gather(neighbour_ids, safe)  # [b, h, m]
+    shape = tf.shape(ids)
+    batch, length, width = shape[0], shape[1], shape[2]
+    candidates = tf.shape(positions)[1]
+    match = tf.reshape(tf.equal(positions[:, :, None], tf.reshape(ids, [batch, 1, length * width])),
+                       [batch, candidates, length, width])
+    co = tf.reduce_sum(tf.where(match, tf.gather(cooccurrences, safe)[:, None], 0.0), axis=3)
+    mine = tf.zeros_like(positions, tf.float32) if own is None else tf.cast(own, tf.float32)
+    others = tf.maximum(tf.gather(counts, tf.maximum(positions, 0)) - mine, 0.0)  # [b, c]
+    norm = tf.sqrt(tf.gather(counts, safe)[:, None, :] * others[:, :, None]) + shrink
+    found = tf.reduce_any(match, axis=3) & valid[:, None, :]
+    per_history = tf.where(found, tf.maximum(co - mine[:, :, None], 0.0) / norm, 0.0)  # [b, c, h]
+    count = tf.reduce_sum(tf.cast(valid, tf.int32), axis=1, keepdims=True)
+    place = tf.range(length)[None, :]
+    latest = tf.cast(valid & (place >= count - recent), tf.float32)  # [b, h]
+    return (tf.reduce_sum(per_history, axis=2), tf.reduce_max(per_history, axis=2),
+            tf.reduce_sum(per_history * latest[:, None, :], axis=2))
+
+
 def list_features(query, item_embeddings, positions, scores, popularity, first_seen, history,
-                  time) -> Dict[str, tf.Tensor]:
+                  time, neighbours, own=None) -> Dict[str, tf.Tensor]:
     """Ranker inputs of candidate lists.
 
     Args:
@@ -61,6 +115,10 @@ def list_features(query, item_embeddings, positions, scores, popularity, first_s
       history: int [b, h], catalogue positions of the user's latest items,
         -1 for padding or items outside the catalogue.
       time: int64 [b], the request's time (the user's last activity).
+      neighbours: each item's nearest items by co-interactions and their
+        counts (``neighbour_similarity``).
+      own: bool [b, c], candidates the list's user interacted with (training
+        lists only; None: none, as in every served list).
 
     Returns:
       {QUERY: [b, c, d], ITEM: [b, c, d], SCALARS: [b, c, len(SCALAR_NAMES)]}.
@@ -89,7 +147,11 @@ def list_features(query, item_embeddings, positions, scores, popularity, first_s
                        / tf.maximum(length, 1.0)[:, None])
     log_length = tf.broadcast_to(tf.math.log1p(length)[:, None], shape[:2])
 
+    neighbour_sum, neighbour_max, recent_sum = neighbour_similarity(positions, history, neighbours,
+                                                                    own)
+
     scalars = tf.stack([safe_scores, gap, tf.math.log1p(rank), tf.math.log1p(popularity),
-                        signed_log_age, freshness(days), max_similarity, mean_similarity, log_length],
+                        signed_log_age, freshness(days), max_similarity, mean_similarity, log_length,
+                        tf.math.log1p(neighbour_sum), neighbour_max, tf.math.log1p(recent_sum)],
                        axis=-1)
     return {QUERY: queries, ITEM: items, SCALARS: scalars}

@@ -25,28 +25,36 @@ from components import holdout, io
 from components.evaluator import metrics as M
 from components.index import servable
 from components.ranking import lists as L
+from components.ranking import neighbours
 from components.ranking.features import SCALARS, list_features
 from components.ranking.model import LOSS_FUNCTIONS, Ranker
 from components.serving import recommender, rerank
 from pipeline.config import RankingConfig, RerankConfig, from_dict
 
-# Eval lists are scored in chunks of this many users.
-_CHUNK = 256
+# Eval lists are scored in chunks of this many users (the neighbour features hold
+# [users, candidates, history x neighbours] floats).
+_CHUNK = 64
 
 
 class Tables:
-    """Per-item tables the features read: embeddings, popularity, first-seen time."""
+    """Per-item tables the features read: embeddings, popularity, first-seen time and
+    item-to-item neighbours, all from the interactions ``data``."""
 
-    def __init__(self, index, first_seen: np.ndarray):
+    def __init__(self, index, data: L.Interactions, n_neighbours: int):
+        n_items = int(index.item_embeddings.shape[0])
         self.item_embeddings = index.item_embeddings
         self.popularity = index.popularity.numpy()
-        self.first_seen = first_seen
+        self.first_seen = L.first_seen(data, n_items)
+        self.neighbours = (neighbours.item_neighbours(data.columns[F.USER_ID], data.positions,
+                                                      n_items, n_neighbours)
+                           if n_neighbours else neighbours.none(n_items))
 
-    def features(self, query, positions, scores, popularity, history, time):
+    def features(self, query, positions, scores, popularity, history, time, own=None):
         return list_features(tf.constant(query), self.item_embeddings, tf.constant(positions),
                              tf.constant(scores), tf.constant(popularity, tf.float32),
                              tf.constant(self.first_seen[positions]), tf.constant(history),
-                             tf.constant(time, tf.int64))
+                             tf.constant(time, tf.int64), tuple(map(tf.constant, self.neighbours)),
+                             None if own is None else tf.constant(own))
 
 
 def training_lists(index, data: L.Interactions, config: RankingConfig) -> Dict[str, np.ndarray]:
@@ -71,6 +79,9 @@ def training_lists(index, data: L.Interactions, config: RankingConfig) -> Dict[s
     out = {"query": queries.astype(np.float32), "positions": positions, "scores": scores,
            "popularity": L.other_users_popularity(index.popularity.numpy(), positions, cut.own),
            "history": history.reshape(len(cut.rows), F.MAX_HISTORY), "time": cut.times,
+           # Candidates the user interacted with (later in the timeline): features that count
+           # interactions leave this user out for them, as a served list never holds them.
+           "own": L.label_matrix(positions, cut.own) > 0,
            "labels": L.label_matrix(positions, cut.labels)}
     keep = out["labels"].sum(axis=1) > 0
     return {key: value[keep] for key, value in out.items()}
@@ -81,15 +92,16 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
     ranker = Ranker(config.hidden_units, config.cross_layers, config.projection_dim)
     sample = slice(0, min(len(data["labels"]), 2000))
     scalars = tables.features(*(data[k][sample] for k in ("query", "positions", "scores",
-                                                         "popularity", "history", "time")))[SCALARS]
+                                                         "popularity", "history", "time",
+                                                         "own")))[SCALARS]
     ranker.adapt(tf.reshape(scalars, [-1, scalars.shape[-1]]))
     loss_fn = LOSS_FUNCTIONS[config.loss]
     optimizer = tf.keras.optimizers.Adam(config.learning_rate)
 
     @tf.function
-    def step(query, positions, scores, popularity, history, time, labels):
+    def step(query, positions, scores, popularity, history, time, own, labels):
         inputs = list_features(query, tables.item_embeddings, positions, scores, popularity,
-                               tf.gather(first_seen, positions), history, time)
+                               tf.gather(first_seen, positions), history, time, table, own)
         with tf.GradientTape() as tape:
             loss = loss_fn(labels, ranker(inputs), tf.math.is_finite(scores))
         optimizer.apply_gradients(zip(tape.gradient(loss, ranker.trainable_variables),
@@ -97,8 +109,9 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
         return loss
 
     first_seen = tf.constant(tables.first_seen)
+    table = tuple(map(tf.constant, tables.neighbours))
     rng = np.random.default_rng(config.seed)
-    keys = ("query", "positions", "scores", "popularity", "history", "time", "labels")
+    keys = ("query", "positions", "scores", "popularity", "history", "time", "own", "labels")
     for epoch in range(config.epochs):
         order = rng.permutation(len(data["labels"]))
         losses = [float(step(*(tf.constant(data[k][order[s:s + config.batch_size]]) for k in keys)))
@@ -144,7 +157,7 @@ def _fit_ranker(index, files, config: RankingConfig):
     """(interactions of ``files``, their Tables, the ranker trained on their lists or None,
     the number of training lists) for the servable ``index``."""
     data = L.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
-    tables = Tables(index, L.first_seen(data, int(index.item_embeddings.shape[0])))
+    tables = Tables(index, data, config.neighbours)
     tf.keras.utils.set_random_seed(config.seed)
     lists = training_lists(index, data, config)
     logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
@@ -156,8 +169,9 @@ def _fit_ranker(index, files, config: RankingConfig):
 
 def _export(index, ranker, data, tables, rules, top_k: int, use_ranker: bool, export_dir: str):
     disliked = rerank.disliked(data, rules.dislike_rating, index)
-    recommender.save(recommender.Recommender(index, ranker, rules, top_k, tables.first_seen,
-                                             disliked, use_ranker), export_dir)
+    recommender.save(recommender.Recommender(
+        index, ranker, rules, top_k, tables.first_seen, disliked, use_ranker, tables.neighbours),
+        export_dir)
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -206,7 +220,7 @@ def run_fn(fn_args: FnArgs) -> None:
         else:
             data = L.read(all_files,
                           lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
-            tables = Tables(index, L.first_seen(data, int(index.item_embeddings.shape[0])))
+            tables = Tables(index, data, config.neighbours)
     logging.info("Ranking training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:

@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from components.index import servable
 from components.index.servable import CONTEXT_SIGNATURE
+from components.ranking import neighbours as item_neighbours
 from components.ranking.features import age_days, freshness, list_features
 from components.serving import remote, rerank
 
@@ -54,10 +55,12 @@ class Recommender(tf.Module):
         None: no dislikes).
       use_ranker: False serves retrieval's own order (the ranking trainer
         decides, from held-out NDCG).
+      neighbours: each item's nearest items by co-interactions, a
+        ``ranking.neighbours.Neighbours`` (None: none).
     """
 
     def __init__(self, index, ranker, rules, top_k: int, first_seen=None, disliked=None,
-                 use_ranker: bool = True):
+                 use_ranker: bool = True, neighbours=None):
         super().__init__()
         self.index = index
         self.ranker = ranker
@@ -75,6 +78,12 @@ class Recommender(tf.Module):
             "top_k": self.top_k, "max_k": self.max_k, "use_ranker": self.use_ranker,
             "rules": dataclasses.asdict(rules)}), trainable=False)
         self.first_seen = tf.Variable(np.asarray(first_seen, np.int64), trainable=False)
+        neighbours = neighbours if neighbours is not None else item_neighbours.none(n_items)
+        self.neighbour_ids = tf.Variable(np.asarray(neighbours.ids, np.int32), trainable=False)
+        self.neighbour_cooccurrences = tf.Variable(np.asarray(neighbours.cooccurrences, np.float32),
+                                                   trainable=False)
+        self.neighbour_counts = tf.Variable(np.asarray(neighbours.counts, np.float32),
+                                            trainable=False)
         self.disliked_splits = tf.Variable(np.asarray(disliked[0], np.int64), trainable=False)
         self.disliked_items = tf.Variable(np.asarray(disliked[1], np.int32), trainable=False)
 
@@ -91,7 +100,8 @@ class Recommender(tf.Module):
         logits = self.ranker(list_features(
             found["query"], self.index.item_embeddings, positions, scores,
             tf.gather(self.index.popularity, positions), first_seen,
-            found["history"], found["time"]))
+            found["history"], found["time"],
+            (self.neighbour_ids, self.neighbour_cooccurrences, self.neighbour_counts)))
         ranked = tf.where(found["personal"][:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
 
