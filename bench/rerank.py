@@ -27,7 +27,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench.serving import models_of, neighbours_of, pipeline_run, write_results  # noqa: E402
+from bench.serving import models_of, neighbours_of, pipeline_run, trend_of, write_results  # noqa: E402
 from components import features as F  # noqa: E402
 from components import io  # noqa: E402
 from components.evaluator import metrics as M  # noqa: E402
@@ -91,7 +91,7 @@ def run(model_dir: str, files: List[str]) -> Dict[str, Dict[str, float]]:
         rules = dataclasses.replace(RerankConfig(**settings["rules"]), **change)
         model = Recommender(pushed.index, pushed.ranker, rules, settings["top_k"],
                             pushed.first_seen.numpy(), disliked, settings["use_ranker"],
-                            neighbours_of(pushed))
+                            neighbours_of(pushed), trend_of(pushed))
         table[name] = list_figures(model, users, held, pushed.index)
     return table
 

@@ -39,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 from bench.index import clustered  # noqa: E402
 from components import arrays, holdout  # noqa: E402
 from components.index import evaluation, searcher, servable  # noqa: E402
+from components.ranking import lists  # noqa: E402
 from components.ranking import neighbours as item_neighbours  # noqa: E402
 from components.serving import client, recommender  # noqa: E402
 from pipeline import local_runner  # noqa: E402
@@ -86,6 +87,13 @@ def neighbours_of(recommender_module) -> item_neighbours.Neighbours:
     return item_neighbours.Neighbours(recommender_module.neighbour_ids.numpy(),
                                       recommender_module.neighbour_cooccurrences.numpy(),
                                       recommender_module.neighbour_counts.numpy())
+
+
+def trend_of(recommender_module) -> lists.Trend:
+    """The items' interactions over time a loaded recommender holds."""
+    return lists.Trend(recommender_module.trend_cumulative.numpy(),
+                       recommender_module.trend_start.numpy(), recommender_module.trend_width.numpy(),
+                       recommender_module.trend_window.numpy())
 
 
 def _users_of(index) -> servable.Users:
@@ -140,9 +148,12 @@ def synthetic_catalogue(models: Dict[str, str], n_items: int, output_dir: str,
         np.vstack([table.ids, np.full((extra, width), -1, np.int32)]),
         np.vstack([table.cooccurrences, np.zeros((extra, width), np.float32)]),
         np.concatenate([table.counts, np.zeros(extra, np.float32)]))
+    trend = trend_of(pushed)
+    trend = trend._replace(cumulative=np.vstack([
+        trend.cumulative, np.zeros((extra, trend.cumulative.shape[1]), np.float32)]))
     recommender.save(recommender.Recommender(big, pushed.ranker, rules, settings_of["top_k"],
                                              first_seen, use_ranker=settings_of["use_ranker"],
-                                             neighbours=neighbours),
+                                             neighbours=neighbours, trend=trend),
                      out["recommender"])
     return out
 

@@ -105,7 +105,8 @@ def _synthetic_lists(n_lists, width, dim, rng):
                               tf.constant(positions), tf.constant(scores),
                               tf.constant(popularity[positions]),
                               tf.constant(first_seen[positions]), tf.constant(history),
-                              tf.constant(time), tuple(map(tf.constant, neighbours.none(400))))
+                              tf.constant(time), tuple(map(tf.constant, neighbours.none(400))),
+                              tuple(map(tf.constant, L.no_trend(400))))
     return inputs, labels
 
 
@@ -148,7 +149,11 @@ def test_list_features_read_history_age_and_scores():
         # Item 0's neighbours: item 2 (3 users in common) and item 1 (1); 4, 2 and 8 users
         # interacted with items 0, 1 and 2: shrunk cosines 3 / (sqrt(32) + 10), 1 / (sqrt(8) + 10).
         neighbours=(tf.constant([[2, 1], [-1, -1], [0, -1]]),
-                    tf.constant([[3.0, 1.0], [0.0, 0.0], [3.0, 0.0]]), tf.constant([4.0, 2.0, 8.0])))
+                    tf.constant([[3.0, 1.0], [0.0, 0.0], [3.0, 0.0]]), tf.constant([4.0, 2.0, 8.0])),
+        # Daily bins from day 0; item 2: 1 interaction on day 1, 2 on day 4; item 1: 5 on day 9.
+        trend=(tf.constant([[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5],
+                            [0, 0, 1, 1, 1, 3, 3, 3, 3, 3, 3]], tf.float32),
+               tf.constant(0, tf.int64), tf.constant(86400, tf.int64), tf.constant(3)))
     scalars = dict(zip(RF.SCALAR_NAMES, np.moveaxis(out[RF.SCALARS].numpy()[0], -1, 0)))
     np.testing.assert_allclose(scalars["score"], [2.0, 0.0])  # -inf (no candidate) -> 0
     np.testing.assert_allclose(scalars["log_popularity"], np.log1p([3.0, 0.0]))
@@ -157,6 +162,8 @@ def test_list_features_read_history_age_and_scores():
     np.testing.assert_allclose(scalars["freshness"], [np.exp(-5 / 30), 1.0], rtol=1e-6)
     np.testing.assert_allclose(scalars["history_max_similarity"], [np.sqrt(0.5), 0.0], atol=1e-6)
     np.testing.assert_allclose(scalars["log_history_length"], np.log1p([1, 1]))
+    # The request is on day 5: the 3 days up to it (days 3-5) hold item 2's 2 interactions.
+    np.testing.assert_allclose(scalars["log_recent_popularity"], np.log1p([2.0, 0.0]), rtol=1e-6)
     to_2, to_1 = 3 / (np.sqrt(32) + 10), 1 / (np.sqrt(8) + 10)
     np.testing.assert_allclose(scalars["neighbour_max"], [to_2, to_1], rtol=1e-6)
     np.testing.assert_allclose(scalars["log_neighbour_sum"], np.log1p([to_2, to_1]), rtol=1e-6)
@@ -180,6 +187,18 @@ def test_neighbour_similarity_sums_over_history_and_its_latest_items():
         own=tf.constant([[True, False]]), recent=2, shrink=1.0)
     np.testing.assert_allclose(total.numpy(), [[7 / (np.sqrt(72) + 1), 0.7]], rtol=1e-6)
     np.testing.assert_allclose(largest.numpy()[0, 0], 5 / (np.sqrt(72) + 1), rtol=1e-6)
+
+
+def test_trend_counts_each_items_interactions_by_day():
+    data = L.Interactions({F.TIMESTAMP: np.array([0, 86400, 4 * 86400 + 5, 4 * 86400, 9 * 86400])},
+                          np.array([2, 2, 2, 0, -1]), [])
+    table = L.trend(data, 3, days=2)
+    assert (int(table.start), int(table.width), int(table.window)) == (0, 86400, 2)
+    np.testing.assert_array_equal(table.cumulative[2], [0, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3])
+    np.testing.assert_array_equal(table.cumulative[0][-1], 1)  # item outside the catalogue: none
+    at = RF.recent_popularity(tf.constant([[2, 0, 1]]), tf.constant([5 * 86400], tf.int64),
+                              tuple(map(tf.constant, table)))
+    np.testing.assert_array_equal(at.numpy(), [[1.0, 1.0, 0.0]])  # days 4-5
 
 
 def test_item_neighbours_are_shrunk_cosines_of_user_sets():

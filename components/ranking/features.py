@@ -11,6 +11,8 @@ what the ranker learned on is what it scores at serving time. Per pair:
     freshness decay of it;
   * the user's history: the candidate's largest and mean cosine similarity to
     the items of the history, and the history's length;
+  * the item's popularity just before the request's time (interactions in the
+    30 days before it: what was popular then, not over the whole log);
   * item-to-item neighbours (components/ranking/neighbours.py): the candidate's
     co-interaction similarity summed over the history, its largest, and summed
     over the latest few history items (the latest weigh most).
@@ -30,7 +32,7 @@ QUERY, ITEM, SCALARS = "query", "item", "scalars"
 SCALAR_NAMES = ("score", "score_gap", "log_rank", "log_popularity", "signed_log_age_days",
                 "freshness", "history_max_similarity", "history_mean_similarity",
                 "log_history_length", "log_neighbour_sum", "neighbour_max",
-                "log_recent_neighbour_sum")
+                "log_recent_neighbour_sum", "log_recent_popularity")
 # Freshness decays with this time constant (days since the item was first seen).
 FRESHNESS_DAYS = 30.0
 # The latest history items whose neighbour similarity is also summed on its own.
@@ -98,8 +100,32 @@ def neighbour_similarity(positions, history, neighbours, own=None, recent: int =
             tf.reduce_sum(per_history * latest[:, None, :], axis=2))
 
 
+def recent_popularity(positions, time, trend):
+    """Interactions with each candidate in the window before the request's time.
+
+    Args:
+      positions: int [b, c]; time: int64 [b].
+      trend: (cumulative float32 [n_items, bins + 1], start int64, width int64,
+        window int32) (ranking/lists.py ``trend``).
+
+    Returns:
+      float32 [b, c].
+    """
+    cumulative, start, width, window = trend
+    bins = tf.shape(cumulative, out_type=tf.int64)[1] - 1
+    end = tf.clip_by_value((time - start) // width + 1, 0, bins)  # [b]: columns up to the time
+    begin = tf.maximum(end - tf.cast(window, tf.int64), 0)
+    items = tf.maximum(tf.cast(positions, tf.int64), 0)
+
+    def upto(column):  # [b] -> [b, c]: interactions of each candidate before that column's end
+        columns = tf.broadcast_to(column[:, None], tf.shape(items))
+        return tf.gather_nd(cumulative, tf.stack([items, columns], axis=-1))
+
+    return upto(end) - upto(begin)
+
+
 def list_features(query, item_embeddings, positions, scores, popularity, first_seen, history,
-                  time, neighbours, own=None) -> Dict[str, tf.Tensor]:
+                  time, neighbours, trend, own=None) -> Dict[str, tf.Tensor]:
     """Ranker inputs of candidate lists.
 
     Args:
@@ -117,6 +143,7 @@ def list_features(query, item_embeddings, positions, scores, popularity, first_s
       time: int64 [b], the request's time (the user's last activity).
       neighbours: each item's nearest items by co-interactions and their
         counts (``neighbour_similarity``).
+      trend: each item's interactions over time (``recent_popularity``).
       own: bool [b, c], candidates the list's user interacted with (training
         lists only; None: none, as in every served list).
 
@@ -152,6 +179,7 @@ def list_features(query, item_embeddings, positions, scores, popularity, first_s
 
     scalars = tf.stack([safe_scores, gap, tf.math.log1p(rank), tf.math.log1p(popularity),
                         signed_log_age, freshness(days), max_similarity, mean_similarity, log_length,
-                        tf.math.log1p(neighbour_sum), neighbour_max, tf.math.log1p(recent_sum)],
+                        tf.math.log1p(neighbour_sum), neighbour_max, tf.math.log1p(recent_sum),
+                        tf.math.log1p(recent_popularity(positions, time, trend))],
                        axis=-1)
     return {QUERY: queries, ITEM: items, SCALARS: scalars}

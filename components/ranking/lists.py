@@ -14,7 +14,7 @@ retrieval answers for held-out users, labelled by the eval split.
 from __future__ import annotations
 
 import dataclasses
-from typing import Dict, Sequence
+from typing import Dict, NamedTuple, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -76,6 +76,51 @@ def first_seen(interactions: Interactions, n_items: int) -> np.ndarray:
     known = interactions.positions >= 0
     np.minimum.at(out, interactions.positions[known], times[known])
     return out
+
+
+class Trend(NamedTuple):
+    """Each item's interactions over time, for its popularity just before a given time.
+
+    Attributes:
+      cumulative: float32 [n_items, bins + 1], interactions up to the end of each
+        time bin (column 0: none).
+      start: int64, the first bin's start (seconds); width: int64, seconds per bin;
+      window: int32, bins counted back from a time (TREND_DAYS).
+    """
+
+    cumulative: np.ndarray
+    start: np.ndarray
+    width: np.ndarray
+    window: np.ndarray
+
+
+# Popularity "now" counts the interactions of this many days before the request's time.
+TREND_DAYS = 30
+_TREND_CELLS = 2 ** 24  # at most this many counts (items x bins): coarser bins for big catalogues
+
+
+def trend(interactions: Interactions, n_items: int, days: int = TREND_DAYS) -> Trend:
+    """Daily (coarser when the log is long or the catalogue large) interaction counts per item.
+
+    The window of a request's time ends with the bin that holds it.
+    """
+    times = interactions.columns[F.TIMESTAMP]
+    known = interactions.positions >= 0
+    start = int(times.min()) if len(times) else 0
+    span = (int(times.max()) - start + 1) if len(times) else 1
+    most = max(1, min(1024, _TREND_CELLS // max(n_items, 1)))
+    width = max(86400, -(-span // most))
+    bins = -(-span // width)
+    counts = np.zeros((n_items, bins + 1), np.float32)
+    np.add.at(counts, (interactions.positions[known],
+                       np.minimum((times[known] - start) // width, bins - 1) + 1), 1.0)
+    window = max(1, int(round(days * 86400 / width)))
+    return Trend(np.cumsum(counts, axis=1), np.int64(start), np.int64(width), np.int32(window))
+
+
+def no_trend(n_items: int) -> Trend:
+    """No interactions over time (every item's recent popularity is 0)."""
+    return Trend(np.zeros((n_items, 2), np.float32), np.int64(0), np.int64(1), np.int32(1))
 
 
 @dataclasses.dataclass

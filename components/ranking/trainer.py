@@ -45,6 +45,7 @@ class Tables:
         self.item_embeddings = index.item_embeddings
         self.popularity = index.popularity.numpy()
         self.first_seen = L.first_seen(data, n_items)
+        self.trend = L.trend(data, n_items)
         self.neighbours = (neighbours.item_neighbours(data.columns[F.USER_ID], data.positions,
                                                       n_items, n_neighbours)
                            if n_neighbours else neighbours.none(n_items))
@@ -54,6 +55,7 @@ class Tables:
                              tf.constant(scores), tf.constant(popularity, tf.float32),
                              tf.constant(self.first_seen[positions]), tf.constant(history),
                              tf.constant(time, tf.int64), tuple(map(tf.constant, self.neighbours)),
+                             tuple(map(tf.constant, self.trend)),
                              None if own is None else tf.constant(own))
 
 
@@ -101,7 +103,8 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
     @tf.function
     def step(query, positions, scores, popularity, history, time, own, labels):
         inputs = list_features(query, tables.item_embeddings, positions, scores, popularity,
-                               tf.gather(first_seen, positions), history, time, table, own)
+                               tf.gather(first_seen, positions), history, time, table, trend,
+                               own)
         with tf.GradientTape() as tape:
             loss = loss_fn(labels, ranker(inputs), tf.math.is_finite(scores))
         optimizer.apply_gradients(zip(tape.gradient(loss, ranker.trainable_variables),
@@ -110,6 +113,7 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
 
     first_seen = tf.constant(tables.first_seen)
     table = tuple(map(tf.constant, tables.neighbours))
+    trend = tuple(map(tf.constant, tables.trend))
     rng = np.random.default_rng(config.seed)
     keys = ("query", "positions", "scores", "popularity", "history", "time", "own", "labels")
     for epoch in range(config.epochs):
@@ -170,8 +174,8 @@ def _fit_ranker(index, files, config: RankingConfig):
 def _export(index, ranker, data, tables, rules, top_k: int, use_ranker: bool, export_dir: str):
     disliked = rerank.disliked(data, rules.dislike_rating, index)
     recommender.save(recommender.Recommender(
-        index, ranker, rules, top_k, tables.first_seen, disliked, use_ranker, tables.neighbours),
-        export_dir)
+        index, ranker, rules, top_k, tables.first_seen, disliked, use_ranker, tables.neighbours,
+        tables.trend), export_dir)
 
 
 def run_fn(fn_args: FnArgs) -> None:

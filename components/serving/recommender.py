@@ -31,6 +31,7 @@ import tensorflow as tf
 
 from components.index import servable
 from components.index.servable import CONTEXT_SIGNATURE
+from components.ranking import lists
 from components.ranking import neighbours as item_neighbours
 from components.ranking.features import age_days, freshness, list_features
 from components.serving import remote, rerank
@@ -57,10 +58,12 @@ class Recommender(tf.Module):
         decides, from held-out NDCG).
       neighbours: each item's nearest items by co-interactions, a
         ``ranking.neighbours.Neighbours`` (None: none).
+      trend: each item's interactions over time, a ``ranking.lists.Trend``
+        (None: none).
     """
 
     def __init__(self, index, ranker, rules, top_k: int, first_seen=None, disliked=None,
-                 use_ranker: bool = True, neighbours=None):
+                 use_ranker: bool = True, neighbours=None, trend=None):
         super().__init__()
         self.index = index
         self.ranker = ranker
@@ -84,6 +87,11 @@ class Recommender(tf.Module):
                                                    trainable=False)
         self.neighbour_counts = tf.Variable(np.asarray(neighbours.counts, np.float32),
                                             trainable=False)
+        trend = trend if trend is not None else lists.no_trend(n_items)
+        self.trend_cumulative = tf.Variable(np.asarray(trend.cumulative, np.float32), trainable=False)
+        self.trend_start = tf.Variable(np.int64(trend.start), trainable=False)
+        self.trend_width = tf.Variable(np.int64(trend.width), trainable=False)
+        self.trend_window = tf.Variable(np.int32(trend.window), trainable=False)
         self.disliked_splits = tf.Variable(np.asarray(disliked[0], np.int64), trainable=False)
         self.disliked_items = tf.Variable(np.asarray(disliked[1], np.int32), trainable=False)
 
@@ -101,7 +109,8 @@ class Recommender(tf.Module):
             found["query"], self.index.item_embeddings, positions, scores,
             tf.gather(self.index.popularity, positions), first_seen,
             found["history"], found["time"],
-            (self.neighbour_ids, self.neighbour_cooccurrences, self.neighbour_counts)))
+            (self.neighbour_ids, self.neighbour_cooccurrences, self.neighbour_counts),
+            (self.trend_cumulative, self.trend_start, self.trend_width, self.trend_window)))
         ranked = tf.where(found["personal"][:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
 
