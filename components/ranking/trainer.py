@@ -37,8 +37,8 @@ _CHUNK = 64
 
 
 class Tables:
-    """Per-item tables the features read: embeddings, popularity, first-seen time and
-    item-to-item neighbours, all from the interactions ``data``."""
+    """Per-item tables the features read: embeddings and popularity (the index's), and
+    first-seen time, daily counts and item-to-item neighbours of the interactions ``data``."""
 
     def __init__(self, index, data: L.Interactions, n_neighbours: int):
         n_items = int(index.item_embeddings.shape[0])
@@ -157,11 +157,16 @@ def eval_ndcg(ranker, tables: Tables, index, files, k: int = 10) -> Dict[str, fl
             f"eval_ndcg@{k}_ranked_order": totals["ranked"] / n, "eval_ndcg_users": int(len(users))}
 
 
+def _read(index, files, config: RankingConfig):
+    """(interactions of ``files`` placed in ``index``'s catalogue, their Tables)."""
+    data = L.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+    return data, Tables(index, data, config.neighbours)
+
+
 def _fit_ranker(index, files, config: RankingConfig):
     """(interactions of ``files``, their Tables, the ranker trained on their lists or None,
-    the number of training lists) for the servable ``index``."""
-    data = L.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
-    tables = Tables(index, data, config.neighbours)
+    the training lists) for the servable ``index``."""
+    data, tables = _read(index, files, config)
     tf.keras.utils.set_random_seed(config.seed)
     lists = training_lists(index, data, config)
     logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
@@ -222,9 +227,7 @@ def run_fn(fn_args: FnArgs) -> None:
             data, tables, ranker, lists = _fit_ranker(index, all_files, config)
             summary["refit_lists"] = int(len(lists["labels"]))
         else:
-            data = L.read(all_files,
-                          lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
-            tables = Tables(index, data, config.neighbours)
+            data, tables = _read(index, all_files, config)
     logging.info("Ranking training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
