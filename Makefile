@@ -35,7 +35,7 @@ test-fast: install
 	$(BIN)/python -m pytest -v -m "not e2e and not slow" $(ARGS)
 
 lint: install
-	$(BIN)/ruff check pipeline components kubeflow tests bench
+	$(BIN)/ruff check pipeline components kubeflow tests bench models recommender cli
 
 compile: install
 	$(BIN)/recsys compile $(ARGS)

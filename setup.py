@@ -7,8 +7,12 @@ setup(
     version="0.1.0",
     description="Two-tower retrieval, ScaNN index, ranking and serving as a TFX pipeline on Kubeflow.",
     python_requires=">=3.9,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "components", "components.*",
-                                    "kubeflow", "kubeflow.*"]),
+    # Layers, lowest first: models (ML code), recommender (the servable and its clients),
+    # components (TFX), pipeline, kubeflow (runner), cli. kubeflow/serving/ (image build context and
+    # manifests) is not a package and does not ship in the wheel.
+    packages=find_packages(include=["models", "models.*", "recommender", "recommender.*",
+                                    "components", "components.*", "pipeline", "pipeline.*",
+                                    "kubeflow", "cli"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",
@@ -21,5 +25,5 @@ setup(
     extras_require={
         "dev": ["pytest", "ruff", "matplotlib", "nbformat", "nbclient", "ipykernel", "implicit"],
     },
-    entry_points={"console_scripts": ["recsys=pipeline.cli:main"]},
+    entry_points={"console_scripts": ["recsys=cli.main:main"]},
 )

@@ -12,9 +12,9 @@ from typing import Dict, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
 
-from components import features as F
-from components.data import splits
-from components.evaluator import metrics as M
+from models import features
+from models.data import splits
+from models.evaluation import metrics
 
 EASE_L2 = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0)
 # (factors, alpha): the confidence of an observed interaction is 1 + alpha.
@@ -25,9 +25,9 @@ def inner_split(interactions: Dict[str, list], fraction: float = 0.2
                 ) -> Tuple[Dict[str, Set[str]], Dict[str, Set[str]]]:
     """(seen, held-out) item sets per user of a temporal split of ``interactions``."""
     idx = splits.temporal_split(interactions, fraction)
-    users, items = np.asarray(interactions[F.USER_ID]), np.asarray(interactions[F.ITEM_ID])
-    seen = M.group_by_user(users[idx[F.TRAIN]], items[idx[F.TRAIN]])
-    held = M.group_by_user(users[idx[F.EVAL]], items[idx[F.EVAL]])
+    users, items = np.asarray(interactions[features.USER_ID]), np.asarray(interactions[features.ITEM_ID])
+    seen = metrics.group_by_user(users[idx[features.TRAIN]], items[idx[features.TRAIN]])
+    held = metrics.group_by_user(users[idx[features.EVAL]], items[idx[features.EVAL]])
     return seen, {u: items_ - seen.get(u, set()) for u, items_ in held.items()}
 
 
@@ -35,7 +35,7 @@ def _best(fit, grid, interactions: Dict[str, list]):
     """The setting of ``grid`` whose lists score the highest NDCG@10 on the inner split."""
     seen, held = inner_split(interactions)
     users = sorted(held)
-    scores = {setting: M.mean_metrics(fit(seen, users, 10, setting), held, (10,), 1)["ndcg@10"]
+    scores = {setting: metrics.mean_metrics(fit(seen, users, 10, setting), held, (10,), 1)["ndcg@10"]
               for setting in grid}
     return max(scores, key=scores.get), scores
 
@@ -44,7 +44,7 @@ def ease(interactions: Dict[str, list], seen: Mapping[str, Set[str]], users: Seq
          k: int) -> Tuple[Dict[str, List[str]], Dict[str, object]]:
     """EASE lists of ``users`` from ``seen``, L2 tuned on an inner split of ``interactions``."""
     def fit(seen_, users_, k_, l2):
-        return M.ease_recommendations(seen_, users_, k_, l2)
+        return metrics.ease_recommendations(seen_, users_, k_, l2)
 
     l2, tried = _best(fit, EASE_L2, interactions)
     return fit(seen, users, k, l2), {"l2": l2, "inner_ndcg@10": tried}

@@ -4,7 +4,7 @@ Synthetic clustered embeddings (unit length, like the retrieval model's) at
 each catalogue size; queries drawn from the same clusters. For each size:
 
 * ``scann``: the index exactly as the IndexBuilder builds it: the automatic
-  settings of ``components/index/searcher.resolve`` for that size, the
+  settings of ``models/index/searcher.resolve`` for that size, the
   leaves searched and candidates re-ordered tuned on separate queries to the
   target recall (``evaluation.tune_search``), searched through TensorFlow ops
   (``ScannSearch.search``).
@@ -32,7 +32,7 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from components.index import evaluation, searcher  # noqa: E402
+from models.index import evaluation, searcher  # noqa: E402
 from pipeline.config import IndexConfig  # noqa: E402
 
 K = 10

@@ -44,11 +44,16 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import tensorflow as tf  # noqa: E402
 
 from bench import baselines  # noqa: E402
-from components import arrays, io  # noqa: E402
-from components import features as F  # noqa: E402
-from components.data import readers, splits, writer  # noqa: E402
-from components.evaluator import evaluate as E  # noqa: E402
-from components.evaluator import metrics as M  # noqa: E402
+from models import (  # noqa: E402
+    arrays,
+    features,  # noqa: E402
+    records,
+)
+from models.data import readers, splits, writer  # noqa: E402
+from models.evaluation import (
+    evaluate,  # noqa: E402
+    metrics,  # noqa: E402
+)
 from pipeline import local_runner  # noqa: E402
 from pipeline.config import DataConfig, PipelineConfig  # noqa: E402
 
@@ -79,12 +84,13 @@ def outer_split(dataset: readers.Dataset, folder: str, fraction: float = FUTURE_
     """
     inter = dataset.interactions
     idx = splits.temporal_split(inter, fraction)
-    given = {key: [values[i] for i in idx[F.TRAIN]] for key, values in inter.items()}
-    writer.write_canonical(folder, zip(given[F.USER_ID], given[F.ITEM_ID], given[F.TIMESTAMP],
-                                       given[F.RATING]), dataset.users, dataset.items)
-    seen = M.group_by_user(given[F.USER_ID], given[F.ITEM_ID])
-    later = M.group_by_user([inter[F.USER_ID][i] for i in idx[F.EVAL]],
-                            [inter[F.ITEM_ID][i] for i in idx[F.EVAL]])
+    given = {key: [values[i] for i in idx[features.TRAIN]] for key, values in inter.items()}
+    writer.write_canonical(folder, zip(given[features.USER_ID], given[features.ITEM_ID],
+                                       given[features.TIMESTAMP],
+                                       given[features.RATING]), dataset.users, dataset.items)
+    seen = metrics.group_by_user(given[features.USER_ID], given[features.ITEM_ID])
+    later = metrics.group_by_user([inter[features.USER_ID][i] for i in idx[features.EVAL]],
+                            [inter[features.ITEM_ID][i] for i in idx[features.EVAL]])
     future = {u: items - seen.get(u, set()) for u, items in later.items()}
     return given, {u: items for u, items in future.items() if items}
 
@@ -97,20 +103,20 @@ def main_table(model_dir: str, given: Dict[str, list], future: Dict[str, set], n
       ({model: metrics}, the baselines' tuned settings).
     """
     users = sorted(future)
-    seen = M.group_by_user(given[F.USER_ID], given[F.ITEM_ID])
+    seen = metrics.group_by_user(given[features.USER_ID], given[features.ITEM_ID])
     model = tf.saved_model.load(model_dir)
     lists = {
-        E.POPULARITY: M.popularity_recommendations(M.popularity_ranking(given[F.ITEM_ID]), seen,
-                                                   users, length),
+        evaluate.POPULARITY: metrics.popularity_recommendations(
+            metrics.popularity_ranking(given[features.ITEM_ID]), seen, users, length),
     }
-    lists[E.EASE], ease_settings = baselines.ease(given, seen, users, length)
+    lists[evaluate.EASE], ease_settings = baselines.ease(given, seen, users, length)
     lists[IALS], ials_settings = baselines.ials(given, seen, users, length)
-    lists[E.RETRIEVAL] = E.servable_lists(model, "retrieve", users, 256)
-    lists[E.MODEL] = E.servable_lists(model, "serving_default", users, 256)
-    seen_served = sum(bool(set(lists[E.MODEL][u]) & seen.get(u, set())) for u in users)
-    table = {name: M.mean_metrics(recs, future, CUTOFFS, num_items) for name, recs in lists.items()}
-    table[E.MODEL]["users_served_a_seen_item"] = float(seen_served)
-    return table, {E.EASE: ease_settings, IALS: ials_settings}
+    lists[evaluate.RETRIEVAL] = evaluate.servable_lists(model, "retrieve", users, 256)
+    lists[evaluate.MODEL] = evaluate.servable_lists(model, "serving_default", users, 256)
+    seen_served = sum(bool(set(lists[evaluate.MODEL][u]) & seen.get(u, set())) for u in users)
+    table = {name: metrics.mean_metrics(recs, future, CUTOFFS, num_items) for name, recs in lists.items()}
+    table[evaluate.MODEL]["users_served_a_seen_item"] = float(seen_served)
+    return table, {evaluate.EASE: ease_settings, IALS: ials_settings}
 
 
 # --- cold start ---
@@ -119,8 +125,8 @@ def main_table(model_dir: str, given: Dict[str, list], future: Dict[str, set], n
 def cold_split(dataset: readers.Dataset, fraction: float, seed: int):
     """Chooses cold users and cold items (among those with interactions) at random."""
     rng = np.random.default_rng(seed)
-    users = sorted(set(dataset.interactions[F.USER_ID]))
-    items = sorted(set(dataset.interactions[F.ITEM_ID]))
+    users = sorted(set(dataset.interactions[features.USER_ID]))
+    items = sorted(set(dataset.interactions[features.ITEM_ID]))
     cold_users = set(rng.choice(users, max(1, int(len(users) * fraction)), replace=False))
     cold_items = set(rng.choice(items, max(1, int(len(items) * fraction)), replace=False))
     return cold_users, cold_items
@@ -132,7 +138,8 @@ def write_without(dataset: readers.Dataset, cold_users, cold_items, folder: str)
     Users and items stay in users.csv and items.csv: their features are known.
     """
     inter = dataset.interactions
-    rows = zip(inter[F.USER_ID], inter[F.ITEM_ID], inter[F.TIMESTAMP], inter[F.RATING])
+    rows = zip(inter[features.USER_ID], inter[features.ITEM_ID], inter[features.TIMESTAMP],
+               inter[features.RATING])
     writer.write_canonical(folder, (r for r in rows if r[0] not in cold_users and r[1] not in cold_items),
                            dataset.users, dataset.items)
 
@@ -140,7 +147,7 @@ def write_without(dataset: readers.Dataset, cold_users, cold_items, folder: str)
 def cold_users_table(model, dataset, cold_users, popular: Sequence[str], history: int, k: int,
                      num_items: int) -> Dict[str, Dict[str, float]]:
     """Recall of cold users' interactions: model (demographics; + a short history) vs popularity."""
-    histories = splits.Histories(dataset.interactions, F.MAX_HISTORY)
+    histories = splits.Histories(dataset.interactions, features.MAX_HISTORY)
     timeline = {user: histories.timeline(user) for user in cold_users}
     users = sorted(u for u, items in timeline.items() if len(items) > history)
     call = model.signatures["recommend_with_context"]
@@ -155,17 +162,17 @@ def cold_users_table(model, dataset, cold_users, popular: Sequence[str], history
             padded = [h + [""] * (width - len(h)) for h in hist]
             response = call(
                 user_id=tf.constant(chunk),
-                age=tf.constant([int(dataset.users[u][F.AGE]) for u in chunk], tf.int64),
-                gender=tf.constant([dataset.users[u][F.GENDER] for u in chunk]),
-                occupation=tf.constant([dataset.users[u][F.OCCUPATION] for u in chunk]),
+                age=tf.constant([int(dataset.users[u][features.AGE]) for u in chunk], tf.int64),
+                gender=tf.constant([dataset.users[u][features.GENDER] for u in chunk]),
+                occupation=tf.constant([dataset.users[u][features.OCCUPATION] for u in chunk]),
                 history=tf.constant(padded, tf.string),
                 exclude=tf.constant([[""]] * len(chunk)), k=tf.constant(0))
             for user, row in zip(chunk, response["item_ids"].numpy()):
                 lists[user] = [i.decode("utf-8") for i in row]
-        baseline = M.popularity_recommendations(
+        baseline = metrics.popularity_recommendations(
             popular, {u: set(timeline[u][:given]) for u in users}, users, k)
-        out[f"cold users, {label}: model"] = M.mean_metrics(lists, held_out, (10, k), num_items)
-        out[f"cold users, {label}: popularity"] = M.mean_metrics(baseline, held_out, (10, k), num_items)
+        out[f"cold users, {label}: model"] = metrics.mean_metrics(lists, held_out, (10, k), num_items)
+        out[f"cold users, {label}: popularity"] = metrics.mean_metrics(baseline, held_out, (10, k), num_items)
     return out
 
 
@@ -178,9 +185,9 @@ def cold_items_table(model, dataset, cold_items, train_items: Sequence[str],
     popularity of their genres.
     """
     inter = dataset.interactions
-    held_out = M.group_by_user(
-        [u for u, i in zip(inter[F.USER_ID], inter[F.ITEM_ID]) if i in cold_items],
-        [i for i in inter[F.ITEM_ID] if i in cold_items])
+    held_out = metrics.group_by_user(
+        [u for u, i in zip(inter[features.USER_ID], inter[features.ITEM_ID]) if i in cold_items],
+        [i for i in inter[features.ITEM_ID] if i in cold_items])
     index = model.index
     known = set(arrays.to_str(index.user_ids.numpy()))
     users = sorted(u for u in held_out if u in known)
@@ -191,9 +198,10 @@ def cold_items_table(model, dataset, cold_items, train_items: Sequence[str],
     vectors = tf.gather(index.item_embeddings, pool).numpy()
     genre_counts: Dict[str, int] = {}
     for item in train_items:
-        for genre in dataset.items[item][F.GENRES]:
+        for genre in dataset.items[item][features.GENRES]:
             genre_counts[genre] = genre_counts.get(genre, 0) + 1
-    genre_score = np.array([np.mean([genre_counts.get(g, 0) for g in dataset.items[i][F.GENRES]] or [0])
+    genre_score = np.array([np.mean([genre_counts.get(g,
+                                                      0) for g in dataset.items[i][features.GENRES]] or [0])
                             for i in pool_ids])
     genre_order = [pool_ids[j] for j in np.argsort(-genre_score, kind="stable")]
     lists: Dict[str, List[str]] = {}
@@ -204,8 +212,8 @@ def cold_items_table(model, dataset, cold_items, train_items: Sequence[str],
             lists[user] = list(pool_ids[np.argsort(-row)[:k]])
     baseline = {u: genre_order[:k] for u in users}
     return {
-        f"cold items ({len(pool)} items): model": M.mean_metrics(lists, held_out, (k,), len(pool)),
-        "cold items: genre popularity": M.mean_metrics(baseline, held_out, (k,), len(pool)),
+        f"cold items ({len(pool)} items): model": metrics.mean_metrics(lists, held_out, (k,), len(pool)),
+        "cold items: genre popularity": metrics.mean_metrics(baseline, held_out, (k,), len(pool)),
     }
 
 
@@ -221,11 +229,11 @@ def cold_start(data_dir: str, base: PipelineConfig, output_dir: str, fraction: f
     result = _run(config, os.path.join(output_dir, "cold-run"))
     model = tf.saved_model.load(result["pushed_to"])
     # What the pushed model knows: every interaction it was given.
-    train = io.read_columns(_split_files(result, F.TRAIN) + _split_files(result, F.EVAL))
-    popular = M.popularity_ranking(train[F.ITEM_ID])
+    train = records.read_columns(_split_files(result, features.TRAIN) + _split_files(result, features.EVAL))
+    popular = metrics.popularity_ranking(train[features.ITEM_ID])
     table = cold_users_table(model, dataset, cold_users, popular, history, base.top_k,
                              len(dataset.items))
-    table.update(cold_items_table(model, dataset, cold_items, train[F.ITEM_ID]))
+    table.update(cold_items_table(model, dataset, cold_items, train[features.ITEM_ID]))
     return table
 
 
@@ -314,8 +322,8 @@ def main(argv=None) -> int:
           f"serving_default, lists of {args.top_k}, seen items never hits; baselines fitted on the "
           f"same given part)")
     print(render(table, COLUMNS))
-    print(f"Pushed model: {int(table[E.MODEL]['users_served_a_seen_item'])} users served an item "
-          f"they had interacted with. EASE l2 {tuned[E.EASE]['l2']:g}; iALS "
+    print(f"Pushed model: {int(table[evaluate.MODEL]['users_served_a_seen_item'])} users served an item "
+          f"they had interacted with. EASE l2 {tuned[evaluate.EASE]['l2']:g}; iALS "
           f"{tuned[IALS]['factors']} factors, alpha {tuned[IALS]['alpha']:g} (tuned on an inner split)")
     if not args.no_cold_start:
         cold = cold_start(data_dir, base, output, args.cold_fraction, args.cold_history)

@@ -2,7 +2,7 @@
 
 The holdout recommender of a pipeline run (``--run-dir``; default: a fresh run on
 the embedded data; the twin of the pushed model that knows only the train split,
-components/holdout.py) is rebuilt with each rule setting around the same index
+models/holdout.py) is rebuilt with each rule setting around the same index
 and ranker; every variant answers the eval split's users through
 ``serving_default``. Per setting: NDCG@10 and Recall@10 against the held-out
 interactions, intra-list similarity (mean pairwise cosine of the listed items'
@@ -28,11 +28,13 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.serving import models_of, neighbours_of, pipeline_run, trend_of, write_results  # noqa: E402
-from components import features as F  # noqa: E402
-from components import io  # noqa: E402
-from components.evaluator import metrics as M  # noqa: E402
-from components.serving.recommender import Recommender  # noqa: E402
+from models import (
+    features,  # noqa: E402
+    records,  # noqa: E402
+)
+from models.evaluation import metrics  # noqa: E402
 from pipeline.config import RerankConfig  # noqa: E402
+from recommender.servable import Recommender  # noqa: E402
 
 SETTINGS = {
     "no rules (ranked order)": dict(dislike_similarity=1.0),
@@ -66,7 +68,7 @@ def list_figures(model: Recommender, users: np.ndarray, held: Dict[str, set], in
         times = found["time"].numpy()
         for user, row, now in zip(chunk, lists, times):
             items = [i.decode("utf-8") for i in row][:k]
-            figures = M.user_metrics(items, held[user], (k,))
+            figures = metrics.user_metrics(items, held[user], (k,))
             sums["ndcg@10"] += figures[f"ndcg@{k}"]
             sums["recall@10"] += figures[f"recall@{k}"]
             positions = np.array([position[i] for i in items])
@@ -81,8 +83,8 @@ def list_figures(model: Recommender, users: np.ndarray, held: Dict[str, set], in
 def run(model_dir: str, files: List[str]) -> Dict[str, Dict[str, float]]:
     pushed = tf.saved_model.load(model_dir)
     settings = json.loads(pushed.settings.numpy())
-    columns = io.read_columns(files)
-    held = M.group_by_user(columns[F.USER_ID], columns[F.ITEM_ID])
+    columns = records.read_columns(files)
+    held = metrics.group_by_user(columns[features.USER_ID], columns[features.ITEM_ID])
     known = set(u.decode("utf-8") for u in pushed.index.user_ids.numpy())
     users = np.array(sorted(u for u in held if u in known), dtype=object)
     disliked = (pushed.disliked_splits.numpy(), pushed.disliked_items.numpy())

@@ -37,13 +37,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.index import clustered  # noqa: E402
-from components import arrays, holdout  # noqa: E402
-from components.index import evaluation, searcher, servable  # noqa: E402
-from components.ranking import lists  # noqa: E402
-from components.ranking import neighbours as item_neighbours  # noqa: E402
-from components.serving import client, recommender  # noqa: E402
+from models import arrays, holdout  # noqa: E402
+from models.index import evaluation, searcher, servable  # noqa: E402
+from models.ranking import lists  # noqa: E402
+from models.ranking import neighbours as item_neighbours  # noqa: E402
 from pipeline import local_runner  # noqa: E402
 from pipeline.config import IndexConfig, PipelineConfig, RerankConfig  # noqa: E402
+from recommender import client  # noqa: E402
+from recommender import servable as recommender
 
 BATCH = 32
 # p99 of one recommender serving_default request, by catalogue size.

@@ -1,11 +1,9 @@
-"""Model code and custom TFX components of tfx-recommender.
+"""Custom TFX components of tfx-recommender: one folder each, a spec and a thin executor.
 
-TensorFlow Recommenders needs Keras 2. TensorFlow picks its Keras when it is
-first imported, so the switch must be set before any module here imports it;
-every TFX component runs in its own process (and pod), which imports this
-package first.
+The logic they run lives in ``models/`` and ``recommender/``.
 """
 
 import os
 
+# See models/__init__.py: Keras 2 must be chosen before TensorFlow loads.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

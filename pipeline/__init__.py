@@ -1,6 +1,6 @@
-"""Pipeline definition, configuration and runners of tfx-recommender."""
+"""The pipeline definition, its composed configuration, the local runner and the run summary."""
 
 import os
 
-# See components/__init__.py: Keras 2 must be chosen before TensorFlow loads.
+# See models/__init__.py: Keras 2 must be chosen before TensorFlow loads.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")

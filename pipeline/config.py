@@ -236,7 +236,7 @@ class RankingConfig:
 
 @dataclasses.dataclass(frozen=True)
 class RerankConfig:
-    """Business rules the servable applies to the ranked list (components/serving/rerank.py).
+    """Business rules the servable applies to the ranked list (recommender/rerank.py).
 
     Items the user interacted with in training, the request's history and its
     exclusion list are never returned (retrieval leaves them out).

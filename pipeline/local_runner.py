@@ -14,8 +14,8 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from components.data import readers, schema, synthetic
-from components.data.errors import DataError
+from models.data import readers, schema, synthetic
+from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
 from pipeline.config import PipelineConfig
 

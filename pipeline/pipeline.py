@@ -20,11 +20,11 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
-from components import features as F
 from components.evaluator.component import RecommenderEvaluator
 from components.example_gen import executor as example_gen
 from components.index.component import IndexBuilder
 from components.validation.component import StrictExampleValidator
+from models import features
 from pipeline.config import PipelineConfig
 
 # Component ids, used by runners to attach platform settings (GPUs) and by the summary.
@@ -73,9 +73,9 @@ def create_pipeline(
     """
     config.validate()
     interactions = _example_gen(data_root, example_gen.InteractionsExecutor,
-                                (F.TRAIN, F.EVAL), config).with_id(INTERACTIONS_GEN)
+                                (features.TRAIN, features.EVAL), config).with_id(INTERACTIONS_GEN)
     catalogue = _example_gen(data_root, example_gen.CatalogueExecutor,
-                             (F.CATALOGUE,), config).with_id(CATALOGUE_GEN)
+                             (features.CATALOGUE,), config).with_id(CATALOGUE_GEN)
     statistics = tfx.components.StatisticsGen(examples=interactions.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(schema_dir, "interactions", "schema.pbtxt"))
@@ -84,21 +84,22 @@ def create_pipeline(
     transform = tfx.components.Transform(
         examples=interactions.outputs["examples"],
         schema=schema.outputs["schema"],
-        preprocessing_fn="components.transform.preprocessing.preprocessing_fn",
+        preprocessing_fn="models.transform.preprocessing.preprocessing_fn",
         # Vocabularies cover every split, so the refitted models can learn ids first seen in
         # the eval split; the holdout models read ids without training interactions as
-        # out-of-vocabulary (components/retrieval/model.py), as a vocabulary of the train split would.
-        splits_config=tfx.proto.SplitsConfig(analyze=[F.TRAIN, F.EVAL], transform=[F.TRAIN, F.EVAL]),
+        # out-of-vocabulary (models/retrieval/model.py), as a vocabulary of the train split would.
+        splits_config=tfx.proto.SplitsConfig(analyze=[features.TRAIN, features.EVAL],
+                                             transform=[features.TRAIN, features.EVAL]),
     )
     # Nothing is trained on data that failed validation.
     transform.add_upstream_node(validator)
     retrieval = tfx.components.Trainer(
-        run_fn="components.retrieval.trainer.run_fn",
+        run_fn="models.retrieval.trainer.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
         custom_config=dataclasses.asdict(config.retrieval),
     ).with_id(RETRIEVAL_TRAINER)
     index = IndexBuilder(
@@ -109,11 +110,11 @@ def create_pipeline(
         config=json.dumps(dataclasses.asdict(config.index)),
     )
     ranking = tfx.components.Trainer(
-        run_fn="components.ranking.trainer.run_fn",
+        run_fn="models.ranking.trainer.run_fn",
         examples=interactions.outputs["examples"],
         base_model=index.outputs["index"],
-        train_args=tfx.proto.TrainArgs(splits=[F.TRAIN]),
-        eval_args=tfx.proto.EvalArgs(splits=[F.EVAL]),
+        train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
+        eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
         custom_config={"ranking": dataclasses.asdict(config.ranking),
                        "rerank": dataclasses.asdict(config.rerank), "top_k": config.top_k,
                        "refit": config.retrieval.refit},

@@ -7,7 +7,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
 
-from components.data import synthetic  # noqa: E402
+from models.data import synthetic  # noqa: E402
 
 
 @pytest.fixture(scope="session")

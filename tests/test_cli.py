@@ -1,6 +1,6 @@
 """Level 1: command-line flags land in the typed configuration."""
 
-from pipeline import cli
+from cli import main as cli
 from pipeline.config import IndexConfig, RankingConfig, RetrievalConfig
 
 

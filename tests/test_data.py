@@ -8,23 +8,21 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import arrays
-from components import features as F
-from components import io as artifact_io
-from components.data import download, examples, readers, splits, synthetic
-from components.data.errors import DataError
-from components.evaluator import metrics as M
+from models import arrays, features, records
+from models.data import download, examples, readers, splits, synthetic
+from models.data.errors import DataError
+from models.evaluation import metrics
 from tests.conftest import write
 
 
 def test_canonical_layout_read_with_defaults(canonical):
     ds = readers.read_dataset(canonical)
     assert ds.layout == readers.CANONICAL
-    assert ds.interactions[F.USER_ID] == ["1", "1", "2", "2"]
-    assert ds.interactions[F.RATING] == [5.0, 3.0, 4.0, 0.0]  # empty rating -> 0 (no explicit rating)
-    assert ds.users["2"] == {F.AGE: 0, F.GENDER: "M", F.OCCUPATION: ""}
-    assert ds.items["12"][F.TITLE] == "Crash, The (1996)"  # quoted comma
-    assert ds.items["10"][F.GENRES] == ("Action", "Crime")
+    assert ds.interactions[features.USER_ID] == ["1", "1", "2", "2"]
+    assert ds.interactions[features.RATING] == [5.0, 3.0, 4.0, 0.0]  # empty rating -> 0 (no explicit rating)
+    assert ds.users["2"] == {features.AGE: 0, features.GENDER: "M", features.OCCUPATION: ""}
+    assert ds.items["12"][features.TITLE] == "Crash, The (1996)"  # quoted comma
+    assert ds.items["10"][features.GENRES] == ("Action", "Crime")
     assert "13" in ds.items  # catalogue items without interactions are kept
 
 
@@ -32,19 +30,20 @@ def test_ml100k_layout(ml100k):
     ds = readers.read_dataset(ml100k)
     assert ds.layout == readers.ML_100K
     assert len(ds) == 4
-    assert ds.items["1"] == {F.TITLE: "Toy Story (1995)", F.GENRES: ("Animation", "Comedy"), F.YEAR: 1995}
-    assert ds.items["3"][F.TITLE] == "Am\xe9lie" and ds.items["3"][F.YEAR] == 2001
-    assert ds.users["2"] == {F.AGE: 53, F.GENDER: "F", F.OCCUPATION: "other"}
-    assert ds.interactions[F.TIMESTAMP][0] == 874965758
+    assert ds.items["1"] == {features.TITLE: "Toy Story (1995)", features.GENRES: ("Animation", "Comedy"),
+                             features.YEAR: 1995}
+    assert ds.items["3"][features.TITLE] == "Am\xe9lie" and ds.items["3"][features.YEAR] == 2001
+    assert ds.users["2"] == {features.AGE: 53, features.GENDER: "F", features.OCCUPATION: "other"}
+    assert ds.interactions[features.TIMESTAMP][0] == 874965758
 
 
 def test_ml1m_layout(ml1m):
     ds = readers.read_dataset(ml1m)
     assert ds.layout == readers.ML_1M
-    assert ds.items["661"][F.GENRES] == ("Animation", "Children's", "Musical")
-    assert ds.items["661"][F.YEAR] == 1996
-    assert ds.items["2"][F.TITLE] == "Caf\xe9 (1990)"
-    assert ds.users["1"] == {F.AGE: 1, F.GENDER: "F", F.OCCUPATION: "10"}
+    assert ds.items["661"][features.GENRES] == ("Animation", "Children's", "Musical")
+    assert ds.items["661"][features.YEAR] == 1996
+    assert ds.items["2"][features.TITLE] == "Caf\xe9 (1990)"
+    assert ds.users["1"] == {features.AGE: 1, features.GENDER: "F", features.OCCUPATION: "10"}
 
 
 def test_unknown_layout_names_what_it_expects(tmp_path):
@@ -94,7 +93,7 @@ def test_bad_rows_within_fraction_are_skipped_and_reported(canonical):
     ds = readers.read_dataset(canonical, max_bad_fraction=0.1)
     assert len(ds) == 20
     skipped = [(r.line, r.field) for r in ds.report.skipped]
-    assert skipped == [(22, F.TIMESTAMP), (23, F.ITEM_ID)]
+    assert skipped == [(22, features.TIMESTAMP), (23, features.ITEM_ID)]
     assert "skipped 2 invalid row(s)" in ds.report.summary()
 
 
@@ -102,22 +101,22 @@ def test_missing_side_tables_are_derived(tmp_path):
     write(tmp_path, "interactions.csv", "user_id,item_id,timestamp\na,x,1\nb,y,2\n")
     ds = readers.read_dataset(str(tmp_path))
     assert set(ds.users) == {"a", "b"} and set(ds.items) == {"x", "y"}
-    assert ds.items["x"] == {F.TITLE: "", F.GENRES: (), F.YEAR: 0}
+    assert ds.items["x"] == {features.TITLE: "", features.GENRES: (), features.YEAR: 0}
 
 
 def test_per_user_temporal_split():
-    inter = {F.USER_ID: ["a"] * 5 + ["b"] * 2 + ["c"],
-             F.TIMESTAMP: [5, 1, 4, 2, 3, 10, 20, 7]}
+    inter = {features.USER_ID: ["a"] * 5 + ["b"] * 2 + ["c"],
+             features.TIMESTAMP: [5, 1, 4, 2, 3, 10, 20, 7]}
     out = splits.temporal_split(inter, 0.4, "per_user")
     # a: 5 events, round(2.0) = 2 latest (t=4, 5); b: max(1, round(0.8)) = 1 latest; c alone stays in train.
-    assert sorted(out[F.EVAL].tolist()) == [0, 2, 6]
-    assert sorted(out[F.TRAIN].tolist()) == [1, 3, 4, 5, 7]
+    assert sorted(out[features.EVAL].tolist()) == [0, 2, 6]
+    assert sorted(out[features.TRAIN].tolist()) == [1, 3, 4, 5, 7]
 
 
 def test_histories_are_the_users_earlier_items_latest_kept():
-    inter = {F.USER_ID: ["a", "a", "b", "a", "a", "a"],
-             F.ITEM_ID: ["i1", "i2", "j1", "i3", "i4", "i5"],
-             F.TIMESTAMP: [30, 10, 5, 20, 20, 40]}
+    inter = {features.USER_ID: ["a", "a", "b", "a", "a", "a"],
+             features.ITEM_ID: ["i1", "i2", "j1", "i3", "i4", "i5"],
+             features.TIMESTAMP: [30, 10, 5, 20, 20, 40]}
     histories = splits.Histories(inter, max_length=2)
     # a in time: i2 (10), i3 (20), i4 (20, later row), i1 (30), i5 (40).
     assert histories.of(1) == []
@@ -130,12 +129,12 @@ def test_histories_are_the_users_earlier_items_latest_kept():
 
 def test_global_temporal_split_is_later_than_train():
     rng = np.random.default_rng(0)
-    inter = {F.USER_ID: [str(u) for u in rng.integers(0, 10, 200)],
-             F.TIMESTAMP: rng.integers(0, 10_000, 200).tolist()}
+    inter = {features.USER_ID: [str(u) for u in rng.integers(0, 10, 200)],
+             features.TIMESTAMP: rng.integers(0, 10_000, 200).tolist()}
     out = splits.temporal_split(inter, 0.25, "global")
-    ts = np.array(inter[F.TIMESTAMP])
-    assert ts[out[F.TRAIN]].max() <= ts[out[F.EVAL]].min()
-    assert 0.2 < len(out[F.EVAL]) / 200 < 0.3
+    ts = np.array(inter[features.TIMESTAMP])
+    assert ts[out[features.TRAIN]].max() <= ts[out[features.EVAL]].min()
+    assert 0.2 < len(out[features.EVAL]) / 200 < 0.3
     with pytest.raises(ValueError, match="split strategy"):
         splits.temporal_split(inter, 0.2, "random")
 
@@ -156,15 +155,16 @@ def test_synthetic_rewards_learning_and_punishes_guessing(tmp_path):
                                        num_interactions=100_000, seed=7)
     ds = readers.read_dataset(folder)
     idx = splits.temporal_split(ds.interactions, 0.2)
-    users, items = np.array(ds.interactions[F.USER_ID]), np.array(ds.interactions[F.ITEM_ID])
-    seen = M.group_by_user(users[idx[F.TRAIN]], items[idx[F.TRAIN]])
-    held = M.group_by_user(users[idx[F.EVAL]], items[idx[F.EVAL]])
-    pop = M.popularity_recommendations(M.popularity_ranking(items[idx[F.TRAIN]]), seen, held, 10)
-    ease = M.ease_recommendations(seen, held, 10)
+    users, items = np.array(ds.interactions[features.USER_ID]), np.array(ds.interactions[features.ITEM_ID])
+    seen = metrics.group_by_user(users[idx[features.TRAIN]], items[idx[features.TRAIN]])
+    held = metrics.group_by_user(users[idx[features.EVAL]], items[idx[features.EVAL]])
+    pop = metrics.popularity_recommendations(metrics.popularity_ranking(items[idx[features.TRAIN]]), seen,
+                                             held, 10)
+    ease = metrics.ease_recommendations(seen, held, 10)
     rng = np.random.default_rng(0)
     catalogue = sorted(ds.items)
     rand = {u: list(rng.choice(catalogue, 10, replace=False)) for u in held}
-    recall = {name: M.mean_metrics(r, held, [10], len(catalogue))["recall@10"]
+    recall = {name: metrics.mean_metrics(r, held, [10], len(catalogue))["recall@10"]
               for name, r in [("pop", pop), ("ease", ease), ("rand", rand)]}
     assert recall["ease"] > 1.5 * recall["pop"]
     assert recall["rand"] < 0.5 * recall["pop"]
@@ -195,7 +195,7 @@ def test_utf8_byte_order_mark_and_quoted_newlines(canonical):
                                   "11,Up,Animation,\n12,x,,1996\n13,y,,\n")
     write(canonical, "users.csv", "\ufeffuser_id,age,gender,occupation\n1,25,F,writer\n2,,M,\n")
     ds = readers.read_dataset(canonical)
-    assert ds.items["10"][F.TITLE] == "Two\nLines, Really"
+    assert ds.items["10"][features.TITLE] == "Two\nLines, Really"
     write(canonical, "items.csv", "item_id,title,genres,year\n10,\"Two\nLines\",Drama,1995\n"
                                   "11,Up,Animation,soon\n12,x,,\n")
     with pytest.raises(DataError, match=r"items.csv:4: field 'year': 'soon' is not an integer"):
@@ -209,17 +209,17 @@ def test_non_ascii_ids_and_text_survive_reading_and_examples(tmp_path):
     write(tmp_path, "items.csv", "item_id,title,genres,year\n映画-1,千と千尋の神隠し (2001),Animación,2001\n"
                                  "🎬,\"Misérables, Les (1995)\",Drama,1995\n")
     ds = readers.read_dataset(str(tmp_path))
-    assert ds.users["josé"][F.OCCUPATION] == "ingeniería"
-    assert ds.items["🎬"][F.TITLE] == "Misérables, Les (1995)"
+    assert ds.users["josé"][features.OCCUPATION] == "ingeniería"
+    assert ds.items["🎬"][features.TITLE] == "Misérables, Les (1995)"
     path = str(tmp_path / "items.tfrecord.gz")
     with tf.io.TFRecordWriter(path, "GZIP") as f:
         for record in examples.catalogue_examples(ds):
             f.write(record)
-    columns = artifact_io.read_columns([path], {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
-                                       F.TITLE: tf.io.FixedLenFeature([], tf.string)})
-    assert sorted(columns[F.ITEM_ID]) == sorted(ds.items)
-    assert "千と千尋の神隠し (2001)" in list(columns[F.TITLE])
-    assert list(arrays.to_str(arrays.to_bytes(columns[F.ITEM_ID]))) == list(columns[F.ITEM_ID])
+    columns = records.read_columns([path], {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+                                       features.TITLE: tf.io.FixedLenFeature([], tf.string)})
+    assert sorted(columns[features.ITEM_ID]) == sorted(ds.items)
+    assert "千と千尋の神隠し (2001)" in list(columns[features.TITLE])
+    assert list(arrays.to_str(arrays.to_bytes(columns[features.ITEM_ID]))) == list(columns[features.ITEM_ID])
 
 
 @pytest.mark.parametrize("name,content,message", [
@@ -270,9 +270,9 @@ def test_equal_timestamps_are_read_with_a_warning(canonical):
 def test_ml100k_hazard_fixture_reads_as_real_data_would(ml100k_hazards):
     ds = readers.read_dataset(ml100k_hazards)
     assert ds.layout == readers.ML_100K
-    assert "Misérables, Les (1995)" in {item[F.TITLE] for item in ds.items.values()}
+    assert "Misérables, Les (1995)" in {item[features.TITLE] for item in ds.items.values()}
     unknown = ds.items["99999267"]
-    assert unknown == {F.TITLE: "unknown", F.GENRES: ("unknown",), F.YEAR: 0}
-    assert ds.users["800000"][F.AGE] == 30
-    never = set(ds.items) - set(ds.interactions[F.ITEM_ID])
+    assert unknown == {features.TITLE: "unknown", features.GENRES: ("unknown",), features.YEAR: 0}
+    assert ds.users["800000"][features.AGE] == 30
+    never = set(ds.items) - set(ds.interactions[features.ITEM_ID])
     assert {"99999300", "99999301"} <= never

@@ -27,13 +27,14 @@ from tfx.types import artifact_utils, standard_artifacts
 from bench import quality as bench_quality
 from bench import rerank as bench_rerank
 from bench import serving as bench_serving
-from components import features as F
-from components.data import readers
-from components.evaluator import metrics as M
-from components.serving import client
-from pipeline import cli, local_runner
+from cli import main as cli
+from models import features
+from models.data import readers
+from models.evaluation import metrics
+from pipeline import local_runner
 from pipeline import summary as summary_lib
 from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
+from recommender import client
 
 pytestmark = pytest.mark.e2e
 
@@ -71,8 +72,8 @@ def _held_out(given):
     """(dataset, every item each user interacted with in what the pipeline was given,
     each user's later items, the given interactions' items)."""
     _, ds, interactions, future = given
-    seen = M.group_by_user(interactions[F.USER_ID], interactions[F.ITEM_ID])
-    return ds, seen, future, interactions[F.ITEM_ID]
+    seen = metrics.group_by_user(interactions[features.USER_ID], interactions[features.ITEM_ID])
+    return ds, seen, future, interactions[features.ITEM_ID]
 
 
 def test_every_component_ran_and_the_model_was_pushed(run):
@@ -103,9 +104,9 @@ def test_pushed_model_beats_popularity_on_held_out_data(run, given):
     recs = {u: [i.decode() for i in row] for u, row in zip(users, out["item_ids"].numpy())}
     assert all(not set(recs[u]) & seen.get(u, set()) for u in users)  # every given item excluded
     assert all(i in ds.items for row in recs.values() for i in row)  # ids as in the input data
-    popularity = M.popularity_recommendations(M.popularity_ranking(train_items), seen, users, 10)
-    model_recall = M.mean_metrics(recs, held, [10], len(ds.items))["recall@10"]
-    pop_recall = M.mean_metrics(popularity, held, [10], len(ds.items))["recall@10"]
+    popularity = metrics.popularity_recommendations(metrics.popularity_ranking(train_items), seen, users, 10)
+    model_recall = metrics.mean_metrics(recs, held, [10], len(ds.items))["recall@10"]
+    pop_recall = metrics.mean_metrics(popularity, held, [10], len(ds.items))["recall@10"]
     assert model_recall > 1.2 * pop_recall, (model_recall, pop_recall)
 
 
@@ -115,16 +116,16 @@ def test_unknown_user_gets_the_popular_list(run, given):
     model = tf.saved_model.load(client.latest_version(config.push_dir))
     out = model.signatures["serving_default"](user_id=tf.constant(["no-such-user"]))
     got = [i.decode() for i in out["item_ids"].numpy()[0]]
-    assert got == M.popularity_ranking(train_items)[:10]
+    assert got == metrics.popularity_ranking(train_items)[:10]
 
 
 def _context_lists(model, user_ids, histories, demographics):
     width = max(1, max(len(h) for h in histories))
     out = model.signatures["recommend_with_context"](
         user_id=tf.constant(user_ids),
-        age=tf.constant([d[F.AGE] for d in demographics], tf.int64),
-        gender=tf.constant([d[F.GENDER] for d in demographics]),
-        occupation=tf.constant([d[F.OCCUPATION] for d in demographics]),
+        age=tf.constant([d[features.AGE] for d in demographics], tf.int64),
+        gender=tf.constant([d[features.GENDER] for d in demographics]),
+        occupation=tf.constant([d[features.OCCUPATION] for d in demographics]),
         history=tf.constant([h + [""] * (width - len(h)) for h in histories]),
         exclude=tf.constant([[""]] * len(user_ids)), k=tf.constant(0))
     return [[i.decode() for i in row] for row in out["item_ids"].numpy()]
@@ -139,19 +140,22 @@ def test_users_the_model_never_saw_get_personal_lists_from_a_request_history(run
     model = tf.saved_model.load(client.latest_version(config.push_dir))
     inter = ds.interactions
     timeline = {}
-    for user, item, _ in sorted(zip(inter[F.USER_ID], inter[F.ITEM_ID], inter[F.TIMESTAMP]),
+    for user, item, _ in sorted(zip(inter[features.USER_ID], inter[features.ITEM_ID],
+                                    inter[features.TIMESTAMP]),
                                  key=lambda r: r[2]):
         if item in seen.get(user, set()):
             timeline.setdefault(user, []).append(item)
     users = sorted(held)
-    lists = _context_lists(model, [f"new-{u}" for u in users], [timeline[u][-F.MAX_HISTORY:] for u in users],
+    lists = _context_lists(model, [f"new-{u}" for u in users],
+                           [timeline[u][-features.MAX_HISTORY:] for u in users],
                            [ds.users[u] for u in users])
     recs = dict(zip(users, lists))
-    assert all(not set(recs[u]) & set(timeline[u][-F.MAX_HISTORY:]) for u in users)
-    popularity = M.popularity_recommendations(M.popularity_ranking(train_items), seen, users, 10)
+    assert all(not set(recs[u]) & set(timeline[u][-features.MAX_HISTORY:]) for u in users)
+    popularity = metrics.popularity_recommendations(metrics.popularity_ranking(train_items), seen, users, 10)
     known = model.signatures["serving_default"](user_id=tf.constant(users))["item_ids"].numpy()
     known = {u: [i.decode() for i in row] for u, row in zip(users, known)}
-    new_recall, known_recall, pop_recall = (M.mean_metrics(lists, held, [10], len(ds.items))["recall@10"]
+    new_recall, known_recall, pop_recall = (metrics.mean_metrics(lists, held, [10],
+                                                                 len(ds.items))["recall@10"]
                                             for lists in (recs, known, popularity))
     # The request's history recovers most of what the model knows of a known user.
     assert new_recall > 1.1 * pop_recall, (new_recall, pop_recall)
@@ -159,8 +163,8 @@ def test_users_the_model_never_saw_get_personal_lists_from_a_request_history(run
     # every given interaction: 0.204 vs 0.147 for the same users sent as new, measured.)
     assert new_recall > 0.65 * known_recall, (new_recall, known_recall)
     # Nothing to personalise on: the popularity list, as serving_default gives unknown users.
-    empty = {F.AGE: 0, F.GENDER: "", F.OCCUPATION: ""}
-    assert _context_lists(model, ["nobody"], [[]], [empty])[0] == M.popularity_ranking(train_items)[:10]
+    empty = {features.AGE: 0, features.GENDER: "", features.OCCUPATION: ""}
+    assert _context_lists(model, ["nobody"], [[]], [empty])[0] == metrics.popularity_ranking(train_items)[:10]
 
 
 def test_summary_reports_evaluation_and_index(run, given):
@@ -348,7 +352,7 @@ def test_ml100k_layout_with_real_world_hazards_serves_every_user(hazard_run, ml1
     config, summary = hazard_run
     assert summary["pushed"], summary_lib.render(summary)
     ds = readers.read_dataset(ml100k_hazards)
-    seen = M.group_by_user(ds.interactions[F.USER_ID], ds.interactions[F.ITEM_ID])
+    seen = metrics.group_by_user(ds.interactions[features.USER_ID], ds.interactions[features.ITEM_ID])
     users = sorted(ds.users)
     model = tf.saved_model.load(client.latest_version(config.push_dir))
     lists = model.signatures["serving_default"](user_id=tf.constant(users))["item_ids"].numpy()

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
-from components.index import embed, evaluation, searcher
-from components.retrieval.export import CANDIDATE_SIGNATURE
-from components.transform import raw
+from models import features
+from models.index import embed, evaluation, searcher
+from models.retrieval.export import CANDIDATE_SIGNATURE
+from models.transform import raw
 from pipeline.config import IndexConfig
 
 
@@ -98,10 +98,10 @@ class StandInTower(tf.Module):
     """embedding = [year, number of genres, length of the title]: known per item."""
 
     @tf.function(input_signature=[raw.ITEM_SIGNATURE])
-    def candidate_embedding(self, features):
-        genres = tf.reduce_sum(tf.cast(features[F.GENRES] != b"", tf.float32), axis=1)
-        return {"embedding": tf.stack([tf.cast(features[F.YEAR], tf.float32), genres,
-                                       tf.cast(tf.strings.length(features[F.TITLE]), tf.float32)],
+    def candidate_embedding(self, inputs):
+        genres = tf.reduce_sum(tf.cast(inputs[features.GENRES] != b"", tf.float32), axis=1)
+        return {"embedding": tf.stack([tf.cast(inputs[features.YEAR], tf.float32), genres,
+                                       tf.cast(tf.strings.length(inputs[features.TITLE]), tf.float32)],
                                       axis=1)}
 
 
@@ -109,11 +109,11 @@ def _catalogue_file(path, rows):
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for item_id, title, genres, year in rows:
             writer.write(tf.train.Example(features=tf.train.Features(feature={
-                F.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
-                F.TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[title.encode()])),
-                F.GENRES: tf.train.Feature(bytes_list=tf.train.BytesList(
+                features.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id.encode()])),
+                features.TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[title.encode()])),
+                features.GENRES: tf.train.Feature(bytes_list=tf.train.BytesList(
                     value=[g.encode() for g in genres])),
-                F.YEAR: tf.train.Feature(int64_list=tf.train.Int64List(value=[year])),
+                features.YEAR: tf.train.Feature(int64_list=tf.train.Int64List(value=[year])),
             })).SerializeToString())
     return path
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
-from components.index import searcher, servable
-from components.transform import raw
+from models import features
+from models.index import searcher, servable
+from models.transform import raw
 from pipeline.config import IndexConfig
 
 ITEMS = np.array(["a", "b", "c", "d", "e"])
@@ -43,11 +43,11 @@ class TableEncoder(tf.Module):
         self.dim = dim
 
     @tf.function(input_signature=[raw.USER_SIGNATURE])
-    def query_embedding(self, features):
-        query = tf.gather(self.vectors, self.users.lookup(features[F.USER_ID]))
-        following = self.next_item.lookup(features[F.HISTORY])
+    def query_embedding(self, inputs):
+        query = tf.gather(self.vectors, self.users.lookup(inputs[features.USER_ID]))
+        following = self.next_item.lookup(inputs[features.HISTORY])
         query += tf.reduce_sum(tf.one_hot(following, self.dim), axis=1)  # -1 -> zeros
-        female = tf.cast(features[F.GENDER] == "F", tf.float32)[:, None]
+        female = tf.cast(inputs[features.GENDER] == "F", tf.float32)[:, None]
         return {"embedding": query + 3.0 * female * tf.one_hot([3], self.dim)}
 
 
@@ -74,11 +74,11 @@ def context(user_ids, histories, genders=None, exclude=None):
     excluded = max(1, max(len(e) for e in exclude))
     return {
         servable.EXCLUDE: tf.constant([e + [""] * (excluded - len(e)) for e in exclude]),
-        F.USER_ID: tf.constant(user_ids),
-        F.AGE: tf.zeros([len(user_ids)], tf.int64),
-        F.GENDER: tf.constant(genders or [""] * len(user_ids)),
-        F.OCCUPATION: tf.constant([""] * len(user_ids)),
-        F.HISTORY: tf.constant([h + [""] * (width - len(h)) for h in histories]),
+        features.USER_ID: tf.constant(user_ids),
+        features.AGE: tf.zeros([len(user_ids)], tf.int64),
+        features.GENDER: tf.constant(genders or [""] * len(user_ids)),
+        features.OCCUPATION: tf.constant([""] * len(user_ids)),
+        features.HISTORY: tf.constant([h + [""] * (width - len(h)) for h in histories]),
     }
 
 

@@ -34,14 +34,14 @@ def test_compiled_spec_has_every_component_and_gpus_on_trainers(tmp_path):
             assert accelerator is None, task_name
     text = open(path).read()
     # User code by dotted path into the installed package; custom executors likewise.
-    assert "components.retrieval.trainer.run_fn" in text
-    assert "components.ranking.trainer.run_fn" in text
+    assert "models.retrieval.trainer.run_fn" in text
+    assert "models.ranking.trainer.run_fn" in text
     assert "components.index.executor.Executor" in text
     assert "gs://b/data" in text
 
 
 def test_cli_compile_writes_the_spec(tmp_path):
-    from pipeline import cli
+    from cli import main as cli
 
     out = tmp_path / "p.yaml"
     assert cli.main(["compile", "--output", str(out), "--data", "gs://b/d"]) == 0

@@ -5,12 +5,12 @@ import math
 import numpy as np
 import pytest
 
-from components.evaluator import metrics as M
+from models.evaluation import metrics
 
 
 def test_user_metrics_hand_computed():
     # Hits at ranks 1 and 3; two relevant items.
-    out = M.user_metrics(["a", "x", "b", "y"], {"a", "b"}, [2, 4])
+    out = metrics.user_metrics(["a", "x", "b", "y"], {"a", "b"}, [2, 4])
     assert out["recall@2"] == pytest.approx(0.5)
     assert out["recall@4"] == pytest.approx(1.0)
     dcg = 1 + 1 / math.log2(4)
@@ -22,23 +22,23 @@ def test_user_metrics_hand_computed():
 
 
 def test_user_metrics_no_hit_and_late_hit():
-    out = M.user_metrics(["x", "y", "a"], {"a"}, [2])
+    out = metrics.user_metrics(["x", "y", "a"], {"a"}, [2])
     assert out["recall@2"] == 0.0 and out["hr@2"] == 0.0 and out["ndcg@2"] == 0.0
     assert out["mrr"] == pytest.approx(1 / 3)
 
 
 def test_mean_metrics_counts_missing_users_as_misses_and_coverage():
     held = {"u1": {"a"}, "u2": {"b"}}
-    out = M.mean_metrics({"u1": ["a", "c"]}, held, [1], num_items=4)
+    out = metrics.mean_metrics({"u1": ["a", "c"]}, held, [1], num_items=4)
     assert out["recall@1"] == pytest.approx(0.5)
     assert out["users"] == 2
     assert out["coverage@1"] == pytest.approx(0.25)
 
 
 def test_popularity_excludes_seen_items():
-    ranking = M.popularity_ranking(["a", "b", "a", "c", "a", "b"])
+    ranking = metrics.popularity_ranking(["a", "b", "a", "c", "a", "b"])
     assert ranking == ["a", "b", "c"]
-    recs = M.popularity_recommendations(ranking, {"u": {"a"}}, ["u", "new"], 2)
+    recs = metrics.popularity_recommendations(ranking, {"u": {"a"}}, ["u", "new"], 2)
     assert recs == {"u": ["b", "c"], "new": ["a", "b"]}
 
 
@@ -46,7 +46,7 @@ def test_ease_recovers_item_item_cooccurrence():
     # Items 'a' and 'b' always co-occur; 'c' and 'd' co-occur. A user with 'a' should get 'b' first.
     seen = {f"u{i}": {"a", "b"} for i in range(5)} | {f"v{i}": {"c", "d"} for i in range(5)}
     seen["q"] = {"a"}
-    recs = M.ease_recommendations(seen, ["q"], k=1, l2=1.0)
+    recs = metrics.ease_recommendations(seen, ["q"], k=1, l2=1.0)
     assert recs["q"] == ["b"]
 
 
@@ -54,5 +54,5 @@ def test_ease_never_recommends_seen():
     rng = np.random.default_rng(0)
     items = [str(i) for i in range(30)]
     seen = {f"u{i}": set(rng.choice(items, 8, replace=False)) for i in range(40)}
-    recs = M.ease_recommendations(seen, list(seen), k=10)
+    recs = metrics.ease_recommendations(seen, list(seen), k=10)
     assert all(not (set(recs[u]) & seen[u]) for u in seen)

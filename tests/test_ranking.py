@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components import features as F
-from components.ranking import features as RF
-from components.ranking import lists as L
-from components.ranking import neighbours
-from components.ranking.model import (
+from models import features
+from models.ranking import features as ranking_features
+from models.ranking import lists, neighbours
+from models.ranking.model import (
     LISTWISE,
     LOSS_FUNCTIONS,
     POINTWISE,
@@ -16,8 +15,8 @@ from components.ranking.model import (
     listwise_loss,
     pointwise_loss,
 )
-from components.serving import rerank
 from pipeline.config import PipelineConfig, RankingConfig, RerankConfig
+from recommender import rerank
 
 
 def _interactions(timelines):
@@ -28,48 +27,49 @@ def _interactions(timelines):
             users.append(user)
             items.append(f"i{position}")
             times.append(100 + t)
-    columns = {F.USER_ID: np.array(users, dtype=object), F.ITEM_ID: np.array(items, dtype=object),
-               F.TIMESTAMP: np.array(times, np.int64)}
-    order = np.lexsort((np.arange(len(users)), columns[F.TIMESTAMP], columns[F.USER_ID]))
-    from components import arrays
-    return L.Interactions(columns, np.array([int(i[1:]) for i in items], np.int64),
-                          arrays.runs(columns[F.USER_ID], order))
+    columns = {features.USER_ID: np.array(users, dtype=object), features.ITEM_ID: np.array(items,
+                                                                                           dtype=object),
+               features.TIMESTAMP: np.array(times, np.int64)}
+    order = np.lexsort((np.arange(len(users)), columns[features.TIMESTAMP], columns[features.USER_ID]))
+    from models import arrays
+    return lists.Interactions(columns, np.array([int(i[1:]) for i in items], np.int64),
+                          arrays.runs(columns[features.USER_ID], order))
 
 
 def test_anchors_cut_timelines_into_history_and_next_window():
     data = _interactions({"a": list(range(10)), "b": [3, 4]})
-    cut = L.anchors(data, fractions=(0.5, 0.8), window=0.2, min_interactions=5)
+    cut = lists.anchors(data, fractions=(0.5, 0.8), window=0.2, min_interactions=5)
     # 'b' is too short; 'a' is cut after 5 and 8 items, labels are the next 2.
     assert len(cut.rows) == 2
     assert [list(e) for e in cut.excluded] == [[0, 1, 2, 3, 4], list(range(8))]
     assert [list(lab) for lab in cut.labels] == [[5, 6], [8, 9]]
     # The query's time is the interaction before the anchor, as the servable's last-seen time.
     assert list(cut.times) == [104, 107]
-    assert list(data.columns[F.ITEM_ID][cut.rows]) == ["i5", "i8"]
+    assert list(data.columns[features.ITEM_ID][cut.rows]) == ["i5", "i8"]
     # Item 3: user b at time 100; item 10 never: the latest training time.
-    np.testing.assert_array_equal(L.first_seen(data, 12)[[0, 3, 10]], [100, 100, 109])
+    np.testing.assert_array_equal(lists.first_seen(data, 12)[[0, 3, 10]], [100, 100, 109])
 
 
 def test_top_candidates_match_a_full_sort_without_excluded_items():
     rng = np.random.default_rng(0)
     items, queries = rng.normal(size=(50, 4)), rng.normal(size=(7, 4))
     excluded = [rng.choice(50, 10, replace=False) for _ in range(7)]
-    positions, scores = L.top_candidates(queries, items, excluded, 5, max_scores=100)
+    positions, scores = lists.top_candidates(queries, items, excluded, 5, max_scores=100)
     for q, ex, got, got_scores in zip(queries, excluded, positions, scores):
         full = items @ q
         full[ex] = -np.inf
         np.testing.assert_array_equal(got, np.argsort(-full)[:5])
         np.testing.assert_allclose(got_scores, np.sort(full)[::-1][:5], rtol=1e-6)
     # Fewer items left than asked for: the rest are -inf.
-    _, few = L.top_candidates(queries[:1], items[:3], [np.array([0])], 3)
+    _, few = lists.top_candidates(queries[:1], items[:3], [np.array([0])], 3)
     assert np.isneginf(few[0, 2]) and np.isfinite(few[0, :2]).all()
 
 
 def test_popularity_of_training_lists_leaves_out_the_users_own_interactions():
     popularity = np.array([5.0, 1.0, 3.0])
-    got = L.other_users_popularity(popularity, np.array([[0, 1, 2]]), [np.array([1, 2])])
+    got = lists.other_users_popularity(popularity, np.array([[0, 1, 2]]), [np.array([1, 2])])
     np.testing.assert_array_equal(got, [[5, 0, 2]])
-    np.testing.assert_array_equal(L.label_matrix(np.array([[0, 1, 2]]), [np.array([2])]),
+    np.testing.assert_array_equal(lists.label_matrix(np.array([[0, 1, 2]]), [np.array([2])]),
                                   [[0, 0, 1]])
 
 
@@ -100,13 +100,13 @@ def _synthetic_lists(n_lists, width, dim, rng):
     utility = (np.log1p(popularity[positions]) + 2.0 * np.exp(
         -(time[:, None] - first_seen[positions]) / 86400 / 30) + 0.3 * scores)
     labels = (utility >= np.sort(utility, axis=1)[:, -3:-2]).astype(np.float32)
-    history = np.full((n_lists, F.MAX_HISTORY), -1, np.int32)
-    inputs = RF.list_features(tf.constant(query), tf.constant(item_embeddings),
+    history = np.full((n_lists, features.MAX_HISTORY), -1, np.int32)
+    inputs = ranking_features.list_features(tf.constant(query), tf.constant(item_embeddings),
                               tf.constant(positions), tf.constant(scores),
                               tf.constant(popularity[positions]),
                               tf.constant(first_seen[positions]), tf.constant(history),
                               tf.constant(time), tuple(map(tf.constant, neighbours.none(400))),
-                              tuple(map(tf.constant, L.no_trend(400))))
+                              tuple(map(tf.constant, lists.no_trend(400))))
     return inputs, labels
 
 
@@ -125,7 +125,7 @@ def test_the_ranker_learns_what_retrieval_order_misses(loss):
     train, train_labels = _synthetic_lists(600, 20, 8, rng)
     held, held_labels = _synthetic_lists(200, 20, 8, rng)
     ranker = Ranker((32,), cross_layers=2, projection_dim=4)
-    ranker.adapt(tf.reshape(train[RF.SCALARS], [-1, len(RF.SCALAR_NAMES)]))
+    ranker.adapt(tf.reshape(train[ranking_features.SCALARS], [-1, len(ranking_features.SCALAR_NAMES)]))
     optimizer = tf.keras.optimizers.Adam(0.01)
     valid = tf.ones(train_labels.shape, tf.bool)
     for _ in range(60):
@@ -141,7 +141,7 @@ def test_the_ranker_learns_what_retrieval_order_misses(loss):
 
 def test_list_features_read_history_age_and_scores():
     items = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
-    out = RF.list_features(
+    out = ranking_features.list_features(
         query=tf.constant([[1.0, 0.0]]), item_embeddings=items, positions=tf.constant([[2, 1]]),
         scores=tf.constant([[2.0, -np.inf]]), popularity=tf.constant([[3.0, 0.0]]),
         first_seen=tf.constant([[0, 86400 * 10]], tf.int64),
@@ -154,7 +154,8 @@ def test_list_features_read_history_age_and_scores():
         trend=(tf.constant([[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5],
                             [0, 0, 1, 1, 1, 3, 3, 3, 3, 3, 3]], tf.float32),
                tf.constant(0, tf.int64), tf.constant(86400, tf.int64), tf.constant(3)))
-    scalars = dict(zip(RF.SCALAR_NAMES, np.moveaxis(out[RF.SCALARS].numpy()[0], -1, 0)))
+    scalars = dict(zip(ranking_features.SCALAR_NAMES, np.moveaxis(out[ranking_features.SCALARS].numpy()[0],
+                                                                  -1, 0)))
     np.testing.assert_allclose(scalars["score"], [2.0, 0.0])  # -inf (no candidate) -> 0
     np.testing.assert_allclose(scalars["log_popularity"], np.log1p([3.0, 0.0]))
     np.testing.assert_allclose(scalars["signed_log_age_days"], [np.log1p(5), -np.log1p(5)],
@@ -175,14 +176,14 @@ def test_neighbour_similarity_sums_over_history_and_its_latest_items():
     ids = tf.constant([[3, 4], [3, -1], [4, -1], [-1, -1], [-1, -1]])
     cooccurrences = tf.constant([[6.0, 2.0], [3.0, 0.0], [5.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
     table = (ids, cooccurrences, tf.fill([5], 9.0))
-    total, largest, recent = RF.neighbour_similarity(
+    total, largest, recent = ranking_features.neighbour_similarity(
         tf.constant([[3, 4]]), tf.constant([[0, 1, 2, -1]]), table, recent=2, shrink=1.0)
     np.testing.assert_allclose(total.numpy(), [[0.9, 0.7]], rtol=1e-6)
     np.testing.assert_allclose(largest.numpy(), [[0.6, 0.5]], rtol=1e-6)
     np.testing.assert_allclose(recent.numpy(), [[0.3, 0.5]], rtol=1e-6)  # items 1 and 2 only
     # Candidate 3 is the user's own (a training list's later item): the user leaves its
     # co-occurrences (6, 3 -> 5, 2) and its count (9 -> 8): 5 / (sqrt(72) + 1), 2 / (sqrt(72) + 1).
-    total, largest, _ = RF.neighbour_similarity(
+    total, largest, _ = ranking_features.neighbour_similarity(
         tf.constant([[3, 4]]), tf.constant([[0, 1, 2, -1]]), table,
         own=tf.constant([[True, False]]), recent=2, shrink=1.0)
     np.testing.assert_allclose(total.numpy(), [[7 / (np.sqrt(72) + 1), 0.7]], rtol=1e-6)
@@ -190,13 +191,13 @@ def test_neighbour_similarity_sums_over_history_and_its_latest_items():
 
 
 def test_trend_counts_each_items_interactions_by_day():
-    data = L.Interactions({F.TIMESTAMP: np.array([0, 86400, 4 * 86400 + 5, 4 * 86400, 9 * 86400])},
+    data = lists.Interactions({features.TIMESTAMP: np.array([0, 86400, 4 * 86400 + 5, 4 * 86400, 9 * 86400])},
                           np.array([2, 2, 2, 0, -1]), [])
-    table = L.trend(data, 3, days=2)
+    table = lists.trend(data, 3, days=2)
     assert (int(table.start), int(table.width), int(table.window)) == (0, 86400, 2)
     np.testing.assert_array_equal(table.cumulative[2], [0, 1, 2, 2, 2, 3, 3, 3, 3, 3, 3])
     np.testing.assert_array_equal(table.cumulative[0][-1], 1)  # item outside the catalogue: none
-    at = RF.recent_popularity(tf.constant([[2, 0, 1]]), tf.constant([5 * 86400], tf.int64),
+    at = ranking_features.recent_popularity(tf.constant([[2, 0, 1]]), tf.constant([5 * 86400], tf.int64),
                               tuple(map(tf.constant, table)))
     np.testing.assert_array_equal(at.numpy(), [[1.0, 1.0, 0.0]])  # days 4-5
 
@@ -264,20 +265,20 @@ def test_invalid_ranking_and_rerank_settings_name_the_field():
 
 
 def test_variable_length_histories_are_read_across_batches_of_different_widths(tmp_path):
-    from components import io
+    from models import records
 
     path = str(tmp_path / "part.gz")
     histories = [[], ["a"], ["a", "b", "c"], ["d"]]
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:
         for history in histories:
             example = tf.train.Example(features=tf.train.Features(feature={
-                F.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"u"])),
-                F.HISTORY: tf.train.Feature(bytes_list=tf.train.BytesList(
+                features.USER_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"u"])),
+                features.HISTORY: tf.train.Feature(bytes_list=tf.train.BytesList(
                     value=[h.encode() for h in history]))}))
             writer.write(example.SerializeToString())
-    spec = {F.USER_ID: tf.io.FixedLenFeature([], tf.string),
-            F.HISTORY: tf.io.VarLenFeature(tf.string)}
+    spec = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+            features.HISTORY: tf.io.VarLenFeature(tf.string)}
     # Batches of 2: widths 1 and 3.
-    columns = io.read_columns([path], spec, batch_size=2)
-    assert columns[F.HISTORY].tolist() == [["", "", ""], ["a", "", ""], ["a", "b", "c"],
+    columns = records.read_columns([path], spec, batch_size=2)
+    assert columns[features.HISTORY].tolist() == [["", "", ""], ["a", "", ""], ["a", "b", "c"],
                                            ["d", "", ""]]

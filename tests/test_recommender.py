@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from components.ranking import features as RF
-from components.serving import client, recommender
+from models.ranking import features as ranking_features
 from pipeline.config import RerankConfig
+from recommender import client
+from recommender import servable as recommender
 from tests.test_index_servable import context, ids, make_index
 
 # Items a..e have popularity 1, 9, 3, 7, 5 (tests/test_index_servable.py).
@@ -25,7 +26,7 @@ class PopularityAverse(tf.Module):
     """Stand-in ranker: the less popular a candidate, the higher its score."""
 
     def __call__(self, inputs):
-        return -inputs[RF.SCALARS][..., RF.SCALAR_NAMES.index("log_popularity")]
+        return -inputs[ranking_features.SCALARS][..., ranking_features.SCALAR_NAMES.index("log_popularity")]
 
 
 RULES_OFF = RerankConfig(dislike_similarity=1.0)

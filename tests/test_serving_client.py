@@ -22,10 +22,11 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2, prediction_service_pb2_grpc
 
-from components.index import servable
-from components.serving import client, recommender, remote
-from pipeline import cli
+from cli import main as cli
+from models.index import servable
 from pipeline.config import RerankConfig
+from recommender import client, remote
+from recommender import servable as recommender
 from tests.test_index_servable import make_index
 
 MODEL = "recommender"

@@ -7,6 +7,7 @@ with where the Kubeflow pipeline pushes (the model config is parsed with TF
 Serving's own proto).
 """
 
+import importlib.util
 import os
 
 import pytest
@@ -15,10 +16,23 @@ import yaml
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from components.serving import remote
 from kubeflow import runner
-from kubeflow.serving import link_scann_ops as link
 from pipeline.config import PipelineConfig
+from recommender import remote
+
+SERVING_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kubeflow",
+                           "serving")
+
+
+def _load_script(name: str):
+    # kubeflow/serving/ is build context for the images, not part of the Python package.
+    spec = importlib.util.spec_from_file_location(name, os.path.join(SERVING_DIR, f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+link = _load_script("link_scann_ops")
 
 MODEL_SERVERS_BUILD = '''\
 SUPPORTED_TENSORFLOW_OPS = if_v2([]) + if_not_v2([

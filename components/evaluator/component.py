@@ -36,7 +36,7 @@ class RecommenderEvaluator(base_component.BaseComponent):
     is judged by the list it returns for a user, against every held-out item of
     that user. This component calls the servable's own ``serving_default`` and
     ``retrieve`` signatures for every eval user, computes Recall/NDCG/HR/MRR and
-    coverage (components/evaluator/metrics.py), and writes a ModelBlessing in
+    coverage (models/evaluation/metrics.py), and writes a ModelBlessing in
     the stock Pusher's format: the model is pushed only when it beats
     popularity by the configured lift and, given ``index_blessing``, the index
     builder blessed its index (recall against exact search).

@@ -12,9 +12,9 @@ from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 
-from components import blessing, holdout, io
-from components import features as F
-from components.evaluator import evaluate
+from components import blessing
+from models import features, holdout, records
+from models.evaluation import evaluate
 from pipeline.config import EvalConfig, from_dict
 
 METRICS_FILE = "metrics.json"
@@ -26,14 +26,14 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         config = from_dict(EvalConfig, json.loads(exec_properties["config"]))
         model = artifact_utils.get_single_instance(input_dict["model"])
-        catalogue = io.read_columns(io.split_files(input_dict["candidates"], F.CATALOGUE),
-                                    {F.ITEM_ID: tf.io.FixedLenFeature([], tf.string)})
+        catalogue = records.read_columns(records.split_files(input_dict["candidates"], features.CATALOGUE),
+                                    {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)})
         result = evaluate.evaluate(
             # The twin that knows only the train split: the deployed model knows the eval split.
             holdout.holdout_path(model.uri),
-            io.split_files(input_dict["examples"], F.TRAIN),
-            io.split_files(input_dict["examples"], F.EVAL),
-            num_items=len(catalogue[F.ITEM_ID]),
+            records.split_files(input_dict["examples"], features.TRAIN),
+            records.split_files(input_dict["examples"], features.EVAL),
+            num_items=len(catalogue[features.ITEM_ID]),
             config=config,
         )
         verdict = evaluate.blessing(result, config.gate_metric, config.min_lift_over_popularity)

@@ -17,8 +17,8 @@ from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenE
 from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
-from components import features as F
-from components.data import examples, readers, splits
+from models import features
+from models.data import examples, readers, splits
 
 
 def pack_config(values: dict) -> example_gen_pb2.CustomConfig:
@@ -64,14 +64,14 @@ class InteractionsExecutor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
         names = _split_names(exec_properties)
-        if sorted(names) != sorted([F.TRAIN, F.EVAL]):
+        if sorted(names) != sorted([features.TRAIN, features.EVAL]):
             raise ValueError(f"interactions ExampleGen needs input splits "
-                             f"'{F.TRAIN}' and '{F.EVAL}', got {names}")
+                             f"'{features.TRAIN}' and '{features.EVAL}', got {names}")
         config = _data_config(exec_properties)
         dataset = _read(exec_properties, config)
         indices = splits.temporal_split(dataset.interactions, config.get("eval_fraction", 0.2),
                                         config.get("split_strategy", "per_user"))
-        histories = splits.Histories(dataset.interactions, F.MAX_HISTORY)
+        histories = splits.Histories(dataset.interactions, features.MAX_HISTORY)
         return {
             name: (pipeline
                    | f"Indices[{name}]" >> beam.Create([indices[name]])

@@ -34,7 +34,7 @@ class IndexBuilder(base_beam_component.BaseBeamComponent):
     interactions), ``candidates`` (catalogue examples, split 'items'),
     ``examples`` (interactions: every split gives the deployed servable's known
     users, their histories and exclusions and item popularity; the 'train'
-    split alone gives its holdout twin's, ``components/holdout.py``).
+    split alone gives its holdout twin's, ``models/holdout.py``).
 
     Outputs: ``index``, a Model artifact in the Pusher's layout
     (``<uri>/Format-Serving``; the catalogue's embeddings under

@@ -13,9 +13,9 @@ from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
-from components import blessing, holdout, io
-from components import features as F
-from components.index import indexer
+from components import blessing
+from models import features, holdout, records
+from models.index import indexer
 from pipeline.config import IndexConfig, from_dict
 
 STATS_FILE = "index_stats.json"
@@ -30,13 +30,13 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         model = artifact_utils.get_single_instance(input_dict["model"])
         transform = artifact_utils.get_single_instance(input_dict["transform_graph"])
         index = artifact_utils.get_single_instance(output_dict["index"])
-        train_files = io.split_files(input_dict["examples"], F.TRAIN)
+        train_files = records.split_files(input_dict["examples"], features.TRAIN)
         export_dir = path_utils.serving_model_dir(index.uri)
         figures = indexer.build_index(
             model_dir=path_utils.serving_model_path(model.uri),
-            catalogue_files=io.split_files(input_dict["candidates"], F.CATALOGUE),
+            catalogue_files=records.split_files(input_dict["candidates"], features.CATALOGUE),
             # The deployed servable knows every interaction; its twin only the train split.
-            interaction_files=train_files + io.split_files(input_dict["examples"], F.EVAL),
+            interaction_files=train_files + records.split_files(input_dict["examples"], features.EVAL),
             export_dir=export_dir,
             config=config,
             work_dir=os.path.join(index.uri, EMBEDDINGS_DIR),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx.components.example_validator import executor as stock
 
-from components.data.errors import DataError
+from models.data.errors import DataError
 
 
 def describe(anomalies: anomalies_pb2.Anomalies) -> str:

@@ -1,0 +1,198 @@
+"""The ``recsys`` command line (also ``python -m pipeline``).
+
+  recsys run [--data FOLDER] [--output-dir DIR] [--serving-dir DIR] [--top-k K] [--epochs N] ...
+  recsys compile [--output kubeflow/pipeline.yaml] [--image IMAGE] [--data gs://...]
+  recsys recommend --user ID [--serving-dir DIR | --server HOST:PORT [--protocol rest|grpc]]
+  recsys download ml-100k|ml-1m [--dest DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from typing import List, Optional
+
+from pipeline.config import PipelineConfig
+
+
+def _config(args: argparse.Namespace) -> PipelineConfig:
+    """Flags override the typed defaults; nothing else does."""
+    config = PipelineConfig()
+    data = dataclasses.replace(config.data, data_dir=args.data,
+                               max_bad_row_fraction=args.max_bad_rows_fraction,
+                               eval_fraction=args.eval_fraction)
+    retrieval = config.retrieval
+    if args.epochs is not None:
+        retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
+    if args.no_refit:
+        retrieval = dataclasses.replace(retrieval, refit=False)
+    index = config.index
+    if args.index_flavour:
+        index = dataclasses.replace(index, flavour=args.index_flavour)
+    if args.index_min_recall is not None:
+        index = dataclasses.replace(index, min_recall=args.index_min_recall)
+    evaluation = dataclasses.replace(config.evaluation, min_lift_over_popularity=args.min_lift)
+    ranking = config.ranking
+    if args.ranking_loss:
+        ranking = dataclasses.replace(ranking, loss=args.ranking_loss)
+    rerank = dataclasses.replace(config.rerank, **{
+        key: value for key, value in (("diversity", args.diversity),
+                                      ("freshness_boost", args.freshness_boost),
+                                      ("dislike_similarity", args.dislike_similarity))
+        if value is not None})
+    config = dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
+                                 ranking=ranking, rerank=rerank, evaluation=evaluation,
+                                 serving_dir=args.serving_dir)
+    return config.with_lists(args.top_k, args.candidates)
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", default=None,
+                   help="data folder (interactions.csv, or a MovieLens 100K/1M download); "
+                        "default: the embedded synthetic dataset")
+    p.add_argument("--serving-dir", default="serving",
+                   help="the model is pushed to SERVING_DIR/recommender/<version>/")
+    p.add_argument("--top-k", type=int, default=10, help="length of the recommended list")
+    p.add_argument("--candidates", type=int, default=None,
+                   help="items retrieval hands the ranker per request (default: 100, and at "
+                        "least twice --top-k, so the ranker chooses the list)")
+    p.add_argument("--epochs", type=int, default=None, help="retrieval training epochs")
+    p.add_argument("--no-refit", action="store_true",
+                   help="deploy the models trained on the train split only (default: after the "
+                        "held-out checks, retrieval and ranking learn again from every interaction)")
+    p.add_argument("--eval-fraction", type=float, default=0.2,
+                   help="latest share of each user's interactions held out for evaluation")
+    p.add_argument("--max-bad-rows-fraction", type=float, default=0.0,
+                   help="skip (and report) invalid rows up to this share of a file; "
+                        "default 0: any invalid row stops the run")
+    p.add_argument("--index-flavour", choices=("auto", "exact", "scann"), default=None,
+                   help="exact (stock TF Serving), scann (TF Serving with ScaNN's ops) or auto: "
+                        "exact below 20,000 items")
+    p.add_argument("--index-min-recall", type=float, default=None,
+                   help="push only if the index's recall against exact search reaches this "
+                        "(default 0.95)")
+    p.add_argument("--ranking-loss", choices=("pointwise", "listwise"), default=None,
+                   help="the ranking model's loss (default pointwise)")
+    p.add_argument("--diversity", type=float, default=None,
+                   help="re-ranking: MMR trade-off in [0, 1) on item embeddings (default 0: off)")
+    p.add_argument("--freshness-boost", type=float, default=None,
+                   help="re-ranking: boost of recently released items (default 0: off)")
+    p.add_argument("--dislike-similarity", type=float, default=None,
+                   help="re-ranking: demote items this similar (cosine) to one the user rated "
+                        "low (default 0.9; 1: off)")
+    p.add_argument("--min-lift", type=float, default=1.0,
+                   help="push only if the model's recall is at least this multiple of popularity's")
+
+
+def _cmd_run(args) -> int:
+    from pipeline import local_runner
+
+    try:
+        config = _config(args)
+        config.validate()
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return local_runner.main(config, args.output_dir)
+
+
+def _cmd_compile(args) -> int:
+    from kubeflow import runner
+
+    path = runner.compile_pipeline(_config(args), args.output, image=args.image,
+                                   data_root=args.data or runner.DEFAULT_DATA_ROOT,
+                                   pipeline_root=args.pipeline_root)
+    print(f"Wrote {path}")
+    return 0
+
+
+def _cmd_recommend(args) -> int:
+    from recommender import client, remote
+
+    history = [i for i in (args.history or "").split(",") if i]
+    exclude = [i for i in (args.exclude or "").split(",") if i]
+    try:
+        if args.server:
+            source = f"TF Serving {args.protocol}://{args.server}, model '{args.model_name}'"
+            server = remote.client(args.server, args.protocol, args.model_name,
+                                   timeout=args.timeout)
+            items = remote.recommend(server, args.user, history, args.age, args.gender,
+                                     args.occupation, exclude, args.k)
+        else:
+            source = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
+            items = client.recommend(source, args.user, history, args.age, args.gender,
+                                     args.occupation, exclude, args.k)
+    except (FileNotFoundError, ValueError, remote.ServingError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Recommendations for user {args.user} (model {source}):")
+    for rank, (item_id, title, score) in enumerate(items, 1):
+        print(f"{rank:>3}. {item_id:<10} {title:<60} {score:8.4f}")
+    return 0
+
+
+def _cmd_download(args) -> int:
+    from models.data import download
+
+    folder = download.download(args.dataset, args.dest, base_url=args.base_url)
+    print(f"Downloaded to {folder}; run: recsys run --data {folder}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="recsys", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)")
+    _add_config_flags(run)
+    run.add_argument("--output-dir", default="tfx_output", help="artifacts and ML Metadata")
+    run.set_defaults(func=_cmd_run)
+
+    comp = sub.add_parser("compile", help="compile the Kubeflow Pipelines v2 spec")
+    _add_config_flags(comp)
+    comp.add_argument("--output", default="kubeflow/pipeline.yaml")
+    comp.add_argument("--image", default=None, help="container image with this package installed")
+    comp.add_argument("--pipeline-root", default=None, help="e.g. gs://bucket/tfx-recommender")
+    comp.set_defaults(func=_cmd_compile)
+
+    rec = sub.add_parser("recommend", help="print a user's list from the newest pushed model")
+    rec.add_argument("--user", required=True)
+    rec.add_argument("--serving-dir", default="serving",
+                     help="load the newest pushed model from here (without --server)")
+    rec.add_argument("--server", default=None,
+                     help="HOST:PORT of a running TF Serving instead (8501 REST, 8500 gRPC)")
+    rec.add_argument("--protocol", choices=("rest", "grpc"), default="rest")
+    rec.add_argument("--model-name", default="recommender", help="TF Serving's model name")
+    rec.add_argument("--timeout", type=float, default=5.0, help="seconds per server call")
+    rec.add_argument("--history", default="",
+                     help="comma-separated item ids the user interacted with recently, oldest first "
+                          "(personalises for users the model has never seen)")
+    rec.add_argument("--exclude", default="", help="comma-separated item ids never to return")
+    rec.add_argument("--k", type=int, default=None,
+                     help="list length (default: the model's; at most its max_k)")
+    rec.add_argument("--age", type=int, default=0, help="request-time demographics (0/'': unknown)")
+    rec.add_argument("--gender", default="")
+    rec.add_argument("--occupation", default="")
+    rec.set_defaults(func=_cmd_recommend)
+
+    dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")
+    dl.add_argument("dataset", choices=("ml-100k", "ml-1m"))
+    dl.add_argument("--dest", default="data")
+    dl.add_argument("--base-url", default="https://files.grouplens.org/datasets/movielens")
+    dl.set_defaults(func=_cmd_download)
+    return parser
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from absl import logging as absl_logging
+
+    absl_logging.set_verbosity(absl_logging.INFO)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,235 @@
+"""Trainer user code of the two-tower retrieval model (``run_fn``).
+
+Reads the Transform outputs once to gather what training needs besides the
+batches: each item's share of the interactions (logQ), each item's candidate
+features (uniform negatives, evaluation) and, for early stopping, the eval
+split's users as the servable will see them: their history up to the end of
+training, their training items (excluded) and their held-out items.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import time
+from typing import Dict, List
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.trainer.fn_args_utils import FnArgs
+
+from models import arrays, features, holdout, records
+from models.retrieval import export
+from models.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
+from pipeline.config import RetrievalConfig, from_dict
+
+_VOCABS = (features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB, features.OCCUPATION_VOCAB,
+           features.GENRE_VOCAB,
+           features.TITLE_VOCAB)
+
+
+def _dataset(files, tft_output, batch_size: int, seed: int, shuffle: bool) -> tf.data.Dataset:
+    spec = tft_output.transformed_feature_spec()
+    ds = tf.data.TFRecordDataset(records.expand(files), compression_type="GZIP")
+    if shuffle:
+        ds = ds.shuffle(100_000, seed=seed, reshuffle_each_iteration=True)
+    return (ds.batch(batch_size)
+            .map(lambda x: tf.io.parse_example(x, spec), num_parallel_calls=tf.data.AUTOTUNE)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+@dataclasses.dataclass
+class TrainingData:
+    """What one pass over the transformed training split yields.
+
+    Attributes:
+      counts: float64 [items + 1], interactions per item index.
+      item_table: candidate features of every item index (row 0: padding).
+      seen: user index -> item indices interacted with in training.
+    """
+
+    counts: np.ndarray
+    item_table: Dict[str, np.ndarray]
+    seen: Dict[int, np.ndarray]
+
+
+def scan_training(dataset: tf.data.Dataset, num_items: int) -> TrainingData:
+    counts = np.zeros(num_items + 1, dtype=np.float64)
+    table: Dict[str, np.ndarray] = {}
+    seen: Dict[int, List[np.ndarray]] = {}
+    for batch in dataset.as_numpy_iterator():
+        items = batch[features.ITEM_IDX]
+        counts += np.bincount(items, minlength=num_items + 1)
+        for key in CANDIDATE_FEATURES:
+            if key not in table:
+                table[key] = np.zeros((num_items + 1,) + batch[key].shape[1:], batch[key].dtype)
+            table[key][items] = batch[key]
+        users = batch[features.USER_IDX]
+        for group in arrays.runs(users, np.argsort(users, kind="stable")):
+            seen.setdefault(int(users[group[0]]), []).append(items[group])
+    table[features.ITEM_IDX] = np.arange(num_items + 1, dtype=np.int64)
+    return TrainingData(counts, table, {u: np.unique(np.concatenate(v)) for u, v in seen.items()})
+
+
+@dataclasses.dataclass
+class EvalUsers:
+    """Eval-split users as the servable sees them after training.
+
+    Attributes:
+      queries: query features of each user's earliest eval interaction (its
+        history is the user's training history): arrays [users, ...].
+      targets: each user's held-out item indices (0 = not in the vocabulary,
+        counted as a miss).
+      seen: each user's training item indices (excluded from the ranking).
+    """
+
+    queries: Dict[str, np.ndarray]
+    targets: List[np.ndarray]
+    seen: List[np.ndarray]
+
+
+def scan_eval(dataset: tf.data.Dataset, seen: Dict[int, np.ndarray], max_users: int,
+              seed: int) -> EvalUsers:
+    columns: Dict[str, list] = {key: [] for key in QUERY_FEATURES + (features.ITEM_IDX,)}
+    for batch in dataset.as_numpy_iterator():
+        for key in columns:
+            columns[key].append(batch[key])
+    data = {key: np.concatenate(value) for key, value in columns.items()}
+    users = data[features.USER_IDX]
+    length = np.count_nonzero(data[features.HISTORY_IDS], axis=1)
+    # Each user's rows, earliest first: by time, then by history length (same-second interactions).
+    groups = arrays.runs(users, np.lexsort((length, data[features.TIME_SCALED], users)))
+    if len(groups) > max_users:
+        chosen = np.sort(np.random.default_rng(seed).choice(len(groups), max_users, replace=False))
+        groups = [groups[g] for g in chosen]
+    first = np.array([group[0] for group in groups], dtype=np.int64)
+    targets = [data[features.ITEM_IDX][group] for group in groups]
+    empty = np.zeros(0, np.int64)
+    return EvalUsers({key: data[key][first] for key in QUERY_FEATURES}, targets,
+                     [seen.get(int(users[i]), empty) for i in first])
+
+
+def recall_at_k(model: TwoTowerModel, eval_users: EvalUsers, item_table: Dict[str, np.ndarray],
+                k: int) -> float:
+    """Recall@k of the eval users over every item index, training items excluded."""
+    items = model.candidate_tower(item_table).numpy()
+    hits = []
+    n = len(eval_users.targets)
+    for start in range(0, n, 1024):
+        queries = {key: value[start:start + 1024] for key, value in eval_users.queries.items()}
+        scores = model.query_tower(queries).numpy() @ items.T
+        scores[:, 0] = -np.inf
+        for row, seen in enumerate(eval_users.seen[start:start + 1024]):
+            scores[row, seen] = -np.inf
+        top = np.argpartition(-scores, min(k, scores.shape[1] - 1), axis=1)[:, :k]
+        for row, targets in enumerate(eval_users.targets[start:start + 1024]):
+            hits.append(np.isin(targets, top[row]).mean())
+    return float(np.mean(hits)) if hits else 0.0
+
+
+class RecallCallback(tf.keras.callbacks.Callback):
+    """Adds ``val_recall_at_<k>`` to the epoch logs, for EarlyStopping and the history."""
+
+    def __init__(self, eval_users: EvalUsers, item_table: Dict[str, np.ndarray], k: int):
+        super().__init__()
+        self._eval_users, self._item_table, self._k = eval_users, item_table, k
+        self.users = len(eval_users.targets)
+        self.name = f"val_recall_at_{k}"
+        self.seconds = 0.0  # spent evaluating, not training
+
+    def on_epoch_end(self, epoch, logs=None):
+        start = time.time()
+        value = recall_at_k(self.model, self._eval_users, self._item_table, self._k)
+        self.seconds += time.time() - start
+        if logs is not None:
+            logs[self.name] = value
+        logging.info("epoch %d: %s = %.4f", epoch + 1, self.name, value)
+
+
+def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epochs: int,
+         eval_files=None):
+    """Trains a two-tower model on ``files`` for at most ``epochs``.
+
+    With ``eval_files``, Recall@k of the eval split is computed after every
+    epoch and training stops early (the best epoch's weights restored).
+
+    Returns:
+      (model, TrainingData of ``files``, Keras history, the RecallCallback or None).
+    """
+    tf.keras.utils.set_random_seed(config.seed)
+    train = _dataset(files, tft_output, config.batch_size, config.seed, shuffle=True)
+    data = scan_training(_dataset(files, tft_output, 8192, 0, False), sizes[features.ITEM_VOCAB])
+    # The in-batch sampling probability of each item, for the logQ correction.
+    probability = (np.maximum(data.counts, 1.0) / data.counts.sum()).astype(np.float32)
+    trained_users = np.zeros(sizes[features.USER_VOCAB] + 1, bool)
+    trained_users[list(data.seen)] = True
+    model = TwoTowerModel(sizes, probability, data.item_table, config, trained_users,
+                          data.counts > 0)
+    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    callbacks, recall = [], None
+    if eval_files is not None:
+        eval_users = scan_eval(_dataset(eval_files, tft_output, 8192, 0, False), data.seen,
+                               config.early_stopping_users, config.seed)
+        recall = RecallCallback(eval_users, data.item_table, config.early_stopping_k)
+        callbacks = [recall, tf.keras.callbacks.EarlyStopping(
+            monitor=recall.name, mode="max", patience=config.early_stopping_patience,
+            restore_best_weights=True)]
+    history = model.fit(train, epochs=epochs, callbacks=callbacks, verbose=2)
+    return model, data, history, recall
+
+
+def run_fn(fn_args: FnArgs) -> None:
+    """Trains the two-tower model and exports its embedding signatures.
+
+    The holdout model learns from the train split and early-stops on the eval
+    split's Recall@k. With ``config.refit``, a second model then learns from
+    train + eval for the holdout's best number of epochs: it is the exported
+    model (``Format-Serving``, what is pushed), and the holdout model is
+    exported beside it (``models/holdout.py``) for the held-out checks
+    downstream. custom_config is ``dataclasses.asdict(RetrievalConfig)``. Writes
+    ``training.json`` (losses, eval recall per epoch, best epoch, examples/s,
+    devices, the refit, the config) next to the model.
+    """
+    config = from_dict(RetrievalConfig, fn_args.custom_config)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
+    devices = [d.name for d in tf.config.list_logical_devices()]
+    logging.info("Training retrieval on %s: %s", devices, config)
+    start = time.time()
+    model, data, history, recall = _fit(config, sizes, tft_output, fn_args.train_files,
+                                        config.epochs, fn_args.eval_files)
+    seconds = time.time() - start - recall.seconds
+    epochs_run = len(history.history["loss"])
+    examples = int(data.counts.sum())
+    recalls = [float(v) for v in history.history.get(recall.name, [])]
+    best_epoch = int(np.argmax(recalls)) + 1 if recalls else epochs_run
+    summary = {
+        "loss": [float(v) for v in history.history["loss"]],
+        recall.name: recalls,
+        "best_epoch": best_epoch,
+        "epochs_run": epochs_run,
+        "eval_users": recall.users,
+        "train_examples": examples,
+        "train_seconds": seconds,
+        "eval_seconds": recall.seconds,
+        "examples_per_second": examples * epochs_run / max(seconds, 1e-9),
+        "devices": devices,
+        "refit": None,
+        "config": dataclasses.asdict(config),
+    }
+    if config.refit:
+        export.save(model, tft_output, holdout.holdout_dir(fn_args.serving_model_dir))
+        start = time.time()
+        all_files = list(records.expand(fn_args.train_files)) + list(records.expand(fn_args.eval_files))
+        model, data, history, _ = _fit(config, sizes, tft_output, all_files, best_epoch)
+        summary["refit"] = {"epochs": best_epoch, "train_examples": int(data.counts.sum()),
+                            "train_seconds": time.time() - start,
+                            "loss": [float(v) for v in history.history["loss"]]}
+    logging.info("Retrieval training: %s", summary)
+    tf.io.gfile.makedirs(fn_args.model_run_dir)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    export.save(model, tft_output, fn_args.serving_model_dir)

@@ -1,0 +1,94 @@
+"""Transform's user code: vocabularies, buckets and tokenised titles.
+
+Every output is a dense tensor of fixed width, so the trainers and the
+servables need no sparse handling. Ids are 1-based where 0 means padding or
+out-of-vocabulary; vocabulary sizes are read back from the Transform output.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+import tensorflow_transform as tft
+
+from models import features
+
+_AGE_BOUNDARIES = [18.0, 25.0, 35.0, 45.0, 50.0, 56.0, 65.0]
+
+
+def _vocab_ids(values: tf.Tensor, name: str) -> tf.Tensor:
+    """Dense string [batch] -> int64 [batch]; 0 is out-of-vocabulary."""
+    ids = tft.compute_and_apply_vocabulary(values, vocab_filename=name, default_value=-1)
+    return ids + 1
+
+
+def _padded_ids(tokens: tf.RaggedTensor, name: str, width: int, top_k=None) -> tf.Tensor:
+    """Ragged string tokens -> int64 [batch, width]; 0 pads, 1 is out-of-vocabulary."""
+    flat = tft.compute_and_apply_vocabulary(tokens.flat_values, vocab_filename=name,
+                                            top_k=top_k, default_value=-1)
+    ids = tokens.with_flat_values(flat + 2)
+    return ids.to_tensor(default_value=0, shape=[None, width])
+
+
+def _item_ids(item_id: tf.Tensor, history: tf.RaggedTensor):
+    """One item vocabulary for the interacted item and the history items.
+
+    Returns:
+      (item ids int64 [batch], 0 = out-of-vocabulary; history ids int64
+      [batch, MAX_HISTORY], the latest items, 0 pads or marks an unknown item).
+    """
+    vocab = tft.vocabulary(item_id, vocab_filename=features.ITEM_VOCAB)
+    ids = tft.apply_vocabulary(item_id, vocab, default_value=-1) + 1
+    latest = history[:, -features.MAX_HISTORY:]
+    history_ids = latest.with_flat_values(
+        tft.apply_vocabulary(latest.flat_values, vocab, default_value=-1) + 1)
+    return ids, history_ids.to_tensor(default_value=0, shape=[None, features.MAX_HISTORY])
+
+
+def _squeeze(tensor: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(tensor, [-1])
+
+
+def preprocessing_fn(inputs):
+    """tf.Transform callback.
+
+    Args:
+      inputs: raw features; fixed-length ones as [batch, 1], genres as a
+        SparseTensor of strings.
+
+    Returns:
+      user_idx, item_idx, gender_idx, occupation_idx, age_bucket, year_bucket:
+        int64 [batch]; genre_ids: int64 [batch, MAX_GENRES];
+        title_tokens: int64 [batch, MAX_TITLE_TOKENS]; history_ids: int64
+        [batch, MAX_HISTORY] (item ids, 0 pads); time_scaled: float32 [batch],
+        0 to 1 over the training period; rating: float32 [batch].
+    """
+    item_idx, history_ids = _item_ids(_squeeze(inputs[features.ITEM_ID]),
+                                      tf.RaggedTensor.from_sparse(inputs[features.HISTORY]))
+    out = {
+        features.USER_IDX: _vocab_ids(_squeeze(inputs[features.USER_ID]), features.USER_VOCAB),
+        features.ITEM_IDX: item_idx,
+        features.HISTORY_IDS: history_ids,
+        features.GENDER_IDX: _vocab_ids(_squeeze(inputs[features.GENDER]), features.GENDER_VOCAB),
+        features.OCCUPATION_IDX: _vocab_ids(_squeeze(inputs[features.OCCUPATION]), features.OCCUPATION_VOCAB),
+    }
+    age = tf.cast(_squeeze(inputs[features.AGE]), tf.float32)
+    # Fixed, interpretable age groups (those of MovieLens 1M); 0 is unknown.
+    out[features.AGE_BUCKET] = tf.where(
+        age > 0, tf.raw_ops.Bucketize(input=age, boundaries=_AGE_BOUNDARIES) + 1, 0)
+    out[features.AGE_BUCKET] = tf.cast(out[features.AGE_BUCKET], tf.int64)
+    year = tf.cast(_squeeze(inputs[features.YEAR]), tf.float32)
+    out[features.YEAR_BUCKET] = tf.where(
+        year > 0, tft.bucketize(year, features.YEAR_BUCKETS - 1) + 1, tf.zeros_like(year, tf.int64))
+
+    genres = tf.RaggedTensor.from_sparse(inputs[features.GENRES])
+    out[features.GENRE_IDS] = _padded_ids(genres, features.GENRE_VOCAB, features.MAX_GENRES)
+    # Unicode-aware: 'Misérables' and '千と千尋' are words, not runs of separators.
+    titles = tf.strings.lower(_squeeze(inputs[features.TITLE]), encoding="utf-8")
+    titles = tf.strings.regex_replace(titles, r"[^\p{L}\p{N}' ]", " ")
+    tokens = tf.strings.split(titles)
+    out[features.TITLE_TOKENS] = _padded_ids(tokens, features.TITLE_VOCAB, features.MAX_TITLE_TOKENS,
+                                             top_k=20_000)
+
+    out[features.TIME_SCALED] = tft.scale_to_0_1(tf.cast(_squeeze(inputs[features.TIMESTAMP]), tf.float32))
+    out[features.RATING_OUT] = tf.cast(_squeeze(inputs[features.RATING]), tf.float32)
+    return out

@@ -1,0 +1,242 @@
+"""The recommender servable: one request in, one finished list out.
+
+retrieve (the index servable) -> rank (the ranking model) -> re-rank (rules,
+recommender/rerank.py). Signatures:
+  serving_default(user_id [batch] string) -> item_ids [batch, K] string,
+    scores [batch, K] float: the configured K, for users known or not
+  recommend_with_context(user_id, age, gender, occupation [batch], history
+    [batch, n] item ids oldest first, exclude [batch, m] item ids, both padded
+    with "", k int32 scalar, 0 for the default K) -> item_ids, scores [batch, k] and unknown_items
+    int32 [batch] (request ids outside the catalogue); "" / 0 mean not given.
+    A brand-new user with a history or demographics gets a personal list.
+  retrieve(user_id) -> the retrieval stage's own top K, for comparison and debugging
+  rank(user_id [batch], item_ids [batch, n]) -> scores [batch, n]: the ranker's
+    scores of the given items as a candidate list in that order (-inf for ids
+    outside the catalogue), for debugging
+  lookup_titles(item_ids [n]) -> titles [n]
+A request with nothing to personalise on gets the index's popularity list
+(re-ranking rules still apply). Bad requests (an empty user id in
+serving_default, k outside [0, max_k]) are answered with an INVALID_ARGUMENT
+error naming the input; TF Serving itself rejects inputs of the wrong dtype.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from models.index import servable
+from models.index.servable import CONTEXT_SIGNATURE
+from models.ranking import lists
+from models.ranking import neighbours as item_neighbours
+from models.ranking.features import age_days, freshness, list_features
+from recommender import remote, rerank
+
+USER_ID_SPEC = tf.TensorSpec([None], tf.string, name="user_id")
+K = "k"
+RECOMMEND_CONTEXT_SIGNATURE = {**CONTEXT_SIGNATURE, K: tf.TensorSpec([], tf.int32, name=K)}
+RANK_SIGNATURE = [USER_ID_SPEC, tf.TensorSpec([None, None], tf.string, name="item_ids")]
+
+
+class Recommender(tf.Module):
+    """Chains a loaded index servable, a trained ranker and the re-ranking rules.
+
+    Args:
+      index: the loaded retrieval servable (models/index/servable.py).
+      ranker: a trained Ranker (None: retrieval's order).
+      rules: a RerankConfig.
+      top_k: list length of serving_default.
+      first_seen: int64 [n_items], each item's first training interaction time
+        (None: all items equally old).
+      disliked: (row_splits, positions) per index user row (rerank.disliked;
+        None: no dislikes).
+      use_ranker: False serves retrieval's own order (the ranking trainer
+        decides, from held-out NDCG).
+      neighbours: each item's nearest items by co-interactions, a
+        ``ranking.neighbours.Neighbours`` (None: none).
+      trend: each item's interactions over time, a ``ranking.lists.Trend``
+        (None: none).
+    """
+
+    def __init__(self, index, ranker, rules, top_k: int, first_seen=None, disliked=None,
+                 use_ranker: bool = True, neighbours=None, trend=None):
+        super().__init__()
+        self.index = index
+        self.ranker = ranker
+        self.rules = rules
+        self.top_k = int(top_k)
+        self.max_k = max(min(int(rules.max_k), servable.candidates_of(index)), self.top_k)
+        self.use_ranker = bool(use_ranker and ranker is not None)
+        n_items, n_rows = int(index.item_embeddings.shape[0]), servable.users_of(index) + 1
+        if first_seen is None:
+            first_seen = np.zeros(n_items, np.int64)
+        if disliked is None:
+            disliked = (np.zeros(n_rows + 1, np.int64), np.zeros(0, np.int32))
+        # What this model applies, readable from the SavedModel (JSON).
+        self.settings = tf.Variable(json.dumps({
+            "top_k": self.top_k, "max_k": self.max_k, "use_ranker": self.use_ranker,
+            "rules": dataclasses.asdict(rules)}), trainable=False)
+        self.first_seen = tf.Variable(np.asarray(first_seen, np.int64), trainable=False)
+        neighbours = neighbours if neighbours is not None else item_neighbours.none(n_items)
+        self.neighbour_ids = tf.Variable(np.asarray(neighbours.ids, np.int32), trainable=False)
+        self.neighbour_cooccurrences = tf.Variable(np.asarray(neighbours.cooccurrences, np.float32),
+                                                   trainable=False)
+        self.neighbour_counts = tf.Variable(np.asarray(neighbours.counts, np.float32),
+                                            trainable=False)
+        trend = trend if trend is not None else lists.no_trend(n_items)
+        self.trend_cumulative = tf.Variable(np.asarray(trend.cumulative, np.float32), trainable=False)
+        self.trend_start = tf.Variable(np.int64(trend.start), trainable=False)
+        self.trend_width = tf.Variable(np.int64(trend.width), trainable=False)
+        self.trend_window = tf.Variable(np.int32(trend.window), trainable=False)
+        self.disliked_splits = tf.Variable(np.asarray(disliked[0], np.int64), trainable=False)
+        self.disliked_items = tf.Variable(np.asarray(disliked[1], np.int32), trainable=False)
+
+    # --- stages ---
+
+    def _ranked(self, found, first_seen):
+        """Ranker scores of personal lists; retrieval's scores elsewhere; -inf kept.
+
+        ``first_seen``: int64 [b, c], the candidates' first interaction times."""
+        scores = found["scores"]
+        if not self.use_ranker:
+            return scores
+        positions = found["positions"]
+        logits = self.ranker(list_features(
+            found["query"], self.index.item_embeddings, positions, scores,
+            tf.gather(self.index.popularity, positions), first_seen,
+            found["history"], found["time"],
+            (self.neighbour_ids, self.neighbour_cooccurrences, self.neighbour_counts),
+            (self.trend_cumulative, self.trend_start, self.trend_width, self.trend_window)))
+        ranked = tf.where(found["personal"][:, None], logits, scores)
+        return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
+
+    def _rerank(self, found, rows, k):
+        positions = found["positions"]
+        items = tf.math.l2_normalize(tf.gather(self.index.item_embeddings, positions), axis=-1)
+        first_seen = tf.gather(self.first_seen, positions)
+        fresh = freshness(age_days(found["time"], first_seen))
+        disliked = tf.gather(tf.RaggedTensor.from_row_splits(self.disliked_items,
+                                                             self.disliked_splits), rows)
+        disliked = tf.ragged.map_flat_values(
+            lambda p: tf.math.l2_normalize(tf.gather(self.index.item_embeddings, p), axis=-1),
+            disliked)
+        order, scores = rerank.apply(self._ranked(found, first_seen), items, fresh, disliked, k,
+                                     self.rules)
+        top = tf.gather(positions, order, batch_dims=1)
+        return {"item_ids": tf.gather(self.index.item_ids, top), "scores": scores}
+
+    def _list_length(self, k):
+        """The requested length: k, or the default K for k = 0; k < 0 or > max_k is an error."""
+        checks = [
+            tf.debugging.assert_greater_equal(
+                k, 0, message="k must be >= 0 (the list length; 0: the model's default)"),
+            tf.debugging.assert_less_equal(
+                k, self.max_k,
+                message=f"k must be <= {self.max_k}, the longest list this model serves"),
+        ]
+        # Everything downstream waits for the checks, so a bad k fails with their message
+        # and never with whatever op would choke on it first.
+        with tf.control_dependencies(checks):
+            return tf.where(k > 0, k, self.top_k)
+
+    # --- signatures ---
+
+    @tf.function(input_signature=[USER_ID_SPEC])
+    def recommend(self, user_id):
+        check = tf.debugging.assert_greater(
+            tf.strings.length(user_id), 0,
+            message="user_id must not be empty; for a user without an id, call "
+                    "recommend_with_context with a history or demographics")
+        with tf.control_dependencies([check]):
+            user_id = tf.identity(user_id)
+        found = self.index.retrieve_positions(user_id)
+        return self._rerank(found, self.index.lookup_users(user_id), self.top_k)
+
+    @tf.function(input_signature=[RECOMMEND_CONTEXT_SIGNATURE])
+    def recommend_with_context(self, context):
+        k = self._list_length(context[K])
+        found = self.index.retrieve_positions_with_context(
+            {key: context[key] for key in CONTEXT_SIGNATURE})
+        out = self._rerank(found, self.index.lookup_users(context["user_id"]), k)
+        out["unknown_items"] = found["unknown"]
+        return out
+
+    @tf.function(input_signature=[USER_ID_SPEC])
+    def retrieve(self, user_id):
+        found = self.index.retrieve_positions(user_id)
+        top_scores, order = tf.math.top_k(found["scores"], k=self.top_k)
+        top = tf.gather(found["positions"], order, batch_dims=1)
+        return {"item_ids": tf.gather(self.index.item_ids, top), "scores": top_scores}
+
+    @tf.function(input_signature=RANK_SIGNATURE)
+    def rank(self, user_id, item_ids):
+        found = self.index.retrieve_positions(user_id)
+        positions = tf.reshape(self.index.lookup_items(tf.reshape(item_ids, [-1])),
+                               tf.shape(item_ids))
+        known = positions >= 0
+        positions = tf.cast(tf.maximum(positions, 0), tf.int32)
+        items = tf.gather(self.index.item_embeddings, positions)
+        scores = tf.where(known, tf.reduce_sum(found["query"][:, None, :] * items, axis=-1),
+                          -np.inf)
+        ranked = self._ranked({**found, "positions": positions, "scores": scores,
+                               "personal": tf.ones_like(found["personal"])},
+                              tf.gather(self.first_seen, positions))
+        return {"scores": ranked}
+
+
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+
+
+def warmup_requests(user_id: str, item_ids) -> list:
+    """PredictRequests for every signature TF Serving answers, with real inputs.
+
+    TF Serving replays the warm-up file of a model version before serving it,
+    so the first user request does not pay for loading tables and compiling
+    the graph.
+    """
+    items = list(item_ids[:3]) or [""]
+    _, context = remote.request_inputs("warmup-new-user", history=items, exclude=items[:1])
+    calls = [
+        ("serving_default", {"user_id": [user_id, "warmup-unknown-user"]}),
+        ("recommend_with_context", context),
+        ("retrieve", {"user_id": [user_id]}),
+        ("rank", {"user_id": [user_id], "item_ids": [items]}),
+        ("lookup_titles", {"item_ids": items}),
+    ]
+    return [remote.predict_request(signature, inputs) for signature, inputs in calls]
+
+
+def write_warmup(export_dir: str, requests: list) -> str:
+    """Writes ``requests`` as TF Serving's warm-up file (PredictionLog records) of the model."""
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(export_dir, WARMUP_FILE)
+    tf.io.gfile.makedirs(os.path.dirname(path))
+    with tf.io.TFRecordWriter(path) as writer:
+        for request in requests:
+            log = prediction_log_pb2.PredictionLog(
+                predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
+    return path
+
+
+def save(recommender: Recommender, export_dir: str) -> None:
+    """Saves the signatures TF Serving serves and their warm-up requests."""
+    signatures = {
+        "serving_default": recommender.recommend.get_concrete_function(),
+        "recommend_with_context": recommender.recommend_with_context.get_concrete_function(),
+        "retrieve": recommender.retrieve.get_concrete_function(),
+        "rank": recommender.rank.get_concrete_function(),
+        "lookup_titles": recommender.index.lookup_titles,
+    }
+    options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
+    tf.saved_model.save(recommender, export_dir, signatures=signatures, options=options)
+    users = recommender.index.user_ids.numpy()
+    items = [i.decode("utf-8") for i in recommender.index.item_ids.numpy()[:3]]
+    # A warm-up request that fails stops TF Serving from loading the version: never send "".
+    user = users[0].decode("utf-8") if len(users) else "warmup-user"
+    write_warmup(export_dir, warmup_requests(user, items))
