@@ -34,8 +34,10 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -v -m "not e2e and not slow" $(ARGS)
 
+# Style, and the import direction: a module never imports a layer above its own (tests/test_layout.py).
 lint: install
-	$(BIN)/ruff check pipeline components kubeflow tests bench models recommender cli
+	$(BIN)/ruff check models recommender components pipeline kubeflow cli bench tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layout.py
 
 compile: install
 	$(BIN)/recsys compile $(ARGS)

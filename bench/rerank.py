@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import glob
-import json
 import os
 import tempfile
 from typing import Dict, List
@@ -27,14 +26,13 @@ os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from bench.serving import models_of, neighbours_of, pipeline_run, trend_of, write_results  # noqa: E402
+from bench.serving import models_of, pipeline_run, write_results  # noqa: E402
 from models import (
     features,  # noqa: E402
     records,  # noqa: E402
 )
 from models.evaluation import metrics  # noqa: E402
-from pipeline.config import RerankConfig  # noqa: E402
-from recommender.servable import Recommender  # noqa: E402
+from recommender import servable  # noqa: E402
 
 SETTINGS = {
     "no rules (ranked order)": dict(dislike_similarity=1.0),
@@ -54,7 +52,7 @@ def eval_files(run_dir: str) -> List[str]:
     return [os.path.join(splits[-1], "*")]
 
 
-def list_figures(model: Recommender, users: np.ndarray, held: Dict[str, set], index,
+def list_figures(model: servable.Recommender, users: np.ndarray, held: Dict[str, set], index,
                  k: int = 10) -> Dict[str, float]:
     """Mean NDCG@k, Recall@k, intra-list similarity and fresh share over ``users``."""
     embeddings = tf.math.l2_normalize(index.item_embeddings, axis=-1).numpy()
@@ -81,20 +79,15 @@ def list_figures(model: Recommender, users: np.ndarray, held: Dict[str, set], in
 
 
 def run(model_dir: str, files: List[str]) -> Dict[str, Dict[str, float]]:
-    pushed = tf.saved_model.load(model_dir)
-    settings = json.loads(pushed.settings.numpy())
+    parts = servable.parts_of(tf.saved_model.load(model_dir))
     columns = records.read_columns(files)
     held = metrics.group_by_user(columns[features.USER_ID], columns[features.ITEM_ID])
-    known = set(u.decode("utf-8") for u in pushed.index.user_ids.numpy())
+    known = set(u.decode("utf-8") for u in parts.index.user_ids.numpy())
     users = np.array(sorted(u for u in held if u in known), dtype=object)
-    disliked = (pushed.disliked_splits.numpy(), pushed.disliked_items.numpy())
     table = {}
     for name, change in SETTINGS.items():
-        rules = dataclasses.replace(RerankConfig(**settings["rules"]), **change)
-        model = Recommender(pushed.index, pushed.ranker, rules, settings["top_k"],
-                            pushed.first_seen.numpy(), disliked, settings["use_ranker"],
-                            neighbours_of(pushed), trend_of(pushed))
-        table[name] = list_figures(model, users, held, pushed.index)
+        model = parts.build(dataclasses.replace(parts.rules, **change))
+        table[name] = list_figures(model, users, held, parts.index)
     return table
 
 

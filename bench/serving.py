@@ -38,11 +38,10 @@ import tensorflow as tf  # noqa: E402
 
 from bench.index import clustered  # noqa: E402
 from models import arrays, holdout  # noqa: E402
-from models.index import evaluation, searcher, servable  # noqa: E402
-from models.ranking import lists  # noqa: E402
+from models.index import contract, evaluation, searcher, servable  # noqa: E402
 from models.ranking import neighbours as item_neighbours  # noqa: E402
 from pipeline import local_runner  # noqa: E402
-from pipeline.config import IndexConfig, PipelineConfig, RerankConfig  # noqa: E402
+from pipeline.config import IndexConfig, PipelineConfig  # noqa: E402
 from recommender import client  # noqa: E402
 from recommender import servable as recommender
 
@@ -76,31 +75,17 @@ def models_of(run_dir: str) -> Dict[str, str]:
         raise FileNotFoundError(f"no pushed recommender and index servable under {run_dir}; "
                                 f"run the pipeline there first (recsys run --output-dir)")
     stats = json.load(open(os.path.join(os.path.dirname(index[-1]), "index_stats.json")))
-    # The ranking trainer's twin that knows only the train split: what held-out checks score.
-    twins = sorted(glob.glob(os.path.join(run_dir, "**", "RankingTrainer", "model", "*",
+    # The assembled twin that knows only the train split: what held-out checks score.
+    twins = sorted(glob.glob(os.path.join(run_dir, "**", "RecommenderAssembler", "model", "*",
                                           holdout.HOLDOUT), recursive=True),
                    key=lambda p: int(p.split(os.sep)[-2]))
     return {"recommender": pushed[-1], "retrieval-only": index[-1], "flavour": stats["flavour"],
             "holdout": twins[-1] if twins else pushed[-1]}
 
 
-def neighbours_of(recommender_module) -> item_neighbours.Neighbours:
-    """The item-to-item neighbour table a loaded recommender holds."""
-    return item_neighbours.Neighbours(recommender_module.neighbour_ids.numpy(),
-                                      recommender_module.neighbour_cooccurrences.numpy(),
-                                      recommender_module.neighbour_counts.numpy())
-
-
-def trend_of(recommender_module) -> lists.Trend:
-    """The items' interactions over time a loaded recommender holds."""
-    return lists.Trend(recommender_module.trend_cumulative.numpy(),
-                       recommender_module.trend_start.numpy(), recommender_module.trend_width.numpy(),
-                       recommender_module.trend_window.numpy())
-
-
 def _users_of(index) -> servable.Users:
     """The users a loaded index servable holds, as ``servable.Users``."""
-    n = servable.users_of(index)
+    n = contract.users_of(index)
     return servable.Users(
         ids=arrays.to_str(index.user_ids.numpy()),
         ages=index.user_ages.numpy()[:n], genders=arrays.to_str(index.user_genders.numpy()[:n]),
@@ -139,24 +124,22 @@ def synthetic_catalogue(models: Dict[str, str], n_items: int, output_dir: str,
            "recommender": os.path.join(output_dir, f"recommender-{n_items}"),
            "flavour": settings.flavour}
     servable.save(big, out["retrieval-only"])
-    first_seen = np.concatenate([pushed.first_seen.numpy(),
-                                 rng.choice(pushed.first_seen.numpy(), n_items - len(known))])
-    settings_of = json.loads(pushed.settings.numpy())
-    rules = RerankConfig(**settings_of["rules"])
+    parts = recommender.parts_of(pushed)
+    first_seen = np.concatenate([parts.first_seen,
+                                 rng.choice(parts.first_seen, n_items - len(known))])
     # The made-up items have no co-interactions: no neighbours, as new items.
-    table, extra = neighbours_of(pushed), n_items - len(known)
+    table, extra = parts.neighbours, n_items - len(known)
     width = table.ids.shape[1]
     neighbours = item_neighbours.Neighbours(
         np.vstack([table.ids, np.full((extra, width), -1, np.int32)]),
         np.vstack([table.cooccurrences, np.zeros((extra, width), np.float32)]),
         np.concatenate([table.counts, np.zeros(extra, np.float32)]))
-    trend = trend_of(pushed)
-    trend = trend._replace(cumulative=np.vstack([
-        trend.cumulative, np.zeros((extra, trend.cumulative.shape[1]), np.float32)]))
-    recommender.save(recommender.Recommender(big, pushed.ranker, rules, settings_of["top_k"],
-                                             first_seen, use_ranker=settings_of["use_ranker"],
-                                             neighbours=neighbours, trend=trend),
-                     out["recommender"])
+    trend = parts.trend._replace(cumulative=np.vstack([
+        parts.trend.cumulative, np.zeros((extra, parts.trend.cumulative.shape[1]), np.float32)]))
+    # No user's dislikes: the made-up catalogue's rows are not the run's.
+    big_parts = dataclasses.replace(parts, index=big, first_seen=first_seen, disliked=None,
+                                    neighbours=neighbours, trend=trend)
+    recommender.save(big_parts.build(), out["recommender"])
     return out
 
 

@@ -91,10 +91,10 @@ def _cmd_run(args) -> int:
 
     try:
         config = _config(args)
-        config.validate()
-    except ValueError as e:
+    except ValueError as e:  # a flag's value no dataclass field takes
         print(f"error: {e}", file=sys.stderr)
         return 2
+    # The run validates the configuration (once, when the pipeline is created).
     return local_runner.main(config, args.output_dir)
 
 

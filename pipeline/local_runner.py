@@ -17,9 +17,17 @@ from tfx import v1 as tfx
 from models.data import readers, schema, synthetic
 from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
-from pipeline.config import PipelineConfig
+from pipeline.config import ConfigError, PipelineConfig
 
 SCHEMA_DIR = schema.SCHEMA_DIR
+
+
+def data_root(config: PipelineConfig, output_dir: str) -> str:
+    """The data folder of the run: the user's, or where the embedded dataset is generated."""
+    data = config.data
+    if data.data_dir is None:
+        return os.path.join(output_dir, "data", f"synthetic-{data.synthetic_seed}")
+    return os.path.abspath(data.data_dir)
 
 
 def prepare_data(config: PipelineConfig, output_dir: str) -> str:
@@ -31,7 +39,7 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
     """
     data = config.data
     if data.data_dir is None:
-        folder = os.path.join(output_dir, "data", f"synthetic-{data.synthetic_seed}")
+        folder = data_root(config, output_dir)
         return synthetic.write_canonical(
             folder, num_users=data.synthetic_users, num_items=data.synthetic_items,
             num_interactions=data.synthetic_interactions, seed=data.synthetic_seed)
@@ -39,7 +47,7 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
     print(f"Data: {data.data_dir} ({dataset.layout}): {len(dataset)} interactions, "
           f"{len(dataset.users)} users, {len(dataset.items)} items; {dataset.report.summary()}",
           flush=True)
-    return os.path.abspath(data.data_dir)
+    return data_root(config, output_dir)
 
 
 def with_output_dir(config: PipelineConfig, output_dir: str) -> PipelineConfig:
@@ -54,21 +62,22 @@ def run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     """Runs the whole pipeline locally and returns its summary.
 
     Raises:
+      ConfigError: a configuration value is out of range (before anything runs).
       DataError: bad input data (before any component runs).
       RuntimeError: a component failed; earlier artifacts and the pushed model
         are left as they were.
     """
-    config.validate()
     output_dir = os.path.abspath(output_dir)
     config = with_output_dir(config, output_dir)
     config = dataclasses.replace(config, serving_dir=os.path.abspath(config.serving_dir))
-    data_root = prepare_data(config, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
-    started = time.time()
+    # create_pipeline validates the configuration, before any data is read or generated.
     pipe = pipeline_def.create_pipeline(
-        config, data_root, SCHEMA_DIR,
+        config, data_root(config, output_dir), SCHEMA_DIR,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path))
+    prepare_data(config, output_dir)
+    os.makedirs(output_dir, exist_ok=True)
+    started = time.time()
     tfx.orchestration.LocalDagRunner().run(pipe)
     from pipeline import summary  # local import: reads ML Metadata after the run
 
@@ -83,7 +92,7 @@ def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output"
     config = config or PipelineConfig()
     try:
         result = run(config, output_dir)
-    except DataError as e:
+    except (ConfigError, DataError) as e:
         print(f"error: {e}", flush=True)
         return 2
     from pipeline import summary

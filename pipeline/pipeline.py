@@ -4,14 +4,14 @@ ExampleGen (interactions, split by time) + ExampleGen (catalogue)
   -> StatisticsGen -> ImportSchemaGen (schemas/) -> ExampleValidator (stops on anomalies)
   -> Transform -> Trainer (two-tower retrieval) -> IndexBuilder (retrieval servable; blesses
      its index when its recall against exact search reaches IndexConfig.min_recall)
-  -> Trainer (ranking; exports the full recommender) -> RecommenderEvaluator (blesses the
-     model when it beats popularity and the index was blessed) -> Pusher
+  -> Trainer (ranking: the ranker and whether it beats retrieval's order)
+  -> RecommenderAssembler (retrieve -> rank -> re-rank rules in one SavedModel)
+  -> RecommenderEvaluator (blesses the model when it beats popularity and the index was
+     blessed) -> Pusher
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
 from typing import Optional, Sequence
 
@@ -20,11 +20,13 @@ from tfx.components import FileBasedExampleGen
 from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
+from components.assembler.component import RecommenderAssembler
 from components.evaluator.component import RecommenderEvaluator
 from components.example_gen import executor as example_gen
 from components.index.component import IndexBuilder
 from components.validation.component import StrictExampleValidator
 from models import features
+from models.config import encode, fields
 from pipeline.config import PipelineConfig
 
 # Component ids, used by runners to attach platform settings (GPUs) and by the summary.
@@ -47,7 +49,7 @@ def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: 
         input_config=example_gen_pb2.Input(
             splits=[example_gen_pb2.Input.Split(name=name, pattern="*") for name in splits]),
         output_config=output_config,
-        custom_config=example_gen.pack_config(dataclasses.asdict(config.data)),
+        custom_config=example_gen.pack_config(config.data),
         custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
     )
 
@@ -100,14 +102,14 @@ def create_pipeline(
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
-        custom_config=dataclasses.asdict(config.retrieval),
+        custom_config=fields(config.retrieval),
     ).with_id(RETRIEVAL_TRAINER)
     index = IndexBuilder(
         model=retrieval.outputs["model"],
         transform_graph=transform.outputs["transform_graph"],
         candidates=catalogue.outputs["examples"],
         examples=interactions.outputs["examples"],
-        config=json.dumps(dataclasses.asdict(config.index)),
+        config=encode(config.index),
     )
     ranking = tfx.components.Trainer(
         run_fn="models.ranking.trainer.run_fn",
@@ -115,19 +117,26 @@ def create_pipeline(
         base_model=index.outputs["index"],
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
-        custom_config={"ranking": dataclasses.asdict(config.ranking),
-                       "rerank": dataclasses.asdict(config.rerank), "top_k": config.top_k,
-                       "refit": config.retrieval.refit},
+        custom_config=fields(config.ranking),
     ).with_id(RANKING_TRAINER)
+    # The business rules and the list length are applied here, not in a trainer: changing them
+    # reruns assembly, evaluation and push, and both trainers come from the cache.
+    assembler = RecommenderAssembler(
+        index=index.outputs["index"],
+        ranker=ranking.outputs["model"],
+        examples=interactions.outputs["examples"],
+        config=encode(config.rerank),
+        top_k=config.top_k,
+    )
     evaluator = RecommenderEvaluator(
-        model=ranking.outputs["model"],
+        model=assembler.outputs["model"],
         examples=interactions.outputs["examples"],
         candidates=catalogue.outputs["examples"],
-        config=json.dumps(dataclasses.asdict(config.evaluation)),
+        config=encode(config.evaluation),
         index_blessing=index.outputs["blessing"],
     )
     pusher = tfx.components.Pusher(
-        model=ranking.outputs["model"],
+        model=assembler.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
@@ -136,7 +145,7 @@ def create_pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
         components=[interactions, catalogue, statistics, schema, validator, transform, retrieval,
-                    index, ranking, evaluator, pusher],
+                    index, ranking, assembler, evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or config.beam_args),

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from recommender import remote
+from recommender import remote, signatures
 
 
 def latest_version(push_dir: str) -> str:
@@ -44,7 +44,7 @@ class LocalModel:
         """Outputs of ``signature``; a request the model rejects raises ValueError with its reason."""
         try:
             out = self.model.signatures[signature](**{
-                name: tf.constant(values, remote.input_dtype(name))
+                name: tf.constant(values, signatures.input_dtype(name))
                 for name, values in inputs.items()})
         except tf.errors.InvalidArgumentError as e:
             raise ValueError(f"the model rejected the request to '{signature}': "

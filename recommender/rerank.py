@@ -21,14 +21,14 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
-from models.index import servable
+from models.index import contract
 
 
 def disliked(data, threshold: float, index) -> Tuple[np.ndarray, np.ndarray]:
     """Per index user row, the positions of the items the user rated <= ``threshold``.
 
     Args:
-      data: ``components.ranking.lists.Interactions`` of the training split.
+      data: ``models.ranking.lists.Interactions`` placed in the index's catalogue.
       index: the retrieval servable (its user rows).
 
     Returns:
@@ -39,7 +39,7 @@ def disliked(data, threshold: float, index) -> Tuple[np.ndarray, np.ndarray]:
     bad = (ratings <= threshold) & (ratings > 0) & (data.positions >= 0)
     users = data.columns[features.USER_ID]
     rows = index.lookup_users(tf.constant(users[bad], tf.string)).numpy()
-    n_rows = servable.users_of(index) + 1
+    n_rows = contract.users_of(index) + 1
     keep = rows < n_rows - 1
     rows, positions = rows[keep], data.positions[bad][keep]
     order = np.lexsort((positions, rows))

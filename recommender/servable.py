@@ -29,12 +29,14 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from models.index import servable
+from models.index import contract
+from models.index.contract import Retrieved
 from models.index.servable import CONTEXT_SIGNATURE
 from models.ranking import lists
 from models.ranking import neighbours as item_neighbours
 from models.ranking.features import age_days, freshness, list_features
-from recommender import remote, rerank
+from recommender import rerank, signatures
+from recommender.config import RerankConfig
 
 USER_ID_SPEC = tf.TensorSpec([None], tf.string, name="user_id")
 K = "k"
@@ -46,8 +48,9 @@ class Recommender(tf.Module):
     """Chains a loaded index servable, a trained ranker and the re-ranking rules.
 
     Args:
-      index: the loaded retrieval servable (models/index/servable.py).
-      ranker: a trained Ranker (None: retrieval's order).
+      index: the loaded retrieval servable (models/index/contract.py).
+      ranker: a trained ranker with a ``score(list_features) -> logits [b, c]``
+        function (models/ranking/export.py; None: retrieval's order).
       rules: a RerankConfig.
       top_k: list length of serving_default.
       first_seen: int64 [n_items], each item's first training interaction time
@@ -69,9 +72,9 @@ class Recommender(tf.Module):
         self.ranker = ranker
         self.rules = rules
         self.top_k = int(top_k)
-        self.max_k = max(min(int(rules.max_k), servable.candidates_of(index)), self.top_k)
+        self.max_k = max(min(int(rules.max_k), contract.candidates_of(index)), self.top_k)
         self.use_ranker = bool(use_ranker and ranker is not None)
-        n_items, n_rows = int(index.item_embeddings.shape[0]), servable.users_of(index) + 1
+        n_items, n_rows = int(index.item_embeddings.shape[0]), contract.users_of(index) + 1
         if first_seen is None:
             first_seen = np.zeros(n_items, np.int64)
         if disliked is None:
@@ -101,24 +104,24 @@ class Recommender(tf.Module):
         """Ranker scores of personal lists; retrieval's scores elsewhere; -inf kept.
 
         ``first_seen``: int64 [b, c], the candidates' first interaction times."""
-        scores = found["scores"]
+        scores = found.scores
         if not self.use_ranker:
             return scores
-        positions = found["positions"]
-        logits = self.ranker(list_features(
-            found["query"], self.index.item_embeddings, positions, scores,
+        positions = found.positions
+        logits = self.ranker.score(list_features(
+            found.query, self.index.item_embeddings, positions, scores,
             tf.gather(self.index.popularity, positions), first_seen,
-            found["history"], found["time"],
+            found.history, found.time,
             (self.neighbour_ids, self.neighbour_cooccurrences, self.neighbour_counts),
             (self.trend_cumulative, self.trend_start, self.trend_width, self.trend_window)))
-        ranked = tf.where(found["personal"][:, None], logits, scores)
+        ranked = tf.where(found.personal[:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
 
     def _rerank(self, found, rows, k):
-        positions = found["positions"]
+        positions = found.positions
         items = tf.math.l2_normalize(tf.gather(self.index.item_embeddings, positions), axis=-1)
         first_seen = tf.gather(self.first_seen, positions)
-        fresh = freshness(age_days(found["time"], first_seen))
+        fresh = freshness(age_days(found.time, first_seen))
         disliked = tf.gather(tf.RaggedTensor.from_row_splits(self.disliked_items,
                                                              self.disliked_splits), rows)
         disliked = tf.ragged.map_flat_values(
@@ -153,39 +156,84 @@ class Recommender(tf.Module):
                     "recommend_with_context with a history or demographics")
         with tf.control_dependencies([check]):
             user_id = tf.identity(user_id)
-        found = self.index.retrieve_positions(user_id)
+        found = Retrieved.of(self.index.retrieve_positions(user_id))
         return self._rerank(found, self.index.lookup_users(user_id), self.top_k)
 
     @tf.function(input_signature=[RECOMMEND_CONTEXT_SIGNATURE])
     def recommend_with_context(self, context):
         k = self._list_length(context[K])
-        found = self.index.retrieve_positions_with_context(
-            {key: context[key] for key in CONTEXT_SIGNATURE})
+        found = Retrieved.of(self.index.retrieve_positions_with_context(
+            {key: context[key] for key in CONTEXT_SIGNATURE}))
         out = self._rerank(found, self.index.lookup_users(context["user_id"]), k)
-        out["unknown_items"] = found["unknown"]
+        out["unknown_items"] = found.unknown
         return out
 
     @tf.function(input_signature=[USER_ID_SPEC])
     def retrieve(self, user_id):
-        found = self.index.retrieve_positions(user_id)
-        top_scores, order = tf.math.top_k(found["scores"], k=self.top_k)
-        top = tf.gather(found["positions"], order, batch_dims=1)
+        found = Retrieved.of(self.index.retrieve_positions(user_id))
+        top_scores, order = tf.math.top_k(found.scores, k=self.top_k)
+        top = tf.gather(found.positions, order, batch_dims=1)
         return {"item_ids": tf.gather(self.index.item_ids, top), "scores": top_scores}
 
     @tf.function(input_signature=RANK_SIGNATURE)
     def rank(self, user_id, item_ids):
-        found = self.index.retrieve_positions(user_id)
+        found = Retrieved.of(self.index.retrieve_positions(user_id))
         positions = tf.reshape(self.index.lookup_items(tf.reshape(item_ids, [-1])),
                                tf.shape(item_ids))
         known = positions >= 0
         positions = tf.cast(tf.maximum(positions, 0), tf.int32)
         items = tf.gather(self.index.item_embeddings, positions)
-        scores = tf.where(known, tf.reduce_sum(found["query"][:, None, :] * items, axis=-1),
+        scores = tf.where(known, tf.reduce_sum(found.query[:, None, :] * items, axis=-1),
                           -np.inf)
-        ranked = self._ranked({**found, "positions": positions, "scores": scores,
-                               "personal": tf.ones_like(found["personal"])},
+        ranked = self._ranked(found._replace(positions=positions, scores=scores,
+                                             personal=tf.ones_like(found.personal)),
                               tf.gather(self.first_seen, positions))
         return {"scores": ranked}
+
+
+@dataclasses.dataclass(frozen=True)
+class Parts:
+    """What a saved recommender holds, read back by ``parts_of`` (the benchmarks rebuild it
+    with other rules or a larger catalogue: ``dataclasses.replace``, then ``build``).
+
+    Attributes:
+      index: the loaded index servable; ranker: its ranker (``score``) or None.
+      settings: top_k, max_k, use_ranker and the rules it was saved with.
+      first_seen: int64 [n_items]; disliked: (row_splits, positions) per index user row;
+      neighbours: ``ranking.neighbours.Neighbours``; trend: ``ranking.lists.Trend``.
+    """
+
+    index: object
+    ranker: object
+    settings: dict
+    first_seen: np.ndarray
+    disliked: tuple
+    neighbours: item_neighbours.Neighbours
+    trend: lists.Trend
+
+    @property
+    def rules(self) -> RerankConfig:
+        return RerankConfig(**self.settings["rules"])
+
+    def build(self, rules: RerankConfig = None) -> Recommender:
+        """A Recommender of these parts applying ``rules`` (default: the saved ones)."""
+        return Recommender(self.index, self.ranker, rules or self.rules, self.settings["top_k"],
+                           self.first_seen, self.disliked, self.settings["use_ranker"],
+                           self.neighbours, self.trend)
+
+
+def parts_of(loaded) -> Parts:
+    """The parts of a recommender SavedModel loaded with ``tf.saved_model.load``."""
+    return Parts(
+        index=loaded.index, ranker=getattr(loaded, "ranker", None),
+        settings=json.loads(loaded.settings.numpy()),
+        first_seen=loaded.first_seen.numpy(),
+        disliked=(loaded.disliked_splits.numpy(), loaded.disliked_items.numpy()),
+        neighbours=item_neighbours.Neighbours(loaded.neighbour_ids.numpy(),
+                                              loaded.neighbour_cooccurrences.numpy(),
+                                              loaded.neighbour_counts.numpy()),
+        trend=lists.Trend(loaded.trend_cumulative.numpy(), loaded.trend_start.numpy(),
+                          loaded.trend_width.numpy(), loaded.trend_window.numpy()))
 
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -199,7 +247,7 @@ def warmup_requests(user_id: str, item_ids) -> list:
     the graph.
     """
     items = list(item_ids[:3]) or [""]
-    _, context = remote.request_inputs("warmup-new-user", history=items, exclude=items[:1])
+    _, context = signatures.request_inputs("warmup-new-user", history=items, exclude=items[:1])
     calls = [
         ("serving_default", {"user_id": [user_id, "warmup-unknown-user"]}),
         ("recommend_with_context", context),
@@ -207,7 +255,7 @@ def warmup_requests(user_id: str, item_ids) -> list:
         ("rank", {"user_id": [user_id], "item_ids": [items]}),
         ("lookup_titles", {"item_ids": items}),
     ]
-    return [remote.predict_request(signature, inputs) for signature, inputs in calls]
+    return [signatures.predict_request(signature, inputs) for signature, inputs in calls]
 
 
 def write_warmup(export_dir: str, requests: list) -> str:

@@ -79,7 +79,7 @@ def _held_out(given):
 def test_every_component_ran_and_the_model_was_pushed(run):
     config, summary, _ = run
     names = [c["component"] for c in summary["components"]]
-    assert len(names) == 11 and all(c["state"] == "COMPLETE" for c in summary["components"])
+    assert len(names) == 12 and all(c["state"] == "COMPLETE" for c in summary["components"])
     assert summary["pushed"]
     version = client.latest_version(config.push_dir)
     assert os.path.basename(version).isdigit()
@@ -331,6 +331,26 @@ def test_bad_data_stops_before_training_and_keeps_the_served_model(run, tiny_dat
     message = capsys.readouterr().out
     assert f"interactions.csv:{bad_line}: field 'timestamp': 'not-a-time' is not an integer" in message
     assert sorted(os.listdir(config.push_dir)) == before
+
+
+def test_a_rule_change_reassembles_and_pushes_with_both_trainers_from_the_cache(run):
+    """Business rules are applied by the assembler, not the trainers: a new diversity setting
+    reruns assembly, evaluation and push; both trainers and the index come from the cache."""
+    config, _, root = run
+    before = sorted(os.listdir(config.push_dir))
+    diverse = dataclasses.replace(config, rerank=dataclasses.replace(config.rerank, diversity=0.3))
+    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+        summary = local_runner.run(diverse, str(root / "out"))
+    states = {c["component"]: c["state"] for c in summary["components"]}
+    for cached in ("Transform", "RetrievalTrainer", "IndexBuilder", "RankingTrainer"):
+        assert states[cached] == "CACHED", states
+    for reran in ("RecommenderAssembler", "RecommenderEvaluator", "Pusher"):
+        assert states[reran] == "COMPLETE", states
+    assert summary["pushed"], summary.get("evaluation", {}).get("blessing")
+    newest = client.latest_version(config.push_dir)
+    assert os.path.basename(newest) not in before
+    settings = json.loads(tf.saved_model.load(newest).settings.numpy())
+    assert settings["rules"]["diversity"] == 0.3
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pipeline.config import PipelineConfig
 
 EXPECTED = {"InteractionsExampleGen", "CatalogueExampleGen", "StatisticsGen", "ImportSchemaGen",
             "StrictExampleValidator", "Transform", "RetrievalTrainer", "IndexBuilder",
-            "RankingTrainer", "RecommenderEvaluator", "Pusher"}
+            "RankingTrainer", "RecommenderAssembler", "RecommenderEvaluator", "Pusher"}
 
 
 def test_compiled_spec_has_every_component_and_gpus_on_trainers(tmp_path):

@@ -25,7 +25,8 @@ from tests.test_index_servable import context, ids, make_index
 class PopularityAverse(tf.Module):
     """Stand-in ranker: the less popular a candidate, the higher its score."""
 
-    def __call__(self, inputs):
+    @tf.function
+    def score(self, inputs):
         return -inputs[ranking_features.SCALARS][..., ranking_features.SCALAR_NAMES.index("log_popularity")]
 
 

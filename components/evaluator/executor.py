@@ -14,8 +14,9 @@ from tfx.types import artifact_utils
 
 from components import blessing
 from models import features, holdout, records
+from models.config import decode
 from models.evaluation import evaluate
-from pipeline.config import EvalConfig, from_dict
+from models.evaluation.config import EvalConfig
 
 METRICS_FILE = "metrics.json"
 
@@ -24,7 +25,7 @@ class Executor(base_executor.BaseExecutor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = from_dict(EvalConfig, json.loads(exec_properties["config"]))
+        config = decode(EvalConfig, exec_properties["config"])
         model = artifact_utils.get_single_instance(input_dict["model"])
         catalogue = records.read_columns(records.split_files(input_dict["candidates"], features.CATALOGUE),
                                     {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)})

@@ -3,7 +3,9 @@
 They extend the stock ``BaseExampleGenExecutor``, so output format, split
 naming, payload format and ML Metadata properties are TFX's own; only the
 generation of the splits is ours. Both take ``input_base`` (the data folder)
-and the ``data`` section of the pipeline config as ``custom_config``.
+and the data section (``models.data.config.DataConfig``) as ``custom_config``:
+ExampleGen's spec only takes a ``CustomConfig`` proto, so the section's JSON
+text (``models.config.encode``) travels in it as a ``StringValue``.
 """
 
 from __future__ import annotations
@@ -12,38 +14,38 @@ import logging
 from typing import Any, Dict
 
 import apache_beam as beam
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import wrappers_pb2
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.proto import example_gen_pb2
 from tfx.utils import proto_utils
 
 from models import features
+from models.config import decode, encode
 from models.data import examples, readers, splits
+from models.data.config import DataConfig
 
 
-def pack_config(values: dict) -> example_gen_pb2.CustomConfig:
-    """The data config as ExampleGen's ``custom_config`` proto (a Struct in an Any)."""
-    struct = struct_pb2.Struct()
-    struct.update(values)
+def pack_config(data: DataConfig) -> example_gen_pb2.CustomConfig:
+    """The data section as ExampleGen's ``custom_config`` proto (its JSON text in an Any)."""
     config = example_gen_pb2.CustomConfig()
-    config.custom_config.Pack(struct)
+    config.custom_config.Pack(wrappers_pb2.StringValue(value=encode(data)))
     return config
 
 
-def _data_config(exec_properties: Dict[str, Any]) -> dict:
+def data_config(exec_properties: Dict[str, Any]) -> DataConfig:
+    """The data section an ExampleGen execution was given (its defaults when none was)."""
     raw = exec_properties.get("custom_config")
     if not raw:
-        return {}
+        return DataConfig()
     config = example_gen_pb2.CustomConfig()
     proto_utils.json_to_proto(raw, config)
-    struct = struct_pb2.Struct()
-    config.custom_config.Unpack(struct)
-    return json_format.MessageToDict(struct)
+    text = wrappers_pb2.StringValue()
+    config.custom_config.Unpack(text)
+    return decode(DataConfig, text.value)
 
 
-def _read(exec_properties: Dict[str, Any], config: dict) -> readers.Dataset:
-    dataset = readers.read_dataset(exec_properties["input_base"],
-                                   config.get("max_bad_row_fraction", 0.0))
+def _read(exec_properties: Dict[str, Any], config: DataConfig) -> readers.Dataset:
+    dataset = readers.read_dataset(exec_properties["input_base"], config.max_bad_row_fraction)
     logging.info("Read %d interactions (%s layout): %s", len(dataset), dataset.layout,
                  dataset.report.summary())
     return dataset
@@ -67,10 +69,10 @@ class InteractionsExecutor(BaseExampleGenExecutor):
         if sorted(names) != sorted([features.TRAIN, features.EVAL]):
             raise ValueError(f"interactions ExampleGen needs input splits "
                              f"'{features.TRAIN}' and '{features.EVAL}', got {names}")
-        config = _data_config(exec_properties)
+        config = data_config(exec_properties)
         dataset = _read(exec_properties, config)
-        indices = splits.temporal_split(dataset.interactions, config.get("eval_fraction", 0.2),
-                                        config.get("split_strategy", "per_user"))
+        indices = splits.temporal_split(dataset.interactions, config.eval_fraction,
+                                        config.split_strategy)
         histories = splits.Histories(dataset.interactions, features.MAX_HISTORY)
         return {
             name: (pipeline
@@ -89,7 +91,7 @@ class CatalogueExecutor(BaseExampleGenExecutor):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
         (name,) = _split_names(exec_properties)
-        dataset = _read(exec_properties, _data_config(exec_properties))
+        dataset = _read(exec_properties, data_config(exec_properties))
         return {name: (pipeline
                        | "Catalogue" >> beam.Create([None])
                        | "ToExamples" >> beam.FlatMap(lambda _: examples.catalogue_examples(dataset)))}

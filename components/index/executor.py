@@ -15,8 +15,9 @@ from tfx.utils import path_utils
 
 from components import blessing
 from models import features, holdout, records
+from models.config import decode
 from models.index import indexer
-from pipeline.config import IndexConfig, from_dict
+from models.index.config import IndexConfig
 
 STATS_FILE = "index_stats.json"
 EMBEDDINGS_DIR = "embeddings"
@@ -26,7 +27,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
-        config = from_dict(IndexConfig, json.loads(exec_properties["config"]))
+        config = decode(IndexConfig, exec_properties["config"])
         model = artifact_utils.get_single_instance(input_dict["model"])
         transform = artifact_utils.get_single_instance(input_dict["transform_graph"])
         index = artifact_utils.get_single_instance(output_dict["index"])

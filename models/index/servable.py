@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from models import arrays, features
 from models.index import searcher
+from models.index.contract import Retrieved
 from models.transform import raw
 
 EXACT, SCANN = searcher.EXACT, searcher.SCANN
@@ -215,22 +216,18 @@ class RetrievalIndex(tf.Module):
         """Top ``candidates`` catalogue positions of each user.
 
         Returns:
-          {'positions': int32 [batch, c], 'scores': float32 [batch, c] (-inf:
-           no candidate), 'personal': bool [batch] (False: the popularity list),
-           'query': float32 [batch, dim], 'history': int32 [batch, MAX_HISTORY]
-           positions of the user's latest items, oldest first, -1 padded,
-           'time': int64 [batch], the user's last training interaction,
-           'unknown': int32 [batch], request item ids outside the catalogue (0)}.
+          ``contract.Retrieved`` outputs; 'time' is the user's last known
+          interaction, 'unknown' is 0.
         """
         rows = self.user_table.lookup(user_id)
         known = rows < self.num_users
         history = self._stored_history(rows)
         query = self._stored_query(user_id, rows)
         positions, scores = self._answer(query, self._seen(rows), known)
-        return {"positions": positions, "scores": scores, "personal": known, "query": query,
-                "history": self._history_positions(history),
-                "time": tf.gather(self.user_last_seen, rows),
-                "unknown": tf.zeros_like(rows, tf.int32)}
+        return Retrieved(positions=positions, scores=scores, personal=known, query=query,
+                         history=self._history_positions(history),
+                         time=tf.gather(self.user_last_seen, rows),
+                         unknown=tf.zeros_like(rows, tf.int32)).outputs()
 
     @tf.function(input_signature=[CONTEXT_SIGNATURE])
     def retrieve_positions_with_context(self, context):
@@ -263,10 +260,10 @@ class RetrievalIndex(tf.Module):
         personal = (known | (request.row_lengths() > 0) | (age > 0) | (gender != b"")
                     | (occupation != b""))
         positions, scores = self._answer(query, exclude, personal)
-        return {"positions": positions, "scores": scores, "personal": personal, "query": query,
-                "history": self._history_positions(history),
-                "time": tf.gather(self.user_last_seen, rows),
-                "unknown": unknown_history + unknown_excluded}
+        return Retrieved(positions=positions, scores=scores, personal=personal, query=query,
+                         history=self._history_positions(history),
+                         time=tf.gather(self.user_last_seen, rows),
+                         unknown=unknown_history + unknown_excluded).outputs()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
     def lookup_users(self, user_id):
@@ -283,15 +280,15 @@ class RetrievalIndex(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
     def retrieve(self, user_id):
         """user_id [batch] -> item_ids [batch, c] string, scores [batch, c] float32."""
-        found = self.retrieve_positions(user_id)
-        return {"item_ids": tf.gather(self.item_ids, found["positions"]), "scores": found["scores"]}
+        found = Retrieved.of(self.retrieve_positions(user_id))
+        return {"item_ids": tf.gather(self.item_ids, found.positions), "scores": found.scores}
 
     @tf.function(input_signature=[CONTEXT_SIGNATURE])
     def retrieve_with_context(self, context):
         """Request-time context -> item_ids [batch, c] string, scores [batch, c] float32."""
-        found = self.retrieve_positions_with_context(context)
-        return {"item_ids": tf.gather(self.item_ids, found["positions"]), "scores": found["scores"],
-                "unknown_items": found["unknown"]}
+        found = Retrieved.of(self.retrieve_positions_with_context(context))
+        return {"item_ids": tf.gather(self.item_ids, found.positions), "scores": found.scores,
+                "unknown_items": found.unknown}
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
     def lookup_titles(self, item_ids):
@@ -299,17 +296,6 @@ class RetrievalIndex(tf.Module):
         positions = self.lookup_items(item_ids)
         titles = tf.gather(self.item_titles, tf.maximum(positions, 0))
         return {"titles": tf.where(positions >= 0, titles, tf.constant(b""))}
-
-
-def candidates_of(index) -> int:
-    """List length of ``retrieve_positions``, of a servable built here or loaded."""
-    return int(index.candidate_count.numpy())
-
-
-def users_of(index) -> int:
-    """Users known from training, of a servable built here or loaded (the row of
-    unknown users is this number)."""
-    return int(index.user_ids.shape[0])
 
 
 def save(index: RetrievalIndex, export_dir: str) -> None:

@@ -5,8 +5,9 @@ item embeddings, popularity, and retrieval itself, whose candidates are the
 ranker's lists (hard negatives). Training lists replay serving at anchors
 inside the training split (models/ranking/lists.py); the ranker is then
 checked on the eval split: NDCG@10 of the servable's retrieved lists in
-retrieval order and in ranked order, same lists, same users. The exported
-model is the whole recommender (recommender/servable.py).
+retrieval order and in ranked order, same lists, same users. The export is
+the ranker and that verdict (models/ranking/export.py); the recommender
+assembly puts it together with the index and the re-ranking rules.
 """
 
 from __future__ import annotations
@@ -21,41 +22,20 @@ import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import features, holdout, records
+from models.config import decode
 from models.evaluation import metrics
-from models.index import servable
-from models.ranking import lists, neighbours
+from models.index import contract
+from models.index.contract import Retrieved
+from models.ranking import export, lists
+from models.ranking.config import RankingConfig
 from models.ranking.features import SCALARS, list_features
 from models.ranking.model import LOSS_FUNCTIONS, Ranker
-from pipeline.config import RankingConfig, RerankConfig, from_dict
-from recommender import rerank
-from recommender import servable as recommender
+from models.ranking.tables import Tables
+from models.ranking.tables import read as read_tables
 
 # Eval lists are scored in chunks of this many users (the neighbour features hold
 # [users, candidates, history x neighbours] floats).
 _CHUNK = 64
-
-
-class Tables:
-    """Per-item tables the features read: embeddings and popularity (the index's), and
-    first-seen time, daily counts and item-to-item neighbours of the interactions ``data``."""
-
-    def __init__(self, index, data: lists.Interactions, n_neighbours: int):
-        n_items = int(index.item_embeddings.shape[0])
-        self.item_embeddings = index.item_embeddings
-        self.popularity = index.popularity.numpy()
-        self.first_seen = lists.first_seen(data, n_items)
-        self.trend = lists.trend(data, n_items)
-        self.neighbours = (neighbours.item_neighbours(data.columns[features.USER_ID], data.positions,
-                                                      n_items, n_neighbours)
-                           if n_neighbours else neighbours.none(n_items))
-
-    def features(self, query, positions, scores, popularity, history, time, own=None):
-        return list_features(tf.constant(query), self.item_embeddings, tf.constant(positions),
-                             tf.constant(scores), tf.constant(popularity, tf.float32),
-                             tf.constant(self.first_seen[positions]), tf.constant(history),
-                             tf.constant(time, tf.int64), tuple(map(tf.constant, self.neighbours)),
-                             tuple(map(tf.constant, self.trend)),
-                             None if own is None else tf.constant(own))
 
 
 def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Dict[str, np.ndarray]:
@@ -72,7 +52,7 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
         queries.append(index.encoder.query_embedding(query_features)["embedding"].numpy())
     queries = np.vstack(queries) if queries else np.zeros((0, index.item_embeddings.shape[1]),
                                                           np.float32)
-    length = min(config.list_length, servable.candidates_of(index))
+    length = min(config.list_length, contract.candidates_of(index))
     positions, scores = lists.top_candidates(queries, index.item_embeddings.numpy(), cut.excluded,
                                          length)
     history = np.asarray(index.lookup_items(tf.constant(
@@ -88,11 +68,11 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
     return {key: value[keep] for key, value in out.items()}
 
 
-def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) -> Ranker:
+def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) -> Ranker:
     """Fits the ranker on training lists with the configured loss."""
     ranker = Ranker(config.hidden_units, config.cross_layers, config.projection_dim)
     sample = slice(0, min(len(data["labels"]), 2000))
-    scalars = tables.features(*(data[k][sample] for k in ("query", "positions", "scores",
+    scalars = item_tables.features(*(data[k][sample] for k in ("query", "positions", "scores",
                                                          "popularity", "history", "time",
                                                          "own")))[SCALARS]
     ranker.adapt(tf.reshape(scalars, [-1, scalars.shape[-1]]))
@@ -101,7 +81,7 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
 
     @tf.function
     def step(query, positions, scores, popularity, history, time, own, labels):
-        inputs = list_features(query, tables.item_embeddings, positions, scores, popularity,
+        inputs = list_features(query, item_tables.item_embeddings, positions, scores, popularity,
                                tf.gather(first_seen, positions), history, time, table, trend,
                                own)
         with tf.GradientTape() as tape:
@@ -110,9 +90,9 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
                                       ranker.trainable_variables))
         return loss
 
-    first_seen = tf.constant(tables.first_seen)
-    table = tuple(map(tf.constant, tables.neighbours))
-    trend = tuple(map(tf.constant, tables.trend))
+    first_seen = tf.constant(item_tables.first_seen)
+    table = tuple(map(tf.constant, item_tables.neighbours))
+    trend = tuple(map(tf.constant, item_tables.trend))
     rng = np.random.default_rng(config.seed)
     keys = ("query", "positions", "scores", "popularity", "history", "time", "own", "labels")
     for epoch in range(config.epochs):
@@ -124,7 +104,7 @@ def train(tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) ->
     return ranker
 
 
-def eval_ndcg(ranker, tables: Tables, index, files, k: int = 10) -> Dict[str, float]:
+def eval_ndcg(ranker, item_tables: Tables, index, files, k: int = 10) -> Dict[str, float]:
     """NDCG@k on the eval split of the servable's retrieved lists, retrieval order vs ranked
     (``ranker`` None: retrieval order twice)."""
     held = lists.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
@@ -133,22 +113,21 @@ def eval_ndcg(ranker, tables: Tables, index, files, k: int = 10) -> Dict[str, fl
         relevant.setdefault(user, set()).add(int(position))
     candidates = np.array(sorted(relevant), dtype=object)
     rows = index.lookup_users(tf.constant(candidates, tf.string)).numpy()
-    users = candidates[rows < servable.users_of(index)]
+    users = candidates[rows < contract.users_of(index)]
     totals = {"retrieval": 0.0, "ranked": 0.0}
     for start in range(0, len(users), _CHUNK):
         chunk = users[start:start + _CHUNK]
-        found = {key: value.numpy() for key, value in
-                 index.retrieve_positions(tf.constant(chunk, tf.string)).items()}
+        found = Retrieved(*(value.numpy() for value in Retrieved.of(
+            index.retrieve_positions(tf.constant(chunk, tf.string)))))
         if ranker is None:
-            logits = found["scores"]
+            logits = found.scores
         else:
-            inputs = tables.features(found["query"], found["positions"], found["scores"],
-                                     tables.popularity[found["positions"]], found["history"],
-                                     found["time"])
-            logits = np.where(np.isfinite(found["scores"]), ranker(inputs).numpy(), -np.inf)
-        ranked = np.take_along_axis(found["positions"], np.argsort(-logits, axis=1, kind="stable"),
+            inputs = item_tables.features(found.query, found.positions, found.scores,
+                                     item_tables.popularity[found.positions], found.history, found.time)
+            logits = np.where(np.isfinite(found.scores), ranker(inputs).numpy(), -np.inf)
+        ranked = np.take_along_axis(found.positions, np.argsort(-logits, axis=1, kind="stable"),
                                     axis=1)
-        for user, by_retrieval, by_ranker in zip(chunk, found["positions"], ranked):
+        for user, by_retrieval, by_ranker in zip(chunk, found.positions, ranked):
             totals["retrieval"] += metrics.user_metrics(list(by_retrieval), relevant[user], (k,))[f"ndcg@{k}"]
             totals["ranked"] += metrics.user_metrics(list(by_ranker), relevant[user], (k,))[f"ndcg@{k}"]
     n = max(len(users), 1)
@@ -156,80 +135,65 @@ def eval_ndcg(ranker, tables: Tables, index, files, k: int = 10) -> Dict[str, fl
             f"eval_ndcg@{k}_ranked_order": totals["ranked"] / n, "eval_ndcg_users": int(len(users))}
 
 
-def _read(index, files, config: RankingConfig):
-    """(interactions of ``files`` placed in ``index``'s catalogue, their Tables)."""
-    data = lists.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
-    return data, Tables(index, data, config.neighbours)
-
-
 def _fit_ranker(index, files, config: RankingConfig):
     """(interactions of ``files``, their Tables, the ranker trained on their lists or None,
     the training lists) for the servable ``index``."""
-    data, tables = _read(index, files, config)
+    data, item_tables = read_tables(index, files, config.neighbours)
     tf.keras.utils.set_random_seed(config.seed)
-    lists = training_lists(index, data, config)
+    training = training_lists(index, data, config)
+    labels = training["labels"]
     logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
-                 len(lists["labels"]), lists["labels"].shape[1] if len(lists["labels"]) else 0,
-                 float(lists["labels"].sum(axis=1).mean()) if len(lists["labels"]) else 0.0)
-    ranker = train(tables, lists, config) if len(lists["labels"]) else None
-    return data, tables, ranker, lists
+                 len(labels), labels.shape[1] if len(labels) else 0,
+                 float(labels.sum(axis=1).mean()) if len(labels) else 0.0)
+    ranker = train(item_tables, training, config) if len(labels) else None
+    return data, item_tables, ranker, training
 
 
-def _export(index, ranker, data, tables, rules, top_k: int, use_ranker: bool, export_dir: str):
-    disliked = rerank.disliked(data, rules.dislike_rating, index)
-    recommender.save(recommender.Recommender(
-        index, ranker, rules, top_k, tables.first_seen, disliked, use_ranker, tables.neighbours,
-        tables.trend), export_dir)
+def _save(ranker, index, use_ranker: bool, config: RankingConfig, export_dir: str) -> None:
+    export.save(ranker, int(index.item_embeddings.shape[1]),
+                export.RankerCard(use_ranker=bool(use_ranker and ranker is not None),
+                                  neighbours=config.neighbours, loss=config.loss), export_dir)
 
 
 def run_fn(fn_args: FnArgs) -> None:
-    """Trains the ranker on retrieval's candidates and exports the full recommender.
+    """Trains the ranker on retrieval's candidates and exports it with its held-out verdict.
 
     The ranker learns from lists of the train split served by the holdout index
-    (``models/holdout.py``) and is checked on the eval split; it is used
-    only where it beats retrieval's order there. The recommender that knows the
-    train split only is exported as the holdout twin (the Evaluator's gate
-    scores it). The deployed recommender (``Format-Serving``) is assembled on
-    the deployed index, which knows every interaction, with the item tables and
-    dislikes of every interaction; with ``refit``, its ranker learns again from
-    lists of every interaction served by that index (its retrieval model was
-    refitted: the ranker reads its embeddings).
+    (``models/holdout.py``) and is checked on the eval split; it is used only
+    where it beats retrieval's order there. That ranker is exported as the
+    holdout twin. Where the index was refitted (it has a twin), the deployed
+    ranker (``Format-Serving``) learns again, with the same settings, from
+    lists of every interaction served by the deployed index, whose embeddings
+    it reads; otherwise the one ranker is exported as the deployed one.
 
-    custom_config: {'ranking': asdict(RankingConfig), 'rerank': asdict(RerankConfig),
-    'top_k': int, 'refit': bool}.
+    custom_config: the ranking section, ``models.config.fields(RankingConfig)``.
     """
-    config = from_dict(RankingConfig, fn_args.custom_config["ranking"])
-    rules = from_dict(RerankConfig, fn_args.custom_config["rerank"])
-    top_k = int(fn_args.custom_config["top_k"])
-    refit = bool(fn_args.custom_config.get("refit", False))
+    config = decode(RankingConfig, fn_args.custom_config)
     twin = holdout.holdout_dir(fn_args.base_model)
     has_twin = tf.io.gfile.isdir(twin)
-    index = tf.saved_model.load(twin if has_twin else fn_args.base_model)
-    data, tables, ranker, lists = _fit_ranker(index, fn_args.train_files, config)
+    index = contract.load(twin if has_twin else fn_args.base_model)
+    _, item_tables, ranker, training = _fit_ranker(index, fn_args.train_files, config)
     if ranker is None:
         logging.warning("Ranking: no training list (no user has %d training interactions with "
                         "one among the retrieved candidates); serving retrieval's order",
                         config.min_interactions)
-    orders = eval_ndcg(ranker, tables, index, fn_args.eval_files)
+    orders = eval_ndcg(ranker, item_tables, index, fn_args.eval_files)
     # The ranker is used only where it improves on retrieval's own order on held-out data;
     # otherwise the recommender serves retrieval's order and the summary says so.
     use_ranker = orders["eval_ndcg@10_ranked_order"] > orders["eval_ndcg@10_retrieval_order"]
-    summary = {"loss": config.loss, "train_lists": int(len(lists["labels"])),
-               "train_positives": int(lists["labels"].sum()), **orders,
+    summary = {"loss": config.loss, "train_lists": int(len(training["labels"])),
+               "train_positives": int(training["labels"].sum()), **orders,
                "ranker_used": bool(use_ranker), "refit_lists": None}
     if has_twin:
-        _export(index, ranker, data, tables, rules, top_k, use_ranker,
-                holdout.holdout_dir(fn_args.serving_model_dir))
-        index = tf.saved_model.load(fn_args.base_model)
-        all_files = list(records.expand(fn_args.train_files)) + list(records.expand(fn_args.eval_files))
-        if refit and use_ranker:
-            data, tables, ranker, lists = _fit_ranker(index, all_files, config)
-            summary["refit_lists"] = int(len(lists["labels"]))
-        else:
-            data, tables = _read(index, all_files, config)
+        _save(ranker, index, use_ranker, config, holdout.holdout_dir(fn_args.serving_model_dir))
+        index = contract.load(fn_args.base_model)
+        if use_ranker:
+            all_files = list(records.expand(fn_args.train_files)) + list(
+                records.expand(fn_args.eval_files))
+            _, _, ranker, training = _fit_ranker(index, all_files, config)
+            summary["refit_lists"] = int(len(training["labels"]))
     logging.info("Ranking training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    _export(index, ranker, data, tables, rules, top_k, use_ranker and ranker is not None,
-            fn_args.serving_model_dir)
+    _save(ranker, index, use_ranker, config, fn_args.serving_model_dir)

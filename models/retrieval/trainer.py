@@ -22,9 +22,10 @@ import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import arrays, features, holdout, records
+from models.config import decode
 from models.retrieval import export
+from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
-from pipeline.config import RetrievalConfig, from_dict
 
 _VOCABS = (features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB, features.OCCUPATION_VOCAB,
            features.GENRE_VOCAB,
@@ -193,7 +194,7 @@ def run_fn(fn_args: FnArgs) -> None:
     ``training.json`` (losses, eval recall per epoch, best epoch, examples/s,
     devices, the refit, the config) next to the model.
     """
-    config = from_dict(RetrievalConfig, fn_args.custom_config)
+    config = decode(RetrievalConfig, fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
     devices = [d.name for d in tf.config.list_logical_devices()]

@@ -1,0 +1,49 @@
+"""Thin executor of the recommender assembler: artifacts in, recommender/assembly.py, figures out."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Dict, List
+
+import tensorflow as tf
+from tfx import types
+from tfx.dsl.components.base import base_executor
+from tfx.types import artifact_utils
+from tfx.utils import path_utils
+
+from models import features, holdout, records
+from models.config import decode
+from recommender import assembly
+from recommender.config import RerankConfig
+
+ASSEMBLY_FILE = "assembly.json"
+
+
+class Executor(base_executor.BaseExecutor):
+    def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
+           output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
+        self._log_startup(input_dict, output_dict, exec_properties)
+        rules = decode(RerankConfig, exec_properties["config"])
+        top_k = int(exec_properties["top_k"])
+        index_uri = artifact_utils.get_single_instance(input_dict["index"]).uri
+        ranker_uri = artifact_utils.get_single_instance(input_dict["ranker"]).uri
+        model = artifact_utils.get_single_instance(output_dict["model"])
+        train = records.split_files(input_dict["examples"], features.TRAIN)
+        export_dir = path_utils.serving_model_dir(model.uri)
+        index_twin = os.path.join(index_uri, holdout.HOLDOUT)
+        figures = {}
+        if tf.io.gfile.isdir(index_twin):
+            # The twin knows the train split only; the deployed model every interaction.
+            figures["holdout"] = assembly.assemble(
+                index_twin, holdout.holdout_path(ranker_uri), train, rules, top_k,
+                holdout.holdout_dir(export_dir))
+            interactions = train + records.split_files(input_dict["examples"], features.EVAL)
+        else:
+            interactions = train
+        figures["deployed"] = assembly.assemble(
+            path_utils.serving_model_path(index_uri), path_utils.serving_model_path(ranker_uri),
+            interactions, rules, top_k, export_dir)
+        model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
+        with tf.io.gfile.GFile(os.path.join(model.uri, ASSEMBLY_FILE), "w") as f:
+            json.dump(figures, f, indent=2)

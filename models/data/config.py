@@ -1,0 +1,45 @@
+"""The data section: where interactions come from, how bad rows and the split are handled."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+from models.config import check
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from and how it is split.
+
+    Attributes:
+      data_dir: a folder in one of the supported layouts (canonical, MovieLens
+        100K, MovieLens 1M); None means the embedded synthetic dataset.
+      eval_fraction: share of each user's interactions, the latest in time,
+        held out for evaluation (``split_strategy='per_user'``), or share of all
+        interactions after a global time cut (``'global'``).
+      split_strategy: 'per_user' or 'global'.
+      max_bad_row_fraction: rows that fail validation are skipped and reported
+        while their share of a file stays at or below this; above it the run
+        stops. 0 means any bad row stops the run.
+      synthetic_users, synthetic_items, synthetic_interactions, synthetic_seed:
+        shape of the embedded dataset when ``data_dir`` is None.
+    """
+
+    data_dir: Optional[str] = None
+    eval_fraction: float = 0.2
+    split_strategy: str = "per_user"
+    max_bad_row_fraction: float = 0.0
+    synthetic_users: int = 943
+    synthetic_items: int = 1682
+    synthetic_interactions: int = 100_000
+    synthetic_seed: int = 7
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the field when a value is out of range."""
+        check([
+            (0.0 < self.eval_fraction < 1.0, "data.eval_fraction must be in (0, 1)"),
+            (self.split_strategy in ("per_user", "global"),
+             "data.split_strategy must be 'per_user' or 'global'"),
+            (0.0 <= self.max_bad_row_fraction < 1.0, "data.max_bad_row_fraction must be in [0, 1)"),
+        ])

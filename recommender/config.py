@@ -1,0 +1,45 @@
+"""The re-ranking section: business rules the recommender servable applies (recommender/rerank.py)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from models.config import check
+
+
+@dataclasses.dataclass(frozen=True)
+class RerankConfig:
+    """Business rules the servable applies to the ranked list (recommender/rerank.py).
+
+    Items the user interacted with in training, the request's history and its
+    exclusion list are never returned (retrieval leaves them out).
+
+    Attributes:
+      dislike_rating: ratings at or below this mark an item as disliked
+        (MovieLens: 1-5 stars).
+      dislike_similarity: candidates whose item-embedding cosine similarity to
+        one of the user's disliked items reaches this are demoted behind all
+        other candidates (1.0: off; the disliked items themselves are consumed
+        and never returned).
+      diversity: MMR trade-off in [0, 1): each next item maximises
+        (1 - diversity) * relevance - diversity * max similarity to the items
+        already chosen; 0 keeps the ranker's order.
+      freshness_boost: added to the relevance (ranker scores min-max scaled to
+        [0, 1] per list) times exp(-days since the item's first interaction / 30).
+      max_k: the largest list a request may ask for (at most the index's
+        candidates).
+    """
+
+    dislike_rating: float = 2.0
+    dislike_similarity: float = 0.9
+    diversity: float = 0.0
+    freshness_boost: float = 0.0
+    max_k: int = 100
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the field when a value is out of range."""
+        check([
+            (0.0 <= self.diversity < 1.0, "rerank.diversity must be in [0, 1)"),
+            (self.freshness_boost >= 0.0, "rerank.freshness_boost must be >= 0"),
+            (-1.0 <= self.dislike_similarity <= 1.0, "rerank.dislike_similarity must be in [-1, 1]"),
+        ])

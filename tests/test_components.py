@@ -1,0 +1,303 @@
+"""Level 2: every executor's ``Do`` and every ``run_fn`` on a few KB of artifacts, outside a
+pipeline run.
+
+A chain of module fixtures makes the artifacts the way the pipeline does, one
+component at a time (ExampleGen -> StatisticsGen -> validator -> Transform ->
+retrieval run_fn -> IndexBuilder -> ranking run_fn -> assembler -> evaluator),
+on 30 users and 40 items, so a component fault shows up here in seconds, named,
+instead of minutes later in the end-to-end run.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+import pytest
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx.components.statistics_gen import executor as statistics_gen
+from tfx.components.trainer.fn_args_utils import FnArgs
+from tfx.components.transform import executor as transform
+from tfx.proto import example_gen_pb2, transform_pb2
+from tfx.types import artifact_utils, standard_artifacts
+from tfx.utils import path_utils, proto_utils
+
+from components.assembler import executor as assembler
+from components.evaluator import executor as evaluator
+from components.example_gen import executor as example_gen
+from components.index import executor as index_builder
+from components.validation import executor as validator
+from models import features, holdout
+from models.config import encode, fields
+from models.data import synthetic
+from models.data.config import DataConfig
+from models.data.errors import DataError
+from models.data.schema import SCHEMA_DIR
+from models.evaluation.config import EvalConfig
+from models.index import contract
+from models.index.config import IndexConfig
+from models.ranking import export
+from models.ranking import trainer as ranking_trainer
+from models.ranking.config import RankingConfig
+from models.retrieval import trainer as retrieval_trainer
+from models.retrieval.config import RetrievalConfig
+from recommender.config import RerankConfig
+
+pytestmark = pytest.mark.slow
+
+USERS, ITEMS = 30, 40
+
+
+def _artifact(cls, uri, splits=None):
+    artifact = cls()
+    artifact.uri = str(uri)
+    os.makedirs(artifact.uri, exist_ok=True)
+    if splits:
+        artifact.split_names = artifact_utils.encode_split_names(list(splits))
+    return artifact
+
+
+def _split_config(*names):
+    return proto_utils.proto_to_json(example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name=name, pattern="*") for name in names]))
+
+
+def _gen_properties(data_dir, data, splits, output=None):
+    return {"input_base": data_dir, "input_config": _split_config(*splits),
+            "output_config": proto_utils.proto_to_json(output or example_gen_pb2.Output()),
+            "custom_config": proto_utils.proto_to_json(example_gen.pack_config(data)),
+            "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+            "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("components")
+
+
+@pytest.fixture(scope="module")
+def examples(root):
+    """(interactions Examples, catalogue Examples) written by our ExampleGen executors."""
+    data_dir = synthetic.write_canonical(str(root / "data"), num_users=USERS, num_items=ITEMS,
+                                         num_interactions=900, seed=5)
+    data = DataConfig(data_dir=data_dir, eval_fraction=0.25)
+    interactions = _artifact(standard_artifacts.Examples, root / "examples")
+    example_gen.InteractionsExecutor().Do(
+        {}, {"examples": [interactions]},
+        _gen_properties(data_dir, data, (features.TRAIN, features.EVAL)))
+    catalogue = _artifact(standard_artifacts.Examples, root / "catalogue")
+    one_split = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(splits=[
+        example_gen_pb2.SplitConfig.Split(name=features.CATALOGUE, hash_buckets=1)]))
+    example_gen.CatalogueExecutor().Do(
+        {}, {"examples": [catalogue]},
+        _gen_properties(data_dir, data, (features.CATALOGUE,), one_split))
+    return interactions, catalogue
+
+
+def _read(artifact, split, spec):
+    files = glob.glob(os.path.join(artifact_utils.get_split_uri([artifact], split), "*"))
+    return [tf.io.parse_single_example(r, spec) for r in
+            tf.data.TFRecordDataset(files, compression_type="GZIP")]
+
+
+def test_example_gen_splits_each_users_timeline_by_time(examples):
+    interactions, catalogue = examples
+    spec = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+            features.TIMESTAMP: tf.io.FixedLenFeature([], tf.int64)}
+    by_split = {split: _read(interactions, split, spec) for split in (features.TRAIN, features.EVAL)}
+    assert len(by_split[features.TRAIN]) > 2 * len(by_split[features.EVAL]) > 0
+    last_train = {}
+    for row in by_split[features.TRAIN]:
+        user = row[features.USER_ID].numpy()
+        last_train[user] = max(last_train.get(user, 0), int(row[features.TIMESTAMP]))
+    assert all(int(row[features.TIMESTAMP]) >= last_train.get(row[features.USER_ID].numpy(), 0)
+               for row in by_split[features.EVAL])
+    items = _read(catalogue, features.CATALOGUE,
+                  {features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)})
+    assert len(items) == ITEMS
+
+
+def test_example_gen_reads_back_the_data_section_it_was_given():
+    data = DataConfig(data_dir="/data", eval_fraction=0.3, split_strategy="global")
+    packed = proto_utils.proto_to_json(example_gen.pack_config(data))
+    assert example_gen.data_config({"custom_config": packed}) == data
+    assert example_gen.data_config({}) == DataConfig()
+
+
+@pytest.fixture(scope="module")
+def statistics(root, examples):
+    stats = _artifact(standard_artifacts.ExampleStatistics, root / "statistics",
+                      (features.TRAIN, features.EVAL))
+    statistics_gen.Executor().Do({"examples": [examples[0]]}, {"statistics": [stats]}, {})
+    return stats
+
+
+def _schema(root, name, edit=None):
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    source = os.path.join(SCHEMA_DIR, "interactions", "schema.pbtxt")
+    text = open(source).read()
+    (folder / "schema.pbtxt").write_text(edit(text) if edit else text)
+    return _artifact(standard_artifacts.Schema, folder)
+
+
+def test_validator_passes_data_that_matches_the_schema(root, statistics):
+    anomalies = _artifact(standard_artifacts.ExampleAnomalies, root / "anomalies",
+                          (features.TRAIN, features.EVAL))
+    validator.Executor().Do({"statistics": [statistics], "schema": [_schema(root, "schema")]},
+                            {"anomalies": [anomalies]}, {"exclude_splits": "[]"})
+
+
+def test_validator_stops_the_run_naming_the_feature_out_of_its_schema(root, statistics):
+    # A schema that allows only ratings of 5: the tiny data has others.
+    def strict(text):
+        assert "float_domain { min: 0.0 }" in text
+        return text.replace("float_domain { min: 0.0 }", "float_domain { min: 5.0 max: 5.0 }", 1)
+    anomalies = _artifact(standard_artifacts.ExampleAnomalies, root / "anomalies-strict",
+                          (features.TRAIN, features.EVAL))
+    with pytest.raises(DataError, match="feature 'rating'"):
+        validator.Executor().Do(
+            {"statistics": [statistics], "schema": [_schema(root, "strict", strict)]},
+            {"anomalies": [anomalies]}, {"exclude_splits": "[]"})
+
+
+@pytest.fixture(scope="module")
+def transformed(root, examples):
+    """(transform graph, transformed examples): the stock executor running our preprocessing_fn."""
+    graph = _artifact(standard_artifacts.TransformGraph, root / "transform_graph")
+    out = _artifact(standard_artifacts.Examples, root / "transformed",
+                    (features.TRAIN, features.EVAL))
+    transform.Executor().Do(
+        {"examples": [examples[0]], "schema": [_schema(root, "transform_schema")]},
+        {"transform_graph": [graph], "transformed_examples": [out]},
+        {"preprocessing_fn": "models.transform.preprocessing.preprocessing_fn",
+         "splits_config": proto_utils.proto_to_json(transform_pb2.SplitsConfig(
+             analyze=[features.TRAIN, features.EVAL], transform=[features.TRAIN, features.EVAL])),
+         "force_tf_compat_v1": 0, "disable_statistics": 1, "custom_config": "null"})
+    return graph, out
+
+
+def test_preprocessing_fn_vocabularies_cover_both_splits(transformed):
+    output = tft.TFTransformOutput(transformed[0].uri)
+    # Every user has interactions (synthetic), so each is in the vocabulary once.
+    assert output.vocabulary_size_by_name(features.USER_VOCAB) == USERS
+    assert 0 < output.vocabulary_size_by_name(features.ITEM_VOCAB) <= ITEMS
+    spec = output.transformed_feature_spec()
+    assert {features.USER_IDX, features.ITEM_IDX, features.HISTORY_IDS} <= set(spec)
+
+
+def _fn_args(root, name, **kwargs):
+    model = root / name
+    return FnArgs(serving_model_dir=str(model / "Format-Serving"), model_run_dir=str(root / f"{name}-run"),
+                  **kwargs), _artifact(standard_artifacts.Model, model)
+
+
+def _files(artifact, split):
+    return [os.path.join(artifact_utils.get_split_uri([artifact], split), "*")]
+
+
+@pytest.fixture(scope="module")
+def retrieval(root, transformed):
+    config = RetrievalConfig(epochs=2, batch_size=64, embedding_dim=16, feature_dim=8,
+                             early_stopping_users=50)
+    args, model = _fn_args(root, "retrieval", train_files=_files(transformed[1], features.TRAIN),
+                           eval_files=_files(transformed[1], features.EVAL),
+                           transform_output=transformed[0].uri, custom_config=fields(config))
+    retrieval_trainer.run_fn(args)
+    return model
+
+
+def test_retrieval_run_fn_exports_the_deployed_model_and_its_holdout_twin(root, retrieval):
+    training = json.load(open(root / "retrieval-run" / "training.json"))
+    assert training["best_epoch"] in (1, 2) and training["refit"]["epochs"] == training["best_epoch"]
+    for path in (path_utils.serving_model_path(retrieval.uri),
+                 os.path.join(retrieval.uri, holdout.HOLDOUT)):
+        towers = tf.saved_model.load(path)
+        out = towers.signatures["query_embedding"](
+            user_id=tf.constant(["1"]), age=tf.constant([30], tf.int64),
+            gender=tf.constant(["F"]), occupation=tf.constant([""]),
+            history=tf.constant([["1", "2"]]), timestamp=tf.constant([0], tf.int64))
+        assert out["embedding"].shape == (1, 16)
+
+
+@pytest.fixture(scope="module")
+def index(root, examples, transformed, retrieval):
+    out = _artifact(standard_artifacts.Model, root / "index")
+    blessing = _artifact(standard_artifacts.ModelBlessing, root / "index-blessing")
+    index_builder.Executor().Do(
+        {"model": [retrieval], "transform_graph": [transformed[0]], "candidates": [examples[1]],
+         "examples": [examples[0]]},
+        {"index": [out], "blessing": [blessing]},
+        {"config": encode(IndexConfig(flavour="exact", eval_queries=20))})
+    return out, blessing
+
+
+def test_index_builder_do_blesses_an_exact_index_that_keeps_the_contract(index):
+    out, blessing = index
+    stats = json.load(open(os.path.join(out.uri, index_builder.STATS_FILE)))
+    assert stats["flavour"] == "exact" and stats[f"recall@{ITEMS}"] == pytest.approx(1.0)
+    assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
+    for path in (path_utils.serving_model_path(out.uri), os.path.join(out.uri, holdout.HOLDOUT)):
+        servable = contract.load(path)  # raises if a name of the contract is missing
+        assert contract.candidates_of(servable) == ITEMS
+        assert contract.users_of(servable) == USERS
+
+
+@pytest.fixture(scope="module")
+def ranker(root, examples, index):
+    args, model = _fn_args(root, "ranker", train_files=_files(examples[0], features.TRAIN),
+                           eval_files=_files(examples[0], features.EVAL),
+                           base_model=path_utils.serving_model_path(index[0].uri),
+                           custom_config=fields(RankingConfig(epochs=1, min_interactions=3)))
+    ranking_trainer.run_fn(args)
+    return model
+
+
+def test_ranking_run_fn_exports_a_ranker_card_for_both_models(root, ranker):
+    training = json.load(open(root / "ranker-run" / "training.json"))
+    assert training["train_lists"] > 0 and isinstance(training["ranker_used"], bool)
+    for path in (path_utils.serving_model_path(ranker.uri), os.path.join(ranker.uri, holdout.HOLDOUT)):
+        model, card = export.load(path)
+        assert model is not None and card.use_ranker == training["ranker_used"]
+        scores = model.score({"query": tf.zeros([2, 5, 16]), "item": tf.zeros([2, 5, 16]),
+                              "scalars": tf.zeros([2, 5, 13])})
+        assert scores.shape == (2, 5)
+
+
+@pytest.fixture(scope="module")
+def assembled(root, examples, index, ranker):
+    out = _artifact(standard_artifacts.Model, root / "recommender")
+    assembler.Executor().Do({"index": [index[0]], "ranker": [ranker], "examples": [examples[0]]},
+                            {"model": [out]},
+                            {"config": encode(RerankConfig(diversity=0.2)), "top_k": 5})
+    return out
+
+
+def test_assembler_do_builds_the_recommender_and_its_twin_with_the_rules(assembled):
+    figures = json.load(open(os.path.join(assembled.uri, assembler.ASSEMBLY_FILE)))
+    assert figures["deployed"]["items"] == ITEMS and figures["holdout"]["top_k"] == 5
+    for path in (path_utils.serving_model_path(assembled.uri),
+                 os.path.join(assembled.uri, holdout.HOLDOUT)):
+        model = tf.saved_model.load(path)
+        assert json.loads(model.settings.numpy())["rules"]["diversity"] == 0.2
+        out = model.signatures["serving_default"](user_id=tf.constant(["1", "nobody"]))
+        assert out["item_ids"].shape == (2, 5)
+
+
+def test_evaluator_do_scores_the_twin_and_writes_a_blessing(root, examples, index, assembled):
+    evaluation = _artifact(standard_artifacts.ModelEvaluation, root / "evaluation")
+    blessing = _artifact(standard_artifacts.ModelBlessing, root / "blessing")
+    evaluator.Executor().Do(
+        {"model": [assembled], "examples": [examples[0]], "candidates": [examples[1]],
+         "index_blessing": [index[1]]},
+        {"evaluation": [evaluation], "blessing": [blessing]},
+        {"config": encode(EvalConfig(cutoffs=(5, 10), gate_metric="recall@5",
+                                     min_lift_over_popularity=0.0))})
+    result = json.load(open(os.path.join(evaluation.uri, evaluator.METRICS_FILE)))
+    assert set(result["metrics"]) == {"recommender", "retrieval_only", "popularity"}
+    assert 0.0 <= result["metrics"]["recommender"]["recall@5"] <= 1.0
+    marker = "BLESSED" if result["blessing"]["blessed"] else "NOT_BLESSED"
+    assert os.path.exists(os.path.join(blessing.uri, marker))
+    assert blessing.get_int_custom_property("blessed") == int(result["blessing"]["blessed"])
