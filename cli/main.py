@@ -1,4 +1,4 @@
-"""The ``recsys`` command line (also ``python -m pipeline``).
+"""The ``recsys`` command line (also ``python -m cli``).
 
   recsys run [--data FOLDER] [--output-dir DIR] [--serving-dir DIR] [--top-k K] [--epochs N] ...
   recsys compile [--output kubeflow/pipeline.yaml] [--image IMAGE] [--data gs://...]
@@ -44,7 +44,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         if value is not None})
     config = dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
                                  ranking=ranking, rerank=rerank, evaluation=evaluation,
-                                 serving_dir=args.serving_dir)
+                                 serving_dir=args.serving_dir,
+                                 enable_cache=bool(getattr(args, "cache", False)))
     return config.with_lists(args.top_k, args.candidates)
 
 
@@ -148,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)")
     _add_config_flags(run)
     run.add_argument("--output-dir", default="tfx_output", help="artifacts and ML Metadata")
+    run.add_argument("--cache", action="store_true",
+                     help="reuse the outputs of components whose inputs and settings are unchanged "
+                          "since an earlier run in --output-dir (e.g. a re-ranking rule change "
+                          "reassembles, evaluates and pushes without retraining)")
     run.set_defaults(func=_cmd_run)
 
     comp = sub.add_parser("compile", help="compile the Kubeflow Pipelines v2 spec")

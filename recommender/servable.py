@@ -224,6 +224,7 @@ class Parts:
 
 def parts_of(loaded) -> Parts:
     """The parts of a recommender SavedModel loaded with ``tf.saved_model.load``."""
+    contract.check(loaded.index, "the recommender's index")
     return Parts(
         index=loaded.index, ranker=getattr(loaded, "ranker", None),
         settings=json.loads(loaded.settings.numpy()),

@@ -26,3 +26,15 @@ def test_index_flags_override_flavour_and_recall_threshold():
     assert config.index.candidates == config.ranking.list_length == 150
     assert config.retrieval.refit is False
     config.validate()
+
+
+def test_cache_flag_turns_on_tfx_caching():
+    assert _config().enable_cache is False and _config("--cache").enable_cache is True
+
+
+def test_a_bad_value_stops_the_run_before_anything_is_read_or_written(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", "--diversity", "1.0", "--output-dir", str(out)]) == 2
+    assert "rerank.diversity must be in [0, 1)" in capsys.readouterr().out
+    # Validated when the pipeline is created: no data generated, no metadata store opened.
+    assert not out.exists() or not any(out.iterdir())

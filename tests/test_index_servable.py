@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from models import features
-from models.index import searcher, servable
+from models.index import contract, searcher, servable
 from models.transform import raw
 from pipeline.config import IndexConfig
 
@@ -212,3 +212,23 @@ def test_scann_servable_saves_and_reloads(tmp_path):
     model = tf.saved_model.load(str(tmp_path))
     out = model.signatures["serving_default"](user_id=tf.constant(["u3", "u7"]))
     assert ids(out) == before
+
+
+def test_the_contract_names_every_output_and_variable_readers_use():
+    index = make_index()
+    contract.check(index)  # a servable built here keeps the contract
+    found = contract.Retrieved.of(index.retrieve_positions(tf.constant(["u1"])))
+    assert found.positions.dtype == tf.int32 and found.scores.shape == found.positions.shape
+    assert contract.candidates_of(index) == 3 and contract.users_of(index) == len(
+        index.user_ids.numpy())
+    with pytest.raises(KeyError, match=r"lacks \['unknown'\]"):
+        contract.Retrieved.of({k: v for k, v in found.outputs().items() if k != "unknown"})
+
+    class Renamed(tf.Module):  # a servable whose popularity variable was renamed
+        pass
+
+    renamed = Renamed()
+    for name in contract.STATE:
+        setattr(renamed, "item_counts" if name == "popularity" else name, getattr(index, name))
+    with pytest.raises(ValueError, match=r"lacks \['popularity'\] of the index contract"):
+        contract.check(renamed)

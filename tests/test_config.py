@@ -1,0 +1,43 @@
+"""Level 1: each config section travels into a component in one encoding and reads back the same."""
+
+import dataclasses
+
+import pytest
+
+from models.config import ConfigError, decode, encode, fields
+from pipeline.config import PipelineConfig
+
+SECTIONS = ("data", "retrieval", "index", "ranking", "rerank", "evaluation")
+
+
+@pytest.mark.parametrize("name", SECTIONS)
+def test_every_section_reads_back_from_its_encoding(name):
+    config = PipelineConfig().with_lists(top_k=20)
+    section = getattr(config, name)
+    cls = type(section)
+    assert decode(cls, encode(section)) == section  # custom components: the JSON text
+    assert decode(cls, fields(section)) == section  # Trainer: the dict TFX parses it into
+    assert decode(cls, None) == cls()
+
+
+def test_tuples_survive_json_and_unknown_fields_are_refused():
+    config = PipelineConfig()
+    ranking = decode(type(config.ranking), encode(config.ranking))
+    assert isinstance(ranking.hidden_units, tuple) and ranking.hidden_units == (128, 64)
+    with pytest.raises(ConfigError, match=r"RankingConfig has no field\(s\) \['layers'\]"):
+        decode(type(config.ranking), {"layers": 3})
+
+
+def test_pipeline_validation_checks_every_section_and_how_they_fit():
+    PipelineConfig().validate()
+    bad = PipelineConfig()
+    for change, field in ((dict(data=dataclasses.replace(bad.data, eval_fraction=1.0)),
+                           "data.eval_fraction"),
+                          (dict(index=dataclasses.replace(bad.index, flavour="annoy")), "index.flavour"),
+                          (dict(retrieval=dataclasses.replace(bad.retrieval, batch_size=1)),
+                           "retrieval.batch_size"),
+                          (dict(evaluation=dataclasses.replace(bad.evaluation, cutoffs=(0,))),
+                           "evaluation.cutoffs"),
+                          (dict(top_k=200), r"index.candidates \(100\) must be >= top_k")):
+        with pytest.raises(ConfigError, match=field):
+            dataclasses.replace(bad, **change).validate()
