@@ -3,6 +3,7 @@
   recsys run [--data FOLDER] [--output-dir DIR] [--serving-dir DIR] [--top-k K] [--epochs N] ...
   recsys compile [--output kubeflow/pipeline.yaml] [--image IMAGE] [--data gs://...]
   recsys recommend --user ID [--serving-dir DIR | --server HOST:PORT [--protocol rest|grpc]]
+  recsys rollback [--serving-dir DIR] [--to VERSION]
   recsys download ml-100k|ml-1m [--dest DIR]
 """
 
@@ -134,6 +135,21 @@ def _cmd_recommend(args) -> int:
     return 0
 
 
+def _cmd_rollback(args) -> int:
+    from recommender import versions
+
+    base = f"{args.serving_dir.rstrip('/')}/recommender"
+    try:
+        before = versions.versions(base)
+        path = versions.rollback(base, args.to)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    source = args.to if args.to is not None else before[-2]
+    print(f"Version {source} is served again, as {path} (versions were {before}).")
+    return 0
+
+
 def _cmd_download(args) -> int:
     from models.data import download
 
@@ -181,6 +197,13 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--gender", default="")
     rec.add_argument("--occupation", default="")
     rec.set_defaults(func=_cmd_recommend)
+
+    back = sub.add_parser("rollback", help="serve an earlier pushed version again (republished "
+                                           "as the newest, so TF Serving picks it up)")
+    back.add_argument("--serving-dir", default="serving")
+    back.add_argument("--to", type=int, default=None,
+                      help="the version to serve (default: the one before the newest)")
+    back.set_defaults(func=_cmd_rollback)
 
     dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")
     dl.add_argument("dataset", choices=("ml-100k", "ml-1m"))

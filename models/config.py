@@ -50,7 +50,7 @@ def decode(cls: Type[T], value: Union[str, Mapping[str, Any], None]) -> T:
     Raises:
       ConfigError: a key is not a field of ``cls``.
     """
-    values = dict(json.loads(value) if isinstance(value, str) else (value or {}))
+    values = dict((json.loads(value) if isinstance(value, str) else value) or {})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:

@@ -19,10 +19,10 @@ from models.evaluation.config import EvalConfig
 from models.index.config import IndexConfig
 from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
-from recommender.config import RerankConfig
+from recommender.config import PushConfig, RerankConfig
 
 __all__ = ["ConfigError", "DataConfig", "EvalConfig", "IndexConfig", "PipelineConfig",
-           "RankingConfig", "RerankConfig", "RetrievalConfig"]
+           "PushConfig", "RankingConfig", "RerankConfig", "RetrievalConfig"]
 
 # Retrieved candidates per served item when the list is long (PipelineConfig.with_lists).
 CANDIDATES_PER_ITEM = 2
@@ -55,6 +55,7 @@ class PipelineConfig:
     ranking: RankingConfig = dataclasses.field(default_factory=RankingConfig)
     rerank: RerankConfig = dataclasses.field(default_factory=RerankConfig)
     evaluation: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    push: PushConfig = dataclasses.field(default_factory=PushConfig)
 
     def with_lists(self, top_k: int, candidates: Optional[int] = None) -> "PipelineConfig":
         """This configuration serving lists of ``top_k`` items ranked from ``candidates``.
@@ -92,7 +93,7 @@ class PipelineConfig:
           ConfigError: naming the field whose value is out of range.
         """
         for section in (self.data, self.retrieval, self.index, self.ranking, self.rerank,
-                        self.evaluation):
+                        self.evaluation, self.push):
             section.validate()
         check([
             (self.top_k > 0, "top_k must be positive"),

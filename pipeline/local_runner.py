@@ -6,7 +6,9 @@ artifacts and metadata go, and the summary printed at the end.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import time
@@ -39,6 +41,7 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
     """
     data = config.data
     if data.data_dir is None:
+        _check_list_length(config, data.synthetic_items, "the embedded dataset")
         folder = data_root(config, output_dir)
         return synthetic.write_canonical(
             folder, num_users=data.synthetic_users, num_items=data.synthetic_items,
@@ -47,7 +50,65 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
     print(f"Data: {data.data_dir} ({dataset.layout}): {len(dataset)} interactions, "
           f"{len(dataset.users)} users, {len(dataset.items)} items; {dataset.report.summary()}",
           flush=True)
+    _check_list_length(config, len(dataset.items), data.data_dir)
     return data_root(config, output_dir)
+
+
+def _check_list_length(config: PipelineConfig, n_items: int, source: str) -> None:
+    """A list longer than the catalogue cannot be served: refused before training."""
+    if config.top_k > n_items:
+        raise ConfigError(f"Invalid configuration: top_k (--top-k {config.top_k}) is more than the "
+                          f"{n_items} items of {source}; ask for at most {n_items}")
+
+
+def check_serving_dir(config: PipelineConfig) -> None:
+    """Refuses a serving directory the push could not write, before anything runs.
+
+    Raises:
+      ConfigError: naming the folder and why.
+    """
+    probe = os.path.join(config.push_dir, f".write-check-{os.getpid()}")
+    try:
+        os.makedirs(config.push_dir, exist_ok=True)
+        with open(probe, "w") as f:
+            f.write("")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"Invalid configuration: the serving directory (--serving-dir) "
+                          f"{config.serving_dir} cannot be written ({e.strerror or e}); choose a "
+                          f"folder you can write") from e
+
+
+class RunLockedError(RuntimeError):
+    """Another run holds the output directory."""
+
+
+@contextlib.contextmanager
+def locked(output_dir: str):
+    """Holds ``<output_dir>/run.lock`` for the run: a second run on the same folder is refused.
+
+    The lock is the kernel's (flock): it goes with the process, so a killed run leaves none.
+    """
+    os.makedirs(output_dir, exist_ok=True)
+    path = os.path.join(output_dir, "run.lock")
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise RunLockedError(f"{output_dir} is in use by another recsys run ({holder}); wait for it "
+                        f"to finish or choose another --output-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    handle.flush()
+    try:
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
 
 
 def with_output_dir(config: PipelineConfig, output_dir: str) -> PipelineConfig:
@@ -62,12 +123,27 @@ def run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     """Runs the whole pipeline locally and returns its summary.
 
     Raises:
-      ConfigError: a configuration value is out of range (before anything runs).
+      ConfigError: a configuration value is out of range, the list is longer than the
+        catalogue or the serving directory cannot be written (before any component runs).
       DataError: bad input data (before any component runs).
-      RuntimeError: a component failed; earlier artifacts and the pushed model
-        are left as they were.
+      RunLockedError: another run uses ``output_dir``.
+      RunFailedError: a component failed; it holds the summary of what completed. Earlier
+        artifacts and the pushed model are left as they were.
     """
     output_dir = os.path.abspath(output_dir)
+    with locked(output_dir):
+        return _run(config, output_dir)
+
+
+class RunFailedError(RuntimeError):
+    """A component failed; ``summary`` holds what completed before it."""
+
+    def __init__(self, message: str, summary: Dict[str, object]):
+        super().__init__(message)
+        self.summary = summary
+
+
+def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     config = with_output_dir(config, output_dir)
     config = dataclasses.replace(config, serving_dir=os.path.abspath(config.serving_dir))
     # create_pipeline validates the configuration, before any data is read or generated.
@@ -75,28 +151,45 @@ def run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
         config, data_root(config, output_dir), SCHEMA_DIR,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path))
+    check_serving_dir(config)
     prepare_data(config, output_dir)
-    os.makedirs(output_dir, exist_ok=True)
     started = time.time()
-    tfx.orchestration.LocalDagRunner().run(pipe)
     from pipeline import summary  # local import: reads ML Metadata after the run
 
+    try:
+        tfx.orchestration.LocalDagRunner().run(pipe)
+    except DataError:
+        raise
+    except Exception as e:  # any component failure: report what completed, then re-raise
+        lines = [line for line in str(e).splitlines() if line.strip()]
+        result = summary.collect(config, started)
+        result["failed"] = f"{type(e).__name__}: {lines[-1] if lines else ''}"
+        _write(result, output_dir)
+        raise RunFailedError(result["failed"], result) from e
     result = summary.collect(config, started)
-    summary_path = os.path.join(output_dir, "summary.json")
-    with open(summary_path, "w") as f:
-        json.dump(result, f, indent=2)
+    _write(result, output_dir)
     return result
+
+
+def _write(result: Dict[str, object], output_dir: str) -> None:
+    with open(os.path.join(output_dir, "summary.json"), "w") as f:
+        json.dump(result, f, indent=2)
 
 
 def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output") -> int:
     config = config or PipelineConfig()
-    try:
-        result = run(config, output_dir)
-    except (ConfigError, DataError) as e:
-        print(f"error: {e}", flush=True)
-        return 2
     from pipeline import summary
 
+    try:
+        result = run(config, output_dir)
+    except (ConfigError, DataError, RunLockedError) as e:
+        print(f"error: {e}", flush=True)
+        return 2
+    except RunFailedError as e:
+        print(summary.render(e.summary), flush=True)
+        print(f"error: the run failed: {e}. What completed is above; the pushed model is "
+              f"unchanged.", flush=True)
+        return 1
     print(summary.render(result), flush=True)
     return 0 if result.get("pushed") else 1
 

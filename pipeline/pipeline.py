@@ -24,6 +24,7 @@ from components.assembler.component import RecommenderAssembler
 from components.evaluator.component import RecommenderEvaluator
 from components.example_gen import executor as example_gen
 from components.index.component import IndexBuilder
+from components.pusher.component import VersionedPusher
 from components.validation.component import StrictExampleValidator
 from models import features
 from models.config import encode, fields
@@ -35,6 +36,7 @@ CATALOGUE_GEN = "CatalogueExampleGen"
 RETRIEVAL_TRAINER = "RetrievalTrainer"
 RANKING_TRAINER = "RankingTrainer"
 TRAINERS = (RETRIEVAL_TRAINER, RANKING_TRAINER)
+PUSHER = "Pusher"
 
 
 def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: PipelineConfig):
@@ -135,12 +137,14 @@ def create_pipeline(
         config=encode(config.evaluation),
         index_blessing=index.outputs["blessing"],
     )
-    pusher = tfx.components.Pusher(
+    # The stock Pusher with a push that never leaves a half-written version (recommender/versions.py).
+    pusher = VersionedPusher(
         model=assembler.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
-    )
+        custom_config=fields(config.push),
+    ).with_id(PUSHER)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,

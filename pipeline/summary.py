@@ -7,6 +7,7 @@ import os
 from typing import Dict, List
 
 import tensorflow as tf
+from ml_metadata import errors
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
@@ -49,7 +50,10 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                          if e.create_time_since_epoch >= since_ms),
                         key=lambda e: e.create_time_since_epoch)
     result: Dict[str, object] = {"components": [], "pushed": False}
-    model_run = store.get_artifact_type("ModelRun").id
+    try:
+        model_run = store.get_artifact_type("ModelRun").id
+    except errors.NotFoundError:  # no trainer has run in this store yet
+        model_run = None
     for execution in executions:
         node = _node_id(store, execution)
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
@@ -159,6 +163,8 @@ def render(result: Dict[str, object]) -> str:
         lines.append(f"Blessed: {verdict.get('blessed')} ({'; '.join(verdict.get('reasons', []))})")
     if result.get("pushed"):
         lines.append(f"Pushed to: {result.get('pushed_to')}")
+    elif result.get("failed"):
+        lines.append("Not pushed: the run failed. The served model is unchanged.")
     else:
         why = "; ".join(_failed_gates(result)) or "the model was not blessed"
         lines.append(f"Not pushed: {why}. The served model is unchanged.")

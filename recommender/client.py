@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-import os
 import re
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from recommender import remote, signatures
+from recommender import remote, signatures, versions
 
 
 def latest_version(push_dir: str) -> str:
-    """Path of the highest integer version under ``push_dir`` (TF Serving's rule).
+    """Path of the highest complete integer version under ``push_dir`` (what TF Serving serves;
+    a folder without ``saved_model.pb`` is skipped).
 
     Raises:
       FileNotFoundError: no version has been pushed there.
     """
-    versions = [v for v in (tf.io.gfile.listdir(push_dir) if tf.io.gfile.isdir(push_dir) else [])
-                if v.strip("/").isdigit()]
-    if not versions:
+    path = versions.latest(push_dir)
+    if path is None:
         raise FileNotFoundError(f"no pushed model under {push_dir}; run `recsys run` first.")
-    return os.path.join(push_dir, max(versions, key=lambda v: int(v.strip("/"))).strip("/"))
+    return path
 
 
 def reason(message: str) -> str:

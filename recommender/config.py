@@ -43,3 +43,20 @@ class RerankConfig:
             (self.freshness_boost >= 0.0, "rerank.freshness_boost must be >= 0"),
             (-1.0 <= self.dislike_similarity <= 1.0, "rerank.dislike_similarity must be in [-1, 1]"),
         ])
+
+
+@dataclasses.dataclass(frozen=True)
+class PushConfig:
+    """How a blessed model is published to the serving directory (recommender/versions.py).
+
+    Attributes:
+      keep_versions: complete versions kept under the serving directory, the new
+        one included; older ones are deleted after a push (0: keep all). Keeping
+        more than one lets ``recsys rollback`` serve an earlier model again.
+    """
+
+    keep_versions: int = 5
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the field when a value is out of range."""
+        check([(self.keep_versions >= 0, "push.keep_versions must be >= 0")])

@@ -37,4 +37,50 @@ def test_a_bad_value_stops_the_run_before_anything_is_read_or_written(tmp_path, 
     assert cli.main(["run", "--diversity", "1.0", "--output-dir", str(out)]) == 2
     assert "rerank.diversity must be in [0, 1)" in capsys.readouterr().out
     # Validated when the pipeline is created: no data generated, no metadata store opened.
-    assert not out.exists() or not any(out.iterdir())
+    assert [p.name for p in out.iterdir()] == ["run.lock"]
+
+
+def test_options_that_cannot_work_are_refused_before_any_component_runs(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert cli.main(["run", "--top-k", "5000", "--candidates", "5000", "--output-dir", str(out),
+                     "--serving-dir", str(tmp_path / "serving")]) == 2
+    assert ("top_k (--top-k 5000) is more than the 1682 items of the embedded dataset"
+            in capsys.readouterr().out)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert cli.main(["run", "--output-dir", str(out), "--serving-dir", str(blocker / "sub")]) == 2
+    message = capsys.readouterr().out
+    assert f"the serving directory (--serving-dir) {blocker / 'sub'} cannot be written" in message
+    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing generated, nothing ran
+
+
+def _small(tmp_path):
+    from pipeline.config import DataConfig, PipelineConfig
+
+    return PipelineConfig(serving_dir=str(tmp_path / "serving"), data=DataConfig(
+        synthetic_users=30, synthetic_items=40, synthetic_interactions=500))
+
+
+def test_a_second_run_on_the_same_output_dir_is_refused(tmp_path, capsys):
+    from pipeline import local_runner
+
+    out = str(tmp_path / "out")
+    with local_runner.locked(out):
+        assert local_runner.main(_small(tmp_path), out) == 2
+    assert "is in use by another recsys run (pid" in capsys.readouterr().out
+
+
+def test_a_failed_run_prints_what_completed_and_one_line_why(tmp_path, capsys):
+    from unittest import mock
+
+    from tfx import v1 as tfx
+
+    from pipeline import local_runner
+
+    failure = RuntimeError("Traceback (most recent call last):\n  ...\nValueError: the boom")
+    with mock.patch.object(tfx.orchestration.LocalDagRunner, "run", side_effect=failure):
+        assert local_runner.main(_small(tmp_path), str(tmp_path / "out")) == 1
+    text = capsys.readouterr().out
+    assert "Run summary" in text and "Not pushed: the run failed." in text
+    assert "error: the run failed: RuntimeError: ValueError: the boom" in text
+    assert "Traceback" not in text
