@@ -17,6 +17,16 @@ from typing import List, Optional
 
 from pipeline.config import PipelineConfig
 
+# Configuration fields the flags of `recsys run` set: errors name the flag too.
+FLAGS = {"top_k": "--top-k", "index.candidates": "--candidates", "retrieval.epochs": "--epochs",
+         "data.eval_fraction": "--eval-fraction",
+         "data.max_bad_row_fraction": "--max-bad-rows-fraction",
+         "index.flavour": "--index-flavour", "index.min_recall": "--index-min-recall",
+         "ranking.loss": "--ranking-loss", "rerank.diversity": "--diversity",
+         "rerank.freshness_boost": "--freshness-boost",
+         "rerank.dislike_similarity": "--dislike-similarity",
+         "evaluation.min_lift_over_popularity": "--min-lift"}
+
 
 def _config(args: argparse.Namespace) -> PipelineConfig:
     """Flags override the typed defaults; nothing else does."""
@@ -97,7 +107,7 @@ def _cmd_run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # The run validates the configuration (once, when the pipeline is created).
-    return local_runner.main(config, args.output_dir)
+    return local_runner.main(config, args.output_dir, flags=FLAGS)
 
 
 def _cmd_compile(args) -> int:
@@ -129,6 +139,9 @@ def _cmd_recommend(args) -> int:
     except (FileNotFoundError, ValueError, remote.ServingError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if getattr(items, "unknown_items", 0):
+        print(f"note: {items.unknown_items} of the item ids in --history/--exclude are not in the "
+              f"model's catalogue and were ignored", file=sys.stderr)
     print(f"Recommendations for user {args.user} (model {source}):")
     for rank, (item_id, title, score) in enumerate(items, 1):
         print(f"{rank:>3}. {item_id:<10} {title:<60} {score:8.4f}")

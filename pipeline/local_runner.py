@@ -11,6 +11,7 @@ import dataclasses
 import fcntl
 import json
 import os
+import re
 import time
 from typing import Dict, Optional
 
@@ -57,8 +58,8 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
 def _check_list_length(config: PipelineConfig, n_items: int, source: str) -> None:
     """A list longer than the catalogue cannot be served: refused before training."""
     if config.top_k > n_items:
-        raise ConfigError(f"Invalid configuration: top_k (--top-k {config.top_k}) is more than the "
-                          f"{n_items} items of {source}; ask for at most {n_items}")
+        raise ConfigError(f"Invalid configuration: the list length (--top-k {config.top_k}) is more "
+                          f"than the {n_items} items of {source}; ask for at most {n_items}")
 
 
 def check_serving_dir(config: PipelineConfig) -> None:
@@ -176,13 +177,29 @@ def _write(result: Dict[str, object], output_dir: str) -> None:
         json.dump(result, f, indent=2)
 
 
-def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output") -> int:
+def _with_flags(message: str, flags: Dict[str, str]) -> str:
+    """``message`` with the command-line flag after each configuration field it names."""
+    for field, flag in sorted(flags.items(), key=lambda kv: -len(kv[0])):
+        message = re.sub(rf"(?<![\w.-]){re.escape(field)}(?![\w.])", f"{field} [{flag}]", message,
+                         count=1)
+    return message
+
+
+def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output",
+         flags: Optional[Dict[str, str]] = None) -> int:
+    """Runs, prints the summary; 0 pushed, 1 not pushed or failed, 2 refused before running.
+
+    ``flags``: configuration field -> the command-line flag that sets it, named in errors.
+    """
     config = config or PipelineConfig()
     from pipeline import summary
 
     try:
         result = run(config, output_dir)
-    except (ConfigError, DataError, RunLockedError) as e:
+    except ConfigError as e:
+        print(f"error: {_with_flags(str(e), flags or {})}", flush=True)
+        return 2
+    except (DataError, RunLockedError) as e:
         print(f"error: {e}", flush=True)
         return 2
     except RunFailedError as e:

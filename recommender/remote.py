@@ -118,10 +118,17 @@ def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+class Recommendations(list):
+    """(item_id, title, score) tuples, best first; ``unknown_items``: how many of the
+    request's history and exclusion ids the model does not know (they were ignored)."""
+
+    unknown_items: int = 0
+
+
 def recommend(server, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
               gender: str = "", occupation: str = "", exclude: Optional[Sequence[str]] = None,
               k: Optional[int] = None) -> List[Tuple[str, str, float]]:
-    """(item_id, title, score) of one user's list, best first.
+    """(item_id, title, score) of one user's list, best first, as ``Recommendations``.
 
     ``server``: anything with ``predict(signature, inputs) -> outputs`` (a REST
     or gRPC client, or ``client.LocalModel`` for a SavedModel on disk).
@@ -131,4 +138,7 @@ def recommend(server, user_id: str, history: Optional[Sequence[str]] = None, age
     item_ids = [_text(i) for i in out["item_ids"][0]]
     titles = server.predict("lookup_titles", {"item_ids": item_ids})
     titles = titles.get("titles", titles.get("output"))
-    return [(i, _text(t), float(s)) for i, t, s in zip(item_ids, titles, out["scores"][0])]
+    found = Recommendations((i, _text(t), float(s))
+                            for i, t, s in zip(item_ids, titles, out["scores"][0]))
+    found.unknown_items = int(out["unknown_items"][0]) if "unknown_items" in out else 0
+    return found

@@ -35,7 +35,7 @@ def test_cache_flag_turns_on_tfx_caching():
 def test_a_bad_value_stops_the_run_before_anything_is_read_or_written(tmp_path, capsys):
     out = tmp_path / "out"
     assert cli.main(["run", "--diversity", "1.0", "--output-dir", str(out)]) == 2
-    assert "rerank.diversity must be in [0, 1)" in capsys.readouterr().out
+    assert "rerank.diversity [--diversity] must be in [0, 1)" in capsys.readouterr().out
     # Validated when the pipeline is created: no data generated, no metadata store opened.
     assert [p.name for p in out.iterdir()] == ["run.lock"]
 
@@ -44,7 +44,7 @@ def test_options_that_cannot_work_are_refused_before_any_component_runs(tmp_path
     out = tmp_path / "out"
     assert cli.main(["run", "--top-k", "5000", "--candidates", "5000", "--output-dir", str(out),
                      "--serving-dir", str(tmp_path / "serving")]) == 2
-    assert ("top_k (--top-k 5000) is more than the 1682 items of the embedded dataset"
+    assert ("the list length (--top-k 5000) is more than the 1682 items of the embedded dataset"
             in capsys.readouterr().out)
     blocker = tmp_path / "a-file"
     blocker.write_text("")

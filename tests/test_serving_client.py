@@ -189,6 +189,16 @@ def test_recommend_command_asks_a_server(servers, capsys):
     assert "cannot reach TF Serving" in capsys.readouterr().err
 
 
+def test_ids_the_model_does_not_know_are_counted_and_the_command_says_so(model_dir, capsys):
+    found = client.recommend(model_dir, "u1", history=["b", "no-such-item"], exclude=["zz"])
+    assert found.unknown_items == 2 and "b" not in [item for item, _, _ in found]
+    serving_dir = os.path.dirname(os.path.dirname(model_dir))
+    assert cli.main(["recommend", "--user", "u1", "--serving-dir", serving_dir,
+                     "--history", "b,no-such-item"]) == 0
+    assert ("note: 1 of the item ids in --history/--exclude are not in the model's catalogue"
+            in capsys.readouterr().err)
+
+
 def test_the_warm_up_file_replays_every_signature_as_tf_serving_does(model_dir):
     model = tf.saved_model.load(model_dir)
     replayed = []
