@@ -99,6 +99,10 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args) -> int:
+    import os
+
+    if not args.verbose:  # TensorFlow's C++ INFO/WARNING lines go nowhere else
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import local_runner
 
     try:
@@ -107,7 +111,7 @@ def _cmd_run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     # The run validates the configuration (once, when the pipeline is created).
-    return local_runner.main(config, args.output_dir, flags=FLAGS)
+    return local_runner.main(config, args.output_dir, flags=FLAGS, verbose=args.verbose)
 
 
 def _cmd_compile(args) -> int:
@@ -178,6 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the whole pipeline locally (Beam DirectRunner)")
     _add_config_flags(run)
     run.add_argument("--output-dir", default="tfx_output", help="artifacts and ML Metadata")
+    run.add_argument("--verbose", action="store_true",
+                     help="stream the whole TensorFlow/Beam/TFX log (it is always written to "
+                          "OUTPUT_DIR/logs/run-<id>.log)")
     run.add_argument("--cache", action="store_true",
                      help="reuse the outputs of components whose inputs and settings are unchanged "
                           "since an earlier run in --output-dir (e.g. a re-ranking rule change "
@@ -228,10 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from absl import logging as absl_logging
-
-    absl_logging.set_verbosity(absl_logging.INFO)
+    # Warnings only on the console; a run sends the whole log to its file (pipeline/run_log.py).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     return args.func(args)
 
 

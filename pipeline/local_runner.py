@@ -20,6 +20,7 @@ from tfx import v1 as tfx
 from models.data import readers, schema, synthetic
 from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
+from pipeline import run_log
 from pipeline.config import ConfigError, PipelineConfig
 
 SCHEMA_DIR = schema.SCHEMA_DIR
@@ -186,27 +187,38 @@ def _with_flags(message: str, flags: Dict[str, str]) -> str:
 
 
 def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output",
-         flags: Optional[Dict[str, str]] = None) -> int:
-    """Runs, prints the summary; 0 pushed, 1 not pushed or failed, 2 refused before running.
+         flags: Optional[Dict[str, str]] = None, verbose: bool = False) -> int:
+    """Runs, printing a progress line per component and epoch, then the summary.
 
-    ``flags``: configuration field -> the command-line flag that sets it, named in errors.
+    Args:
+      config: the configuration (default: the embedded example).
+      output_dir: artifacts, ML Metadata, ``logs/run-<id>.log`` (the whole log).
+      flags: configuration field -> the command-line flag that sets it, named in errors.
+      verbose: stream the whole log to stderr as well.
+
+    Returns:
+      0 pushed, 1 not pushed or failed, 2 refused before any component ran.
     """
     config = config or PipelineConfig()
     from pipeline import summary
 
-    try:
-        result = run(config, output_dir)
-    except ConfigError as e:
-        print(f"error: {_with_flags(str(e), flags or {})}", flush=True)
-        return 2
-    except (DataError, RunLockedError) as e:
-        print(f"error: {e}", flush=True)
-        return 2
-    except RunFailedError as e:
-        print(summary.render(e.summary), flush=True)
-        print(f"error: the run failed: {e}. What completed is above; the pushed model is "
-              f"unchanged.", flush=True)
-        return 1
+    metadata_path = with_output_dir(config, os.path.abspath(output_dir)).metadata_path
+    with run_log.capture(os.path.abspath(output_dir), verbose,
+                         metadata_path=metadata_path) as log_path:
+        print(f"Run log: {log_path}" + ("" if verbose else " (--verbose streams it)"), flush=True)
+        try:
+            result = run(config, output_dir)
+        except ConfigError as e:
+            print(f"error: {_with_flags(str(e), flags or {})}", flush=True)
+            return 2
+        except (DataError, RunLockedError) as e:
+            print(f"error: {e}", flush=True)
+            return 2
+        except RunFailedError as e:
+            print(summary.render(e.summary), flush=True)
+            print(f"error: the run failed: {e}. What completed is above; the pushed model is "
+                  f"unchanged. The whole log: {log_path}", flush=True)
+            return 1
     print(summary.render(result), flush=True)
     return 0 if result.get("pushed") else 1
 

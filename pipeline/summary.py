@@ -20,7 +20,7 @@ _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 _TRAINING_KEYS = {"RetrievalTrainer": "retrieval_training", "RankingTrainer": "ranking_training"}
 
 
-def _node_id(store, execution) -> str:
+def node_id(store, execution) -> str:
     for context in store.get_contexts_by_execution(execution.id):
         if store.get_context_types_by_id([context.type_id])[0].name == "node":
             return context.name.split(".", 1)[-1]
@@ -55,7 +55,7 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
     except errors.NotFoundError:  # no trainer has run in this store yet
         model_run = None
     for execution in executions:
-        node = _node_id(store, execution)
+        node = node_id(store, execution)
         seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
         result["components"].append({"component": node, "seconds": round(seconds, 1),
                                       "state": _STATES.get(execution.last_known_state, "?")})

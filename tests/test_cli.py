@@ -37,7 +37,7 @@ def test_a_bad_value_stops_the_run_before_anything_is_read_or_written(tmp_path, 
     assert cli.main(["run", "--diversity", "1.0", "--output-dir", str(out)]) == 2
     assert "rerank.diversity [--diversity] must be in [0, 1)" in capsys.readouterr().out
     # Validated when the pipeline is created: no data generated, no metadata store opened.
-    assert [p.name for p in out.iterdir()] == ["run.lock"]
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "run.lock"]
 
 
 def test_options_that_cannot_work_are_refused_before_any_component_runs(tmp_path, capsys):
@@ -51,7 +51,7 @@ def test_options_that_cannot_work_are_refused_before_any_component_runs(tmp_path
     assert cli.main(["run", "--output-dir", str(out), "--serving-dir", str(blocker / "sub")]) == 2
     message = capsys.readouterr().out
     assert f"the serving directory (--serving-dir) {blocker / 'sub'} cannot be written" in message
-    assert sorted(p.name for p in out.iterdir()) == ["run.lock"]  # nothing generated, nothing ran
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "run.lock"]  # nothing generated or run
 
 
 def _small(tmp_path):

@@ -20,13 +20,13 @@ PACKAGES = ("models", "recommender", "components", "pipeline", "kubeflow", "cli"
 # (layer name, module prefixes); a module takes the layer of its longest matching prefix.
 LAYERS = (
     ("shared basics", ("models.features", "models.arrays", "models.config", "models.records",
-                       "models.holdout", "models")),
+                       "models.holdout", "models.progress", "models")),
     ("model code", tuple(f"models.{role}" for role in ("data", "transform", "retrieval", "index",
                                                        "ranking", "evaluation"))),
     ("serving", ("recommender",)),
     ("components", ("components",)),
     ("pipeline", ("pipeline",)),
-    ("runners", ("pipeline.local_runner", "kubeflow")),
+    ("runners", ("pipeline.local_runner", "pipeline.run_log", "kubeflow")),
     ("entry points", ("cli", "bench")),
 )
 

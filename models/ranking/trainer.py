@@ -26,6 +26,7 @@ from models.config import decode
 from models.evaluation import metrics
 from models.index import contract
 from models.index.contract import Retrieved
+from models.progress import progress
 from models.ranking import export, lists
 from models.ranking.config import RankingConfig
 from models.ranking.features import SCALARS, list_features
@@ -99,8 +100,8 @@ def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfi
         order = rng.permutation(len(data["labels"]))
         losses = [float(step(*(tf.constant(data[k][order[s:s + config.batch_size]]) for k in keys)))
                   for s in range(0, len(order), config.batch_size)]
-        logging.info("Ranking epoch %d/%d: %s loss %.4f", epoch + 1, config.epochs, config.loss,
-                     float(np.mean(losses)) if losses else float("nan"))
+        progress("ranking epoch %d/%d: %s loss %.4f", epoch + 1, config.epochs, config.loss,
+                 float(np.mean(losses)) if losses else float("nan"))
     return ranker
 
 

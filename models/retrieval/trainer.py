@@ -23,6 +23,7 @@ from tfx.components.trainer.fn_args_utils import FnArgs
 
 from models import arrays, features, holdout, records
 from models.config import decode
+from models.progress import progress
 from models.retrieval import export
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
@@ -150,6 +151,19 @@ class RecallCallback(tf.keras.callbacks.Callback):
         logging.info("epoch %d: %s = %.4f", epoch + 1, self.name, value)
 
 
+class EpochProgress(tf.keras.callbacks.Callback):
+    """One progress line per epoch (models/progress.py): loss and the eval recall, if any."""
+
+    def __init__(self, epochs: int, label: str):
+        super().__init__()
+        self._epochs, self._label, self._start = epochs, label, time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        figures = ", ".join(f"{key} {value:.4f}" for key, value in (logs or {}).items())
+        progress("retrieval (%s) epoch %d/%d: %s (%.0f s)", self._label, epoch + 1, self._epochs,
+                 figures, time.time() - self._start)
+
+
 def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epochs: int,
          eval_files=None):
     """Trains a two-tower model on ``files`` for at most ``epochs``.
@@ -178,7 +192,8 @@ def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epoc
         callbacks = [recall, tf.keras.callbacks.EarlyStopping(
             monitor=recall.name, mode="max", patience=config.early_stopping_patience,
             restore_best_weights=True)]
-    history = model.fit(train, epochs=epochs, callbacks=callbacks, verbose=2)
+    callbacks.append(EpochProgress(epochs, "eval" if eval_files is not None else "refit"))
+    history = model.fit(train, epochs=epochs, callbacks=callbacks, verbose=0)
     return model, data, history, recall
 
 

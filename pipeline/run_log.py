@@ -1,0 +1,136 @@
+"""What a local run prints: one progress line per component and per training epoch, the full
+TensorFlow/Beam/TFX log in ``<output-dir>/logs/run-<id>.log``.
+
+Component starts and ends are read from ML Metadata as the run goes
+(``ComponentWatcher``); ``models.progress`` messages become console lines;
+everything goes to the file, and ``verbose`` streams the whole log to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import threading
+import time
+from typing import Iterator, Optional
+
+from ml_metadata.metadata_store import metadata_store
+from ml_metadata.proto import metadata_store_pb2
+from tfx.orchestration import metadata
+
+from models.progress import LOGGER
+
+_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+_STATES = {v: k.lower() for k, v in metadata_store_pb2.Execution.State.items()}
+
+
+class ProgressHandler(logging.Handler):
+    """Prints ``models.progress`` messages (training epochs) to ``stream``."""
+
+    def __init__(self, stream):
+        super().__init__(logging.INFO)
+        self.stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.name == LOGGER:
+            self.stream.write(f"    {record.getMessage()}\n")
+            self.stream.flush()
+
+
+class ComponentWatcher(threading.Thread):
+    """Prints a line when a component of the run starts and when it ends, read from ML Metadata.
+
+    TFX logs component starts at absl's INFO level, which components may turn
+    off; the executions in ML Metadata are the record, whatever the log level.
+    """
+
+    def __init__(self, metadata_path: str, since: float, stream, interval: float = 1.0):
+        super().__init__(daemon=True)
+        self._path, self._since_ms, self._stream = metadata_path, int(since * 1000) - 1000, stream
+        self._interval, self._done, self._seen = interval, threading.Event(), {}
+
+    def _poll(self) -> None:
+        if not os.path.exists(self._path):
+            return
+        from pipeline import summary
+
+        store = metadata_store.MetadataStore(
+            metadata.sqlite_metadata_connection_config(self._path))
+        executions = sorted((e for e in store.get_executions()
+                             if e.create_time_since_epoch >= self._since_ms),
+                            key=lambda e: e.create_time_since_epoch)
+        for execution in executions:
+            state = _STATES.get(execution.last_known_state, "?")
+            if self._seen.get(execution.id) == state:
+                continue
+            name = summary.node_id(store, execution)
+            if state in ("new", "running"):
+                line = f"  {name:<24} started"
+            else:
+                seconds = (execution.last_update_time_since_epoch
+                           - execution.create_time_since_epoch) / 1000
+                line = f"  {name:<24} {'done' if state == 'complete' else state} in {seconds:.1f} s"
+            if execution.id in self._seen or state in ("new", "running"):
+                self._stream.write(line + "\n")
+            else:  # started and ended between two polls
+                self._stream.write(f"  {name:<24} started\n{line}\n")
+            self._stream.flush()
+            self._seen[execution.id] = state
+
+    def run(self) -> None:
+        while not self._done.wait(self._interval):
+            try:
+                self._poll()
+            except Exception:  # the store is busy or not created yet: next poll
+                logging.debug("progress poll failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join(timeout=10)
+        try:
+            self._poll()  # the last states
+        except Exception:
+            logging.debug("last progress poll failed", exc_info=True)
+
+
+@contextlib.contextmanager
+def capture(output_dir: str, verbose: bool = False, stream=None,
+            metadata_path: Optional[str] = None) -> Iterator[str]:
+    """Routes logging for the run and, given ``metadata_path``, prints component progress;
+    yields the log file's path. Restores the handlers after."""
+    folder = os.path.join(output_dir, "logs")
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log")
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    file_handler = logging.FileHandler(path, encoding="utf-8")
+    file_handler.setFormatter(logging.Formatter(_FORMAT))
+    handlers = [file_handler, ProgressHandler(stream or sys.stdout)]
+    if verbose:
+        streaming = logging.StreamHandler(sys.stderr)
+        streaming.setFormatter(logging.Formatter(_FORMAT))
+        handlers.append(streaming)
+    for handler in saved[0]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    logging.captureWarnings(True)
+    watcher = None
+    if metadata_path:
+        watcher = ComponentWatcher(metadata_path, time.time(), stream or sys.stdout)
+        watcher.start()
+    try:
+        yield path
+    finally:
+        if watcher:
+            watcher.stop()
+        logging.captureWarnings(False)
+        for handler in handlers:
+            root.removeHandler(handler)
+        file_handler.close()
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
