@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from typing import List, Optional
 
@@ -99,8 +100,6 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args) -> int:
-    import os
-
     if not args.verbose:  # TensorFlow's C++ INFO/WARNING lines go nowhere else
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from pipeline import local_runner

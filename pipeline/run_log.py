@@ -17,13 +17,12 @@ import time
 from typing import Iterator, Optional
 
 from ml_metadata.metadata_store import metadata_store
-from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
 from models.progress import LOGGER
+from pipeline import summary
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
-_STATES = {v: k.lower() for k, v in metadata_store_pb2.Execution.State.items()}
 
 
 class ProgressHandler(logging.Handler):
@@ -48,30 +47,25 @@ class ComponentWatcher(threading.Thread):
 
     def __init__(self, metadata_path: str, since: float, stream, interval: float = 1.0):
         super().__init__(daemon=True)
-        self._path, self._since_ms, self._stream = metadata_path, int(since * 1000) - 1000, stream
-        self._interval, self._done, self._seen = interval, threading.Event(), {}
+        self._path, self._since, self._stream = metadata_path, since, stream
+        self._interval, self._done, self._seen, self._store = interval, threading.Event(), {}, None
 
     def _poll(self) -> None:
-        if not os.path.exists(self._path):
-            return
-        from pipeline import summary
-
-        store = metadata_store.MetadataStore(
-            metadata.sqlite_metadata_connection_config(self._path))
-        executions = sorted((e for e in store.get_executions()
-                             if e.create_time_since_epoch >= self._since_ms),
-                            key=lambda e: e.create_time_since_epoch)
-        for execution in executions:
-            state = _STATES.get(execution.last_known_state, "?")
+        if self._store is None:
+            if not os.path.exists(self._path):
+                return
+            self._store = metadata_store.MetadataStore(
+                metadata.sqlite_metadata_connection_config(self._path))
+        for execution in summary.run_executions(self._store, self._since):
+            state = summary.state_of(execution).lower()
             if self._seen.get(execution.id) == state:
                 continue
-            name = summary.node_id(store, execution)
+            name = summary.node_id(self._store, execution)
             if state in ("new", "running"):
                 line = f"  {name:<24} started"
             else:
-                seconds = (execution.last_update_time_since_epoch
-                           - execution.create_time_since_epoch) / 1000
-                line = f"  {name:<24} {'done' if state == 'complete' else state} in {seconds:.1f} s"
+                verb = "done" if state == "complete" else state
+                line = f"  {name:<24} {verb} in {summary.seconds_of(execution):.1f} s"
             if execution.id in self._seen or state in ("new", "running"):
                 self._stream.write(line + "\n")
             else:  # started and ended between two polls

@@ -27,6 +27,22 @@ def node_id(store, execution) -> str:
     return str(execution.id)
 
 
+def state_of(execution) -> str:
+    """The execution's state name: 'COMPLETE', 'CACHED', 'RUNNING', 'FAILED', ..."""
+    return _STATES.get(execution.last_known_state, "?")
+
+
+def seconds_of(execution) -> float:
+    return (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
+
+
+def run_executions(store, started: float) -> List[metadata_store_pb2.Execution]:
+    """The executions created since ``started`` (epoch seconds, one second of slack), oldest first."""
+    since_ms = int(started * 1000) - 1000
+    return sorted((e for e in store.get_executions() if e.create_time_since_epoch >= since_ms),
+                  key=lambda e: e.create_time_since_epoch)
+
+
 def _outputs(store, execution) -> List[metadata_store_pb2.Artifact]:
     events = store.get_events_by_execution_ids([execution.id])
     ids = [e.artifact_id for e in events if e.type == metadata_store_pb2.Event.OUTPUT]
@@ -45,10 +61,7 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
     """Components of the run that started at ``started`` (epoch seconds), with times and results."""
     connection = metadata.sqlite_metadata_connection_config(config.metadata_path)
     store = metadata_store.MetadataStore(connection)
-    since_ms = int(started * 1000) - 1000
-    executions = sorted((e for e in store.get_executions()
-                         if e.create_time_since_epoch >= since_ms),
-                        key=lambda e: e.create_time_since_epoch)
+    executions = run_executions(store, started)
     result: Dict[str, object] = {"components": [], "pushed": False}
     try:
         model_run = store.get_artifact_type("ModelRun").id
@@ -56,9 +69,8 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
         model_run = None
     for execution in executions:
         node = node_id(store, execution)
-        seconds = (execution.last_update_time_since_epoch - execution.create_time_since_epoch) / 1000
-        result["components"].append({"component": node, "seconds": round(seconds, 1),
-                                      "state": _STATES.get(execution.last_known_state, "?")})
+        result["components"].append({"component": node, "seconds": round(seconds_of(execution), 1),
+                                      "state": state_of(execution)})
         for artifact in _outputs(store, execution):
             props = artifact.custom_properties
             if node == "InteractionsExampleGen":

@@ -81,8 +81,8 @@ def push(model_dir: str, base: str, keep: int = 0) -> str:
         raise FileNotFoundError(f"{model_dir} holds no {MARKER}: not a SavedModel to push")
     tf.io.gfile.makedirs(base)
     _remove_leftovers(base)
-    numbers = [int(n) for n in _names(base) if n.isdigit()]
-    target = os.path.join(base, str(max(numbers, default=0) + 1))
+    # Leftovers are gone: every numbered folder is a complete version.
+    target = os.path.join(base, str(max(versions(base), default=0) + 1))
     if "://" in base:
         _copy(model_dir, target)
     else:

@@ -7,7 +7,6 @@ for the servable, so what the ranker learned on is what it scores when served.
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
 from models import features
@@ -45,8 +44,12 @@ class Tables:
                              None if own is None else tf.constant(own))
 
 
+def interactions(index, files) -> lists.Interactions:
+    """The interactions of ``files`` placed in ``index``'s catalogue."""
+    return lists.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+
+
 def read(index, files, n_neighbours: int):
     """(the interactions of ``files`` placed in ``index``'s catalogue, their Tables)."""
-    data = lists.read(files, lambda ids: np.asarray(
-        index.lookup_items(tf.constant(ids, tf.string)).numpy()))
+    data = interactions(index, files)
     return data, Tables(index, data, n_neighbours)

@@ -31,7 +31,7 @@ from models.ranking import export, lists
 from models.ranking.config import RankingConfig
 from models.ranking.features import SCALARS, list_features
 from models.ranking.model import LOSS_FUNCTIONS, Ranker
-from models.ranking.tables import Tables
+from models.ranking.tables import Tables, interactions
 from models.ranking.tables import read as read_tables
 
 # Eval lists are scored in chunks of this many users (the neighbour features hold
@@ -108,7 +108,7 @@ def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfi
 def eval_ndcg(ranker, item_tables: Tables, index, files, k: int = 10) -> Dict[str, float]:
     """NDCG@k on the eval split of the servable's retrieved lists, retrieval order vs ranked
     (``ranker`` None: retrieval order twice)."""
-    held = lists.read(files, lambda ids: index.lookup_items(tf.constant(ids, tf.string)).numpy())
+    held = interactions(index, files)
     relevant: Dict[str, set] = {}
     for user, position in zip(held.columns[features.USER_ID], held.positions):
         relevant.setdefault(user, set()).add(int(position))
