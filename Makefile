@@ -13,7 +13,7 @@ ARGS ?=
 # Data folder of the quality benchmark; empty: the embedded synthetic data.
 DATA ?=
 
-.PHONY: install run test test-fast lint compile bench bench-quality bench-index bench-serving \
+.PHONY: install run test test-fast lint browser compile bench bench-quality bench-index bench-serving \
 	bench-rerank clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
@@ -33,6 +33,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -v -m "not e2e and not slow" $(ARGS)
+
+# Debian's Chromium, for the test that renders the run report (tests/test_e2e.py); needs root.
+browser:
+	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 # Style, and the import direction: a module never imports a layer above its own (tests/test_layout.py).
 lint: install

@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench.index import clustered  # noqa: E402
-from models import arrays, holdout  # noqa: E402
+from models import arrays  # noqa: E402
 from models.index import contract, evaluation, searcher, servable  # noqa: E402
 from models.ranking import neighbours as item_neighbours  # noqa: E402
 from pipeline import local_runner  # noqa: E402
@@ -76,8 +76,8 @@ def models_of(run_dir: str) -> Dict[str, str]:
                                 f"run the pipeline there first (recsys run --output-dir)")
     stats = json.load(open(os.path.join(os.path.dirname(index[-1]), "index_stats.json")))
     # The assembled twin that knows only the train split: what held-out checks score.
-    twins = sorted(glob.glob(os.path.join(run_dir, "**", "RecommenderAssembler", "model", "*",
-                                          holdout.HOLDOUT), recursive=True),
+    twins = sorted(glob.glob(os.path.join(run_dir, "**", "RecommenderAssembler", "holdout_model", "*",
+                                          "Format-Serving"), recursive=True),
                    key=lambda p: int(p.split(os.sep)[-2]))
     return {"recommender": pushed[-1], "retrieval-only": index[-1], "flavour": stats["flavour"],
             "holdout": twins[-1] if twins else pushed[-1]}

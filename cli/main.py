@@ -4,6 +4,7 @@
   recsys compile [--output kubeflow/pipeline.yaml] [--image IMAGE] [--data gs://...]
   recsys recommend --user ID [--serving-dir DIR | --server HOST:PORT [--protocol rest|grpc]]
   recsys rollback [--serving-dir DIR] [--to VERSION]
+  recsys report [--output-dir DIR] [--open]
   recsys download ml-100k|ml-1m [--dest DIR]
 """
 
@@ -71,7 +72,8 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--candidates", type=int, default=None,
                    help="items retrieval hands the ranker per request (default: 100, and at "
                         "least twice --top-k, so the ranker chooses the list)")
-    p.add_argument("--epochs", type=int, default=None, help="retrieval training epochs")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="retrieval training epochs (0: an untrained model, which the gates refuse)")
     p.add_argument("--no-refit", action="store_true",
                    help="deploy the models trained on the train split only (default: after the "
                         "held-out checks, retrieval and ranking learn again from every interaction)")
@@ -166,6 +168,23 @@ def _cmd_rollback(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from pipeline import report
+
+    path = report.latest(args.output_dir)
+    if path is None:
+        print(f"error: no report under {report.reports_dir(args.output_dir)}; each recsys run "
+              f"--output-dir {args.output_dir} writes one", file=sys.stderr)
+        return 2
+    print(path)
+    if args.open:
+        import webbrowser
+
+        if not webbrowser.open(f"file://{os.path.abspath(path)}"):
+            print("no browser to open it here; open the path above", file=sys.stderr)
+    return 0
+
+
 def _cmd_download(args) -> int:
     from models.data import download
 
@@ -223,6 +242,11 @@ def build_parser() -> argparse.ArgumentParser:
     back.add_argument("--to", type=int, default=None,
                       help="the version to serve (default: the one before the newest)")
     back.set_defaults(func=_cmd_rollback)
+
+    rep = sub.add_parser("report", help="print the path of the newest run report (HTML)")
+    rep.add_argument("--output-dir", default="tfx_output", help="the run's --output-dir")
+    rep.add_argument("--open", action="store_true", help="open it in the default browser")
+    rep.set_defaults(func=_cmd_report)
 
     dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")
     dl.add_argument("dataset", choices=("ml-100k", "ml-1m"))

@@ -12,6 +12,7 @@ import dataclasses
 import os
 from typing import Optional
 
+import yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
@@ -64,7 +65,20 @@ def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] =
         output_dir=os.path.dirname(os.path.abspath(output)),
         output_filename=os.path.basename(output))
     runner.run(create_kubeflow_pipeline(config, data_root, gpus))
+    _never_cached(output)
     return output
+
+
+def _never_cached(path: str) -> None:
+    """Turns KFP's cache off for the nodes that read outside state (pipeline.NEVER_CACHED): a
+    cached ServedModel would hand the evaluators the model served when it first ran."""
+    with open(path) as f:
+        spec = yaml.safe_load(f)
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        if name in pipeline_def.NEVER_CACHED:
+            task["cachingOptions"] = {"enableCache": False}
+    with open(path, "w") as f:
+        yaml.safe_dump(spec, f, sort_keys=False)
 
 
 def main() -> int:

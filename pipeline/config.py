@@ -102,4 +102,7 @@ class PipelineConfig:
             (self.ranking.list_length >= self.top_k,
              f"ranking.list_length ({self.ranking.list_length}) must be >= top_k ({self.top_k})"),
             (self.rerank.max_k >= self.top_k, "rerank.max_k must be >= top_k"),
+            (self.evaluation.candidates_per_request <= self.index.candidates,
+             f"evaluation.candidates_per_request ({self.evaluation.candidates_per_request}) must "
+             f"be <= index.candidates ({self.index.candidates}), the retrieved list's length"),
         ])

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import re
 import time
@@ -159,18 +160,30 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     from pipeline import summary  # local import: reads ML Metadata after the run
 
     try:
-        tfx.orchestration.LocalDagRunner().run(pipe)
+        tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_def.compile_ir(pipe))
     except DataError:
         raise
     except Exception as e:  # any component failure: report what completed, then re-raise
         lines = [line for line in str(e).splitlines() if line.strip()]
         result = summary.collect(config, started)
         result["failed"] = f"{type(e).__name__}: {lines[-1] if lines else ''}"
+        _report(result, output_dir, config)
         _write(result, output_dir)
         raise RunFailedError(result["failed"], result) from e
     result = summary.collect(config, started)
+    _report(result, output_dir, config)
     _write(result, output_dir)
     return result
+
+
+def _report(result: Dict[str, object], output_dir: str, config: PipelineConfig) -> None:
+    """Writes the run's HTML report; a report that cannot be written never fails the run."""
+    from pipeline import report
+
+    try:
+        result["report"] = report.write(output_dir, result, config.name)
+    except Exception:  # noqa: BLE001 (the run's outcome stands; the log has the cause)
+        logging.exception("The run report could not be written")
 
 
 def _write(result: Dict[str, object], output_dir: str) -> None:

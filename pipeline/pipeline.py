@@ -5,9 +5,14 @@ ExampleGen (interactions, split by time) + ExampleGen (catalogue)
   -> Transform -> Trainer (two-tower retrieval) -> IndexBuilder (retrieval servable; blesses
      its index when its recall against exact search reaches IndexConfig.min_recall)
   -> Trainer (ranking: the ranker and whether it beats retrieval's order)
-  -> RecommenderAssembler (retrieve -> rank -> re-rank rules in one SavedModel)
-  -> RecommenderEvaluator (blesses the model when it beats popularity and the index was
-     blessed) -> Pusher
+  -> RecommenderAssembler (retrieve -> rank -> re-rank rules in one SavedModel, and its holdout
+     twin built from the train split only)
+  ServedModel (the served version's holdout twin from the serving directory, or nothing)
+  -> CandidateExamples (one example per eval user and retrieved candidate)
+  -> Evaluator (stock, TFMA: NDCG@K, AUC, MinLabelPosition by slice; value thresholds and a
+     change threshold against the served model)
+  -> RecommenderEvaluator (whole lists against popularity and the served model; blesses the
+     model when every gate passed: its own, the stock Evaluator's, the index's) -> Pusher
 """
 
 from __future__ import annotations
@@ -21,13 +26,16 @@ from tfx.dsl.components.base import executor_spec
 from tfx.proto import example_gen_pb2
 
 from components.assembler.component import RecommenderAssembler
+from components.candidates.component import CandidateExamples
 from components.evaluator.component import RecommenderEvaluator
 from components.example_gen import executor as example_gen
 from components.index.component import IndexBuilder
 from components.pusher.component import VersionedPusher
+from components.served.component import ServedModel
 from components.validation.component import StrictExampleValidator
 from models import features
 from models.config import encode, fields
+from models.evaluation import tfma_gate
 from pipeline.config import PipelineConfig
 
 # Component ids, used by runners to attach platform settings (GPUs) and by the summary.
@@ -37,6 +45,9 @@ RETRIEVAL_TRAINER = "RetrievalTrainer"
 RANKING_TRAINER = "RankingTrainer"
 TRAINERS = (RETRIEVAL_TRAINER, RANKING_TRAINER)
 PUSHER = "Pusher"
+SERVED_MODEL = "ServedModel"
+# Nodes that read state outside the pipeline (the serving directory): never taken from the cache.
+NEVER_CACHED = (SERVED_MODEL,)
 
 
 def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: PipelineConfig):
@@ -130,14 +141,35 @@ def create_pipeline(
         config=encode(config.rerank),
         top_k=config.top_k,
     )
+    # The baseline of both evaluators, without a Resolver node (open-source KFP v2 has none).
+    served = ServedModel(examples=interactions.outputs["examples"],
+                         serving_dir=config.push_dir).with_id(SERVED_MODEL)
+    baseline = served.outputs["model"].as_optional()
+    request_examples = CandidateExamples(
+        model=assembler.outputs["holdout_model"],
+        examples=interactions.outputs["examples"],
+        candidates=catalogue.outputs["examples"],
+        config=encode(config.evaluation),
+    )
+    tfma_evaluator = tfx.components.Evaluator(
+        examples=request_examples.outputs["request_examples"],
+        model=assembler.outputs["holdout_model"],
+        baseline_model=baseline,
+        eval_config=tfma_gate.eval_config(config.evaluation),
+        example_splits=[features.EVAL],
+    )
     evaluator = RecommenderEvaluator(
-        model=assembler.outputs["model"],
+        model=assembler.outputs["holdout_model"],
         examples=interactions.outputs["examples"],
         candidates=catalogue.outputs["examples"],
         config=encode(config.evaluation),
         index_blessing=index.outputs["blessing"],
+        baseline=baseline,
+        tfma_evaluation=tfma_evaluator.outputs["evaluation"],
+        tfma_blessing=tfma_evaluator.outputs["blessing"],
     )
     # The stock Pusher with a push that never leaves a half-written version (recommender/versions.py).
+    # Its blessing is the recommender evaluator's, which requires every other gate's.
     pusher = VersionedPusher(
         model=assembler.outputs["model"],
         model_blessing=evaluator.outputs["blessing"],
@@ -149,8 +181,20 @@ def create_pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
         components=[interactions, catalogue, statistics, schema, validator, transform, retrieval,
-                    index, ranking, assembler, evaluator, pusher],
+                    index, ranking, assembler, served, request_examples, tfma_evaluator,
+                    evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
         beam_pipeline_args=list(beam_pipeline_args or config.beam_args),
     )
+
+
+def compile_ir(pipe: tfx.dsl.Pipeline):
+    """The pipeline's IR for IR-based runners, with caching off for ``NEVER_CACHED`` nodes."""
+    from tfx.dsl.compiler import compiler
+
+    ir = compiler.Compiler().compile(pipe)
+    for node in ir.nodes:
+        if node.pipeline_node.node_info.id in NEVER_CACHED:
+            node.pipeline_node.execution_options.caching_options.enable_cache = False
+    return ir

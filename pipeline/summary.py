@@ -15,6 +15,7 @@ from tfx.orchestration import metadata
 from components.evaluator.executor import METRICS_FILE
 from components.index.executor import STATS_FILE
 from pipeline.config import PipelineConfig
+from pipeline.pipeline import SERVED_MODEL
 
 _STATES = {v: k for k, v in metadata_store_pb2.Execution.State.items()}
 _TRAINING_KEYS = {"RetrievalTrainer": "retrieval_training", "RankingTrainer": "ranking_training"}
@@ -71,10 +72,16 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
         node = node_id(store, execution)
         result["components"].append({"component": node, "seconds": round(seconds_of(execution), 1),
                                       "state": state_of(execution)})
+        if node == SERVED_MODEL and "reason" in execution.custom_properties:
+            result["baseline_reason"] = execution.custom_properties["reason"].string_value
         for artifact in _outputs(store, execution):
             props = artifact.custom_properties
             if node == "InteractionsExampleGen":
                 result["examples_uri"] = artifact.uri
+            elif node == "StatisticsGen":
+                result["statistics_uri"] = artifact.uri
+            elif node == "RecommenderAssembler" and "/holdout_model/" in artifact.uri:
+                result["holdout_uri"] = artifact.uri
             elif node in _TRAINING_KEYS and artifact.type_id == model_run:
                 result[_TRAINING_KEYS[node]] = _read_json(artifact.uri, "training.json")
             elif node == "IndexBuilder":
@@ -87,6 +94,9 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                 evaluation = _read_json(artifact.uri, METRICS_FILE)
                 if evaluation:
                     result["evaluation"] = evaluation
+            elif node == SERVED_MODEL:
+                result["baseline"] = {"version": props["served_version"].string_value,
+                                      "uri": artifact.uri}
             elif node == "Pusher":
                 result["pushed"] = bool(props["pushed"].int_value) if "pushed" in props else False
                 if "pushed_destination" in props:
@@ -103,16 +113,40 @@ def _size(n_bytes: float) -> str:
     return f"{n_bytes:.1f} GiB"
 
 
-def _failed_gates(result: Dict[str, object]) -> List[str]:
+def failed_gates(result: Dict[str, object]) -> List[str]:
     """Why the model was not blessed, gate by gate."""
-    reasons = []
-    index = result.get("index") or {}
-    if "blessed" in index and not index["blessed"]:
-        reasons.append(index["reason"])
     verdict = (result.get("evaluation") or {}).get("blessing", {})
-    if verdict and not verdict.get("model_blessed", True):
-        reasons.append(verdict["reasons"][0])
-    return reasons
+    if verdict:
+        return list(verdict.get("failures", []))
+    index = result.get("index") or {}
+    return [index["reason"]] if "blessed" in index and not index["blessed"] else []
+
+
+def baseline_line(result: Dict[str, object]) -> str:
+    if result.get("baseline"):
+        return (f"Compared with the served model: {result.get('baseline_reason')} (its holdout "
+                f"twin, scored on this run's eval split)")
+    return (f"No comparison with a served model: {result.get('baseline_reason', 'not run')}; "
+            f"the stock Evaluator's change threshold was skipped")
+
+
+def _tfma_lines(tfma: Dict[str, object]) -> List[str]:
+    """The stock Evaluator's overall figures and its worst slices."""
+    overall = tfma["slices"].get("Overall", {})
+    names = [n for n in sorted(overall) if n != "example_count"]
+    lines = [f"Stock Evaluator (TFMA) on {int(overall.get('example_count', {}).get('candidate', 0)):,} "
+             f"(request, retrieved candidate) examples: "
+             + ", ".join(f"{n} {overall[n]['candidate']:.4f}"
+                         + (f" (served {overall[n]['baseline']:.4f})" if "baseline" in overall[n] else "")
+                         for n in names)]
+    ndcg = next((n for n in names if n.startswith("ndcg")), None)
+    if ndcg:
+        sliced = sorted((values[ndcg]["candidate"], name) for name, values in tfma["slices"].items()
+                        if name != "Overall" and "candidate" in values.get(ndcg, {}))
+        if sliced:
+            lines.append(f"  {ndcg} by slice, lowest: " + ", ".join(f"{n} {v:.4f}" for v, n in sliced[:3])
+                         + "; highest: " + ", ".join(f"{n} {v:.4f}" for v, n in sliced[-2:]))
+    return lines
 
 
 def render(result: Dict[str, object]) -> str:
@@ -171,13 +205,20 @@ def render(result: Dict[str, object]) -> str:
         lines.append("  " + f"{'':<16}" + "".join(f"{k:>13}" for k in keys))
         for name, values in metrics.items():
             lines.append("  " + f"{name:<16}" + "".join(f"{values[k]:>13.4f}" for k in keys))
+        lines.append(baseline_line(result))
+        tfma = evaluation.get("tfma")
+        if tfma:
+            lines += _tfma_lines(tfma)
         verdict = evaluation.get("blessing", {})
-        lines.append(f"Blessed: {verdict.get('blessed')} ({'; '.join(verdict.get('reasons', []))})")
+        lines.append(f"Blessed: {verdict.get('blessed')}")
+        lines += [f"  {reason}" for reason in verdict.get("reasons", [])]
+    if result.get("report"):
+        lines.append(f"Report: {result['report']} (recsys report opens the newest)")
     if result.get("pushed"):
         lines.append(f"Pushed to: {result.get('pushed_to')}")
     elif result.get("failed"):
         lines.append("Not pushed: the run failed. The served model is unchanged.")
     else:
-        why = "; ".join(_failed_gates(result)) or "the model was not blessed"
+        why = "; ".join(failed_gates(result)) or "the model was not blessed"
         lines.append(f"Not pushed: {why}. The served model is unchanged.")
     return "\n".join(lines)

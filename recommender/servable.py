@@ -14,6 +14,11 @@ recommender/rerank.py). Signatures:
     scores of the given items as a candidate list in that order (-inf for ids
     outside the catalogue), for debugging
   lookup_titles(item_ids [n]) -> titles [n]
+  score_examples(examples [batch] serialized tf.Example with user_id and
+    item_id) -> scores [batch] float in [0, 1]: 1 - position / max_k of the item
+    in the user's final list of max_k items, 0 where it is not in the list (the
+    stock Evaluator's model signature: TFMA scores one example per (request,
+    candidate), models/evaluation/candidates.py)
 A request with nothing to personalise on gets the index's popularity list
 (re-ranking rules still apply). Bad requests (an empty user id in
 serving_default, k outside [0, max_k]) are answered with an INVALID_ARGUMENT
@@ -29,6 +34,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from models import features
 from models.index import contract
 from models.index.contract import Retrieved
 from models.index.servable import CONTEXT_SIGNATURE
@@ -42,6 +48,11 @@ USER_ID_SPEC = tf.TensorSpec([None], tf.string, name="user_id")
 K = "k"
 RECOMMEND_CONTEXT_SIGNATURE = {**CONTEXT_SIGNATURE, K: tf.TensorSpec([], tf.int32, name=K)}
 RANK_SIGNATURE = [USER_ID_SPEC, tf.TensorSpec([None, None], tf.string, name="item_ids")]
+EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
+SCORE_EXAMPLES = "score_examples"
+# What score_examples reads of each example.
+_EXAMPLE_FEATURES = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
+                     features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
 
 
 class Recommender(tf.Module):
@@ -190,6 +201,17 @@ class Recommender(tf.Module):
                               tf.gather(self.first_seen, positions))
         return {"scores": ranked}
 
+    @tf.function(input_signature=[EXAMPLES_SPEC])
+    def score_examples(self, examples):
+        parsed = tf.io.parse_example(examples, _EXAMPLE_FEATURES)
+        user_id, item_id = parsed[features.USER_ID], parsed[features.ITEM_ID]
+        found = Retrieved.of(self.index.retrieve_positions(user_id))
+        listed = self._rerank(found, self.index.lookup_users(user_id), self.max_k)["item_ids"]
+        match = tf.equal(listed, item_id[:, None])
+        position = tf.cast(tf.argmax(tf.cast(match, tf.int32), axis=1), tf.float32)
+        scores = tf.where(tf.reduce_any(match, axis=1), 1.0 - position / float(self.max_k), 0.0)
+        return {"scores": scores}
+
 
 @dataclasses.dataclass(frozen=True)
 class Parts:
@@ -255,8 +277,17 @@ def warmup_requests(user_id: str, item_ids) -> list:
         ("retrieve", {"user_id": [user_id]}),
         ("rank", {"user_id": [user_id], "item_ids": [items]}),
         ("lookup_titles", {"item_ids": items}),
+        (SCORE_EXAMPLES, {"examples": [_example(user_id, items[0])]}),
     ]
     return [signatures.predict_request(signature, inputs) for signature, inputs in calls]
+
+
+def _example(user_id: str, item_id: str) -> bytes:
+    """A serialized example of ``score_examples``."""
+    def feature(value: str) -> tf.train.Feature:
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
+    return tf.train.Example(features=tf.train.Features(feature={
+        features.USER_ID: feature(user_id), features.ITEM_ID: feature(item_id)})).SerializeToString()
 
 
 def write_warmup(export_dir: str, requests: list) -> str:
@@ -281,6 +312,7 @@ def save(recommender: Recommender, export_dir: str) -> None:
         "retrieve": recommender.retrieve.get_concrete_function(),
         "rank": recommender.rank.get_concrete_function(),
         "lookup_titles": recommender.index.lookup_titles,
+        SCORE_EXAMPLES: recommender.score_examples.get_concrete_function(),
     }
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
     tf.saved_model.save(recommender, export_dir, signatures=signatures, options=options)

@@ -78,9 +78,27 @@ def test_a_failed_run_prints_what_completed_and_one_line_why(tmp_path, capsys):
     from pipeline import local_runner
 
     failure = RuntimeError("Traceback (most recent call last):\n  ...\nValueError: the boom")
-    with mock.patch.object(tfx.orchestration.LocalDagRunner, "run", side_effect=failure):
+    with mock.patch.object(tfx.orchestration.LocalDagRunner, "run_with_ir", side_effect=failure):
         assert local_runner.main(_small(tmp_path), str(tmp_path / "out")) == 1
     text = capsys.readouterr().out
     assert "Run summary" in text and "Not pushed: the run failed." in text
     assert "error: the run failed: RuntimeError: ValueError: the boom" in text
     assert "Traceback" not in text
+
+
+def test_report_prints_the_newest_report_or_says_there_is_none(tmp_path, capsys):
+    assert cli.main(["report", "--output-dir", str(tmp_path)]) == 2
+    assert "no report under" in capsys.readouterr().err
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    for stamp in ("20261101-100000", "20261102-090000"):
+        (reports / f"report-{stamp}.html").write_text("<html></html>")
+    assert cli.main(["report", "--output-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == str(reports / "report-20261102-090000.html")
+
+
+def test_epochs_zero_is_accepted_for_an_untrained_model():
+    args = cli.build_parser().parse_args(["run", "--epochs", "0"])
+    config = cli._config(args)
+    config.validate()
+    assert config.retrieval.epochs == 0

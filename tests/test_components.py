@@ -25,16 +25,19 @@ from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import path_utils, proto_utils
 
 from components.assembler import executor as assembler
+from components.candidates import executor as candidate_examples
 from components.evaluator import executor as evaluator
 from components.example_gen import executor as example_gen
 from components.index import executor as index_builder
+from components.served import executor as served_model
 from components.validation import executor as validator
-from models import features, holdout
+from models import features, holdout, records
 from models.config import encode, fields
 from models.data import synthetic
 from models.data.config import DataConfig
 from models.data.errors import DataError
 from models.data.schema import SCHEMA_DIR
+from models.evaluation import candidates, metrics
 from models.evaluation.config import EvalConfig
 from models.index import contract
 from models.index.config import IndexConfig
@@ -43,6 +46,7 @@ from models.ranking import trainer as ranking_trainer
 from models.ranking.config import RankingConfig
 from models.retrieval import trainer as retrieval_trainer
 from models.retrieval.config import RetrievalConfig
+from recommender import baseline, versions
 from recommender.config import RerankConfig
 
 pytestmark = pytest.mark.slow
@@ -268,35 +272,109 @@ def test_ranking_run_fn_exports_a_ranker_card_for_both_models(root, ranker):
 
 @pytest.fixture(scope="module")
 def assembled(root, examples, index, ranker):
+    """(the deployed recommender, its holdout twin)."""
     out = _artifact(standard_artifacts.Model, root / "recommender")
+    twin = _artifact(standard_artifacts.Model, root / "holdout_recommender")
     assembler.Executor().Do({"index": [index[0]], "ranker": [ranker], "examples": [examples[0]]},
-                            {"model": [out]},
+                            {"model": [out], "holdout_model": [twin]},
                             {"config": encode(RerankConfig(diversity=0.2)), "top_k": 5})
-    return out
+    return out, twin
 
 
 def test_assembler_do_builds_the_recommender_and_its_twin_with_the_rules(assembled):
-    figures = json.load(open(os.path.join(assembled.uri, assembler.ASSEMBLY_FILE)))
+    figures = json.load(open(os.path.join(assembled[0].uri, assembler.ASSEMBLY_FILE)))
     assert figures["deployed"]["items"] == ITEMS and figures["holdout"]["top_k"] == 5
-    for path in (path_utils.serving_model_path(assembled.uri),
-                 os.path.join(assembled.uri, holdout.HOLDOUT)):
-        model = tf.saved_model.load(path)
+    for artifact in assembled:
+        model = tf.saved_model.load(path_utils.serving_model_path(artifact.uri))
         assert json.loads(model.settings.numpy())["rules"]["diversity"] == 0.2
         out = model.signatures["serving_default"](user_id=tf.constant(["1", "nobody"]))
         assert out["item_ids"].shape == (2, 5)
+    # The deployed model names its twin: once served, later runs compare with it.
+    provenance = json.load(open(os.path.join(path_utils.serving_model_path(assembled[0].uri),
+                                             baseline.PROVENANCE)))
+    assert provenance["holdout_model"] == path_utils.serving_model_path(assembled[1].uri)
+
+
+def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, examples, assembled):
+    serving = root / "serving" / "recommender"
+    first = _artifact(standard_artifacts.Model, root / "served-1")
+    result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [first]},
+                                        {"serving_dir": str(serving)})
+    assert list(result.output_artifacts["model"].artifacts) == []
+    assert result.execution_properties["reason"].string_value.startswith("nothing is served yet")
+    versions.push(path_utils.serving_model_path(assembled[0].uri), str(serving))
+    second = _artifact(standard_artifacts.Model, root / "served-2")
+    result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [second]},
+                                        {"serving_dir": str(serving)})
+    assert [a.uri for a in result.output_artifacts["model"].artifacts] == [second.uri]
+    assert second.get_string_custom_property("served_version") == "1"
+    # A copy of the served version's holdout twin, where the stock Evaluator loads a model.
+    copy = tf.saved_model.load(path_utils.serving_model_path(second.uri))
+    twin = tf.saved_model.load(path_utils.serving_model_path(assembled[1].uri))
+    users = tf.constant(["1", "2"])
+    assert (copy.signatures["serving_default"](user_id=users)["item_ids"].numpy().tolist()
+            == twin.signatures["serving_default"](user_id=users)["item_ids"].numpy().tolist())
+    # The deployed model learned the eval split: were it the twin named, it is no baseline.
+    deployed = baseline.Served("1", path_utils.serving_model_path(assembled[0].uri), "")
+    held = records.read_columns(records.split_files([examples[0]], features.EVAL))
+    checked = baseline.check_twin(deployed, metrics.group_by_user(held[features.USER_ID],
+                                                                  held[features.ITEM_ID]),
+                                  ("serving_default",))
+    assert checked.twin is None and "learned from 100.0% of this run's eval" in checked.reason
+
+
+def test_candidate_examples_do_writes_one_example_per_request_and_candidate(root, examples, assembled):
+    out = _artifact(standard_artifacts.Examples, root / "request_examples")
+    config = EvalConfig(requests=20, candidates_per_request=8, ndcg_k=5)
+    candidate_examples.Executor().Do(
+        {"model": [assembled[1]], "examples": [examples[0]], "candidates": [examples[1]]},
+        {"request_examples": [out]}, {"config": encode(config)})
+    files = records.split_files([out], features.EVAL)
+    spec = {candidates.REQUEST: tf.io.FixedLenFeature([], tf.string),
+            features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
+            candidates.GAIN: tf.io.FixedLenFeature([], tf.float32),
+            candidates.POPULARITY: tf.io.FixedLenFeature([], tf.string),
+            candidates.AGE_BAND: tf.io.FixedLenFeature([], tf.string)}
+    rows = records.read_columns(files, spec)
+    requests = set(rows[candidates.REQUEST])
+    assert len(requests) == 20 and len(rows[features.ITEM_ID]) == 20 * 8
+    assert out.get_int_custom_property("examples") == 160
+    # Gains are the eval split's interactions, exactly.
+    held = records.read_columns(records.split_files([examples[0]], features.EVAL))
+    pairs = set(zip(held[features.USER_ID], held[features.ITEM_ID]))
+    expected = [float((u, i) in pairs) for u, i in zip(rows[candidates.REQUEST], rows[features.ITEM_ID])]
+    assert rows[candidates.GAIN].tolist() == expected
+    assert out.get_int_custom_property("positives") == int(sum(expected))
+    assert set(rows[candidates.POPULARITY]) <= {"head", "torso", "tail", "unseen"}
+    # score_examples ranks them as the served list does: listed items above the rest.
+    model = tf.saved_model.load(path_utils.serving_model_path(assembled[1].uri))
+    serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP")]
+    scores = model.signatures["score_examples"](examples=tf.constant(serialized))["scores"].numpy()
+    assert scores.shape == (160,) and 0.0 <= scores.min() and scores.max() <= 1.0
+    request = rows[candidates.REQUEST][0]
+    mine = rows[candidates.REQUEST] == request
+    top = model.signatures["serving_default"](user_id=tf.constant([request]))["item_ids"].numpy()[0]
+    by_score = [i for _, i in sorted(zip(-scores[mine], rows[features.ITEM_ID][mine]))]
+    in_list = [i for i in by_score if i.encode() in set(top)]
+    # Candidates in the served top 5 come first, in the served order.
+    assert in_list == [i.decode() for i in top if i.decode() in set(rows[features.ITEM_ID][mine])]
+    assert by_score[:len(in_list)] == in_list
 
 
 def test_evaluator_do_scores_the_twin_and_writes_a_blessing(root, examples, index, assembled):
     evaluation = _artifact(standard_artifacts.ModelEvaluation, root / "evaluation")
     blessing = _artifact(standard_artifacts.ModelBlessing, root / "blessing")
     evaluator.Executor().Do(
-        {"model": [assembled], "examples": [examples[0]], "candidates": [examples[1]],
-         "index_blessing": [index[1]]},
+        {"model": [assembled[1]], "examples": [examples[0]], "candidates": [examples[1]],
+         "index_blessing": [index[1]], "baseline": [assembled[1]]},
         {"evaluation": [evaluation], "blessing": [blessing]},
         {"config": encode(EvalConfig(cutoffs=(5, 10), gate_metric="recall@5",
                                      min_lift_over_popularity=0.0))})
     result = json.load(open(os.path.join(evaluation.uri, evaluator.METRICS_FILE)))
-    assert set(result["metrics"]) == {"recommender", "retrieval_only", "popularity"}
+    assert set(result["metrics"]) == {"recommender", "retrieval_only", "popularity", "ease", "served"}
+    # The same model as its own baseline: identical lists, so not worse than the served one.
+    assert result["metrics"]["served"] == result["metrics"]["recommender"]
+    assert result["blessing"]["not_worse_than_served"] is True
     assert 0.0 <= result["metrics"]["recommender"]["recall@5"] <= 1.0
     marker = "BLESSED" if result["blessing"]["blessed"] else "NOT_BLESSED"
     assert os.path.exists(os.path.join(blessing.uri, marker))

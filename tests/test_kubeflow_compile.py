@@ -8,7 +8,8 @@ from pipeline.config import PipelineConfig
 
 EXPECTED = {"InteractionsExampleGen", "CatalogueExampleGen", "StatisticsGen", "ImportSchemaGen",
             "StrictExampleValidator", "Transform", "RetrievalTrainer", "IndexBuilder",
-            "RankingTrainer", "RecommenderAssembler", "RecommenderEvaluator", "Pusher"}
+            "RankingTrainer", "RecommenderAssembler", "ServedModel", "CandidateExamples", "Evaluator",
+            "RecommenderEvaluator", "Pusher"}
 
 
 def test_compiled_spec_has_every_component_and_gpus_on_trainers(tmp_path):
@@ -32,6 +33,9 @@ def test_compiled_spec_has_every_component_and_gpus_on_trainers(tmp_path):
             assert accelerator == {"type": "nvidia.com/gpu", "count": "1"}, task_name
         else:
             assert accelerator is None, task_name
+    # The served model is read anew every run, whatever the pipeline's cache setting.
+    assert tasks["ServedModel"]["cachingOptions"] == {"enableCache": False}
+    assert "Resolver" not in " ".join(tasks)  # open-source KFP v2 does not run Resolver nodes
     text = open(path).read()
     # User code by dotted path into the installed package; custom executors likewise.
     assert "models.retrieval.trainer.run_fn" in text

@@ -21,6 +21,27 @@ def test_user_metrics_hand_computed():
     assert out["mrr"] == 1.0
 
 
+def test_map_hand_computed():
+    # Hits at ranks 1 and 3 of 4, two relevant: AP@4 = (1/1 + 2/3) / 2; at 2: (1/1) / 2.
+    out = metrics.user_metrics(["a", "x", "b", "y"], {"a", "b"}, [2, 4])
+    assert out["map@4"] == pytest.approx((1 + 2 / 3) / 2)
+    assert out["map@2"] == pytest.approx(0.5)
+    # More relevant items than K: divided by K.
+    assert metrics.user_metrics(["x", "a"], {"a", "b", "c"}, [2])["map@2"] == pytest.approx(0.5 / 2)
+
+
+def test_list_qualities_hand_computed():
+    genres = {"a": {"Drama"}, "b": {"Drama", "Comedy"}, "c": {"Horror"}}
+    counts = {"a": 6, "b": 2}  # c never interacted with: counted once
+    out = metrics.list_qualities({"u": ["a", "b", "c"], "v": []}, ["u", "v", "w"], 3, genres, counts)
+    # Pairs: a-b Jaccard 1/2 -> 0.5; a-c 0 -> 1; b-c 0 -> 1.
+    assert out["diversity@3"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert out["novelty@3"] == pytest.approx(np.mean([-math.log2(6 / 8), -math.log2(2 / 8),
+                                                      -math.log2(1 / 8)]))
+    # Only users with a list count; a list of one item has no pairs.
+    assert metrics.list_qualities({"u": ["a"]}, ["u"], 3, genres, counts)["diversity@3"] == 0.0
+
+
 def test_user_metrics_no_hit_and_late_hit():
     out = metrics.user_metrics(["x", "y", "a"], {"a"}, [2])
     assert out["recall@2"] == 0.0 and out["hr@2"] == 0.0 and out["ndcg@2"] == 0.0

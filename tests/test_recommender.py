@@ -118,17 +118,28 @@ def test_saved_recommender_answers_every_signature_in_a_fresh_process(tmp_path):
             s["serving_default"](user_id=tf.constant([7], tf.int64))
         except (TypeError, ValueError, tf.errors.InvalidArgumentError) as e:
             print("wrong dtype refused:", type(e).__name__)
+        def example(user, item):
+            f = lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))
+            return tf.train.Example(features=tf.train.Features(feature={{
+                "user_id": f(user), "item_id": f(item)}})).SerializeToString()
+        scores = s["score_examples"](examples=tf.constant(
+            [example("u1", i) for i in ("c", "e", "d", "b")]))["scores"].numpy()
+        print([round(float(v), 4) for v in scores])
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     lines = out.stdout.strip().splitlines()
     assert lines[0] == str(sorted(["serving_default", "recommend_with_context", "retrieve", "rank",
-                                   "lookup_titles"]))
+                                   "lookup_titles", "score_examples"]))
     assert lines[1] == "[[b'c', b'e', b'd']]" and lines[2] == "[[b'b', b'c', b'd']]"
     assert lines[3].endswith("[1]") and "b'b'" not in lines[3]
     assert lines[4] == "(1, 2)" and lines[5] == "[b'T c']"
     assert lines[6].startswith("wrong dtype refused")
+    # The stock Evaluator's signature: 1 - position / max_k (4) in u1's final list, whose first
+    # three are serving_default's c, e, d; b comes after them.
+    scores = [float(v) for v in lines[7].strip("[]").split(", ")]
+    assert scores[:3] == [1.0, 0.75, 0.5] and scores[3] < 0.5
     # The local client turns the model's refusal into one clear line.
     with pytest.raises(ValueError, match="rejected the request.*k must be <= 4"):
         client.recommend(str(tmp_path / "1"), "u1", k=50)

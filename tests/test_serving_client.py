@@ -206,7 +206,7 @@ def test_the_warm_up_file_replays_every_signature_as_tf_serving_does(model_dir):
         request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
         inputs = {name: tf.make_ndarray(proto).tolist() for name, proto in request.inputs.items()}
         out = _call(model, request.model_spec.signature_name, inputs)
-        batch = len(inputs["user_id"] if "user_id" in inputs else inputs["item_ids"])
+        batch = len(next(inputs[k] for k in ("user_id", "item_ids", "examples") if k in inputs))
         assert all(len(value) == batch for value in out.values())
         replayed.append(request.model_spec.signature_name)
     assert sorted(replayed) == sorted(model.signatures)

@@ -22,6 +22,7 @@ class RecommenderAssemblerSpec(ComponentSpec):
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
+        "holdout_model": ChannelParameter(type=standard_artifacts.Model),
     }
 
 
@@ -34,9 +35,12 @@ class RecommenderAssembler(base_component.BaseComponent):
     dislikes; every split for the deployed model, 'train' for the twin).
     Parameters: ``config``, the re-ranking rules; ``top_k``, the list length.
 
-    Output: ``model``, a Model artifact in the Pusher's layout
-    (``<uri>/Format-Serving``, the deployed recommender) with the holdout twin
-    the Evaluator scores (``<uri>/Holdout-Serving``, models/holdout.py).
+    Outputs, both in the layout the Pusher and the stock Evaluator load
+    (``<uri>/Format-Serving``): ``model``, the deployed recommender, and
+    ``holdout_model``, its twin built from the train split only, which the
+    evaluators score on the eval split (models/holdout.py). The deployed model
+    names its twin in ``assets.extra/`` so that, once pushed and served, later
+    runs can compare with it (recommender/baseline.py).
 
     A rule change reruns this step, the Evaluator and the Pusher only: both
     trainers' inputs and parameters are unchanged, so TFX takes them from the cache.
@@ -49,4 +53,5 @@ class RecommenderAssembler(base_component.BaseComponent):
                  config: str, top_k: int):
         super().__init__(spec=RecommenderAssemblerSpec(
             index=index, ranker=ranker, examples=examples, config=config, top_k=top_k,
-            model=types.Channel(type=standard_artifacts.Model)))
+            model=types.Channel(type=standard_artifacts.Model),
+            holdout_model=types.Channel(type=standard_artifacts.Model)))

@@ -10,11 +10,11 @@ import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
-from tfx.utils import path_utils
+from tfx.utils import io_utils, path_utils
 
 from models import features, holdout, records
 from models.config import decode
-from recommender import assembly
+from recommender import assembly, baseline
 from recommender.config import RerankConfig
 
 ASSEMBLY_FILE = "assembly.json"
@@ -31,19 +31,24 @@ class Executor(base_executor.BaseExecutor):
         model = artifact_utils.get_single_instance(output_dict["model"])
         train = records.split_files(input_dict["examples"], features.TRAIN)
         export_dir = path_utils.serving_model_dir(model.uri)
+        twin_dir = path_utils.serving_model_dir(
+            artifact_utils.get_single_instance(output_dict["holdout_model"]).uri)
         index_twin = os.path.join(index_uri, holdout.HOLDOUT)
         figures = {}
         if tf.io.gfile.isdir(index_twin):
             # The twin knows the train split only; the deployed model every interaction.
             figures["holdout"] = assembly.assemble(
-                index_twin, holdout.holdout_path(ranker_uri), train, rules, top_k,
-                holdout.holdout_dir(export_dir))
+                index_twin, holdout.holdout_path(ranker_uri), train, rules, top_k, twin_dir)
             interactions = train + records.split_files(input_dict["examples"], features.EVAL)
         else:
             interactions = train
         figures["deployed"] = assembly.assemble(
             path_utils.serving_model_path(index_uri), path_utils.serving_model_path(ranker_uri),
             interactions, rules, top_k, export_dir)
+        if "holdout" not in figures:
+            # Nothing was refitted: the deployed model knows the train split only, its own twin.
+            io_utils.copy_dir(export_dir, twin_dir)
+        baseline.write_provenance(export_dir, twin_dir)
         model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
         with tf.io.gfile.GFile(os.path.join(model.uri, ASSEMBLY_FILE), "w") as f:
             json.dump(figures, f, indent=2)

@@ -18,12 +18,32 @@ class EvalConfig:
       min_lift_over_popularity: the model is blessed when its gate metric is at
         least this multiple of the popularity baseline's on the same split.
       batch_size: users scored per call of the servable.
+      max_drop_vs_served: the model is blessed only when its gate metric is at least
+        (1 - this) times the served model's, both scored on this run's eval split
+        (skipped when nothing is served yet).
+      requests: eval users whose retrieved lists become the stock Evaluator's
+        (request, candidate) examples (a deterministic sample when there are more).
+      candidates_per_request: candidates of each retrieved list in those examples.
+      ndcg_k: the K of the stock Evaluator's NDCG gate.
+      min_ndcg: NDCG@ndcg_k (over the retrieved candidates) the model must reach.
+      min_auc: AUC (held-out candidates against the other retrieved ones) it must reach.
+      max_ndcg_drop: how far NDCG@ndcg_k may fall below the served model's (absolute).
+      ease_max_items: EASE (a dense item x item inverse) is scored beside popularity
+        when the catalogue has at most this many items.
     """
 
     cutoffs: Tuple[int, ...] = (10, 50, 100)
     gate_metric: str = "recall@10"
     min_lift_over_popularity: float = 1.0
     batch_size: int = 256
+    max_drop_vs_served: float = 0.05
+    requests: int = 1000
+    candidates_per_request: int = 50
+    ndcg_k: int = 10
+    min_ndcg: float = 0.05
+    min_auc: float = 0.55
+    max_ndcg_drop: float = 0.01
+    ease_max_items: int = 5000
 
     def validate(self) -> None:
         """Raises ConfigError naming the field when a value is out of range."""
@@ -32,4 +52,13 @@ class EvalConfig:
             (self.min_lift_over_popularity >= 0.0,
              "evaluation.min_lift_over_popularity must be >= 0"),
             (self.batch_size > 0, "evaluation.batch_size must be positive"),
+            (0.0 <= self.max_drop_vs_served <= 1.0,
+             "evaluation.max_drop_vs_served must be in [0, 1]"),
+            (self.requests > 0, "evaluation.requests must be positive"),
+            (self.candidates_per_request > 1, "evaluation.candidates_per_request must be > 1"),
+            (0 < self.ndcg_k <= self.candidates_per_request,
+             "evaluation.ndcg_k must be in [1, evaluation.candidates_per_request]"),
+            (0.0 <= self.min_ndcg <= 1.0, "evaluation.min_ndcg must be in [0, 1]"),
+            (0.0 <= self.min_auc <= 1.0, "evaluation.min_auc must be in [0, 1]"),
+            (self.max_ndcg_drop >= 0.0, "evaluation.max_ndcg_drop must be >= 0"),
         ])

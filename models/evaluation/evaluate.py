@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Mapping, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from models import features, records
-from models.evaluation import metrics
+from models.evaluation import candidates, metrics
 
-MODEL, RETRIEVAL, POPULARITY, EASE = "recommender", "retrieval_only", "popularity", "ease"
+MODEL, RETRIEVAL, POPULARITY, EASE, SERVED = ("recommender", "retrieval_only", "popularity", "ease",
+                                              "served")
 
 
 def servable_lists(model, signature: str, users: Sequence[str], batch_size: int) -> Dict[str, List[str]]:
@@ -26,16 +27,19 @@ def servable_lists(model, signature: str, users: Sequence[str], batch_size: int)
 
 
 def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
-             num_items: int, config, ease: bool = False) -> Dict[str, object]:
-    """Metrics of the recommender, its retrieval stage and popularity on the eval split.
+             catalogue_files: Sequence[str], config, served_dir: Optional[str] = None,
+             ease: Optional[bool] = None) -> Dict[str, object]:
+    """Whole-list metrics of the recommender, its retrieval stage, popularity and the served model.
 
     Args:
-      model_dir: the recommender SavedModel (serving_default and retrieve signatures).
+      model_dir: the recommender SavedModel (serving_default and retrieve signatures)
+        that has not seen ``eval_files``.
       train_files, eval_files: raw interaction examples.
-      num_items: catalogue size, for coverage.
+      catalogue_files: catalogue examples (its size for coverage, genres for diversity).
       config: an EvalConfig.
+      served_dir: the served model's holdout twin (recommender/baseline.py), or None.
       ease: also fit and score EASE on the same split (a dense item x item
-        inverse: for catalogues of thousands of items, as in the benchmark).
+        inverse; None: when the catalogue has at most ``config.ease_max_items``).
 
     Returns:
       {'metrics': {name: {metric: value}}, 'list_length': int, 'cutoffs': [...]}:
@@ -45,29 +49,39 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
     held = records.read_columns(eval_files)
     held_out = metrics.group_by_user(held[features.USER_ID], held[features.ITEM_ID])
     seen = metrics.group_by_user(train[features.USER_ID], train[features.ITEM_ID])
+    genres = candidates.item_genres(catalogue_files)
+    counts: Dict[str, int] = {}
+    for item in train[features.ITEM_ID]:
+        counts[item] = counts.get(item, 0) + 1
     users = sorted(held_out)
     model = tf.saved_model.load(model_dir)
     lists = {
         MODEL: servable_lists(model, "serving_default", users, config.batch_size),
         RETRIEVAL: servable_lists(model, "retrieve", users, config.batch_size),
     }
+    if served_dir:
+        lists[SERVED] = servable_lists(tf.saved_model.load(served_dir), "serving_default", users,
+                                       config.batch_size)
     length = max((len(v) for v in lists[MODEL].values()), default=0)
     lists[POPULARITY] = metrics.popularity_recommendations(
         metrics.popularity_ranking(train[features.ITEM_ID]), seen, users, length)
-    if ease:
+    if ease if ease is not None else len(genres) <= config.ease_max_items:
         lists[EASE] = metrics.ease_recommendations(seen, users, length)
     cutoffs = [k for k in config.cutoffs if k <= length] or [length]
-    scores = {name: metrics.mean_metrics(recs, held_out, cutoffs, num_items)
+    scores = {name: {**metrics.mean_metrics(recs, held_out, cutoffs, len(genres)),
+                     **metrics.list_qualities(recs, users, cutoffs[0], genres, counts)}
               for name, recs in lists.items()}
     return {"metrics": scores, "list_length": length, "cutoffs": cutoffs}
 
 
-def blessing(result: Mapping[str, object], gate_metric: str, min_lift: float) -> Dict[str, object]:
-    """Whether the model beats popularity on ``gate_metric`` by ``min_lift``.
+def blessing(result: Mapping[str, object], config) -> Dict[str, object]:
+    """Whether the model beats popularity on the gate metric by the lift and, when a served
+    model was scored, is not worse than it beyond ``config.max_drop_vs_served``.
 
     Raises:
       ValueError: the gate metric was not computed.
     """
+    gate_metric, min_lift = config.gate_metric, config.min_lift_over_popularity
     metrics = result["metrics"]
     if gate_metric not in metrics[MODEL]:
         raise ValueError(f"gate metric '{gate_metric}' not computed; have {sorted(metrics[MODEL])}. "
@@ -76,19 +90,32 @@ def blessing(result: Mapping[str, object], gate_metric: str, min_lift: float) ->
     baseline = metrics[POPULARITY][gate_metric]
     blessed = bool(model_value >= min_lift * baseline and model_value > 0)
     lift = model_value / baseline if baseline else float(np.inf)
-    reason = (f"{gate_metric} {model_value:.4f} vs popularity {baseline:.4f} (lift {lift:.2f}, "
-              f"required {min_lift:.2f})")
-    return {"blessed": blessed, "model_blessed": blessed, "gate_metric": gate_metric,
-            "model": model_value,
-            "popularity": baseline, "lift": lift, "required_lift": min_lift,
-            "reasons": [reason]}
+    reasons = [f"{gate_metric} {model_value:.4f} vs popularity {baseline:.4f} (lift {lift:.2f}, "
+               f"required {min_lift:.2f})"]
+    out = {"blessed": blessed, "model_blessed": blessed, "gate_metric": gate_metric,
+           "model": model_value, "popularity": baseline, "lift": lift, "required_lift": min_lift}
+    if SERVED in metrics:
+        served = metrics[SERVED][gate_metric]
+        floor = (1.0 - config.max_drop_vs_served) * served
+        not_worse = bool(model_value >= floor)
+        out.update(served=served, served_floor=floor, not_worse_than_served=not_worse)
+        out["blessed"] = out["model_blessed"] = blessed and not_worse
+        reasons.append(f"{gate_metric} {model_value:.4f} vs served model {served:.4f} "
+                       f"({'within' if not_worse else 'beyond'} the {config.max_drop_vs_served:.0%} "
+                       f"tolerance)")
+    out["reasons"] = reasons
+    # The reasons of the gates that failed, for "not pushed because ...".
+    out["failures"] = [reason for reason, ok in zip(
+        reasons, [model_value >= min_lift * baseline and model_value > 0,
+                  out.get("not_worse_than_served", True)]) if not ok]
+    return out
 
 
-def with_index_verdict(verdict: Dict[str, object], index_blessed: bool,
-                       index_reason: str) -> Dict[str, object]:
-    """The model's verdict, also requiring the index builder's blessing."""
+def with_verdict(verdict: Dict[str, object], key: str, ok: bool, reason: str) -> Dict[str, object]:
+    """The verdict, also requiring another gate's (``key``: e.g. 'index_blessed')."""
     out = dict(verdict)
-    out["index_blessed"] = bool(index_blessed)
-    out["blessed"] = bool(verdict["blessed"]) and bool(index_blessed)
-    out["reasons"] = list(verdict["reasons"]) + [index_reason]
+    out[key] = bool(ok)
+    out["blessed"] = bool(verdict["blessed"]) and bool(ok)
+    out["reasons"] = list(verdict["reasons"]) + [reason]
+    out["failures"] = list(verdict.get("failures", [])) + ([] if ok else [reason])
     return out

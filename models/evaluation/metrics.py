@@ -6,7 +6,13 @@ excluded, relevance is binary (held-out interaction or not).
   Recall@K = hits in the top K / number of held-out items of the user.
   NDCG@K   = DCG of the top K / DCG of an ideal list of min(K, held-out) hits.
   HR@K     = 1 if any hit in the top K.
+  MAP@K    = mean over hits in the top K of precision at the hit's rank, divided by
+             min(K, held-out) (average precision).
   MRR      = 1 / rank of the first hit (0 if none in the list).
+List qualities that need no held-out data (``list_qualities``):
+  diversity@K = mean over pairs of the top K of 1 - Jaccard(genres) (intra-list diversity).
+  novelty@K   = mean over the top K of -log2(share of training interactions), items never
+                interacted with counted once (Zhou et al. 2010's self-information).
 Figures are means over users with at least one held-out item.
 """
 
@@ -26,7 +32,7 @@ def user_metrics(ranked: Sequence[str], relevant: Set[str], cutoffs: Iterable[in
       cutoffs: the K values.
 
     Returns:
-      {'recall@K', 'ndcg@K', 'hr@K' for each K, and 'mrr'}.
+      {'recall@K', 'ndcg@K', 'hr@K', 'map@K' for each K, and 'mrr'}.
     """
     hits = np.array([item in relevant for item in ranked], dtype=np.float64)
     discounts = 1.0 / np.log2(np.arange(2, len(hits) + 2))
@@ -37,6 +43,8 @@ def user_metrics(ranked: Sequence[str], relevant: Set[str], cutoffs: Iterable[in
         out[f"recall@{k}"] = top.sum() / len(relevant)
         out[f"ndcg@{k}"] = float((top * discounts[:k][: len(top)]).sum() / ideal) if ideal else 0.0
         out[f"hr@{k}"] = float(top.any())
+        precision = np.cumsum(top) / np.arange(1, len(top) + 1)
+        out[f"map@{k}"] = float((precision * top).sum() / min(k, len(relevant)))
     first = np.flatnonzero(hits)
     out["mrr"] = 1.0 / (first[0] + 1) if len(first) else 0.0
     return out
@@ -70,6 +78,37 @@ def mean_metrics(
     out[f"coverage@{cutoffs[0]}"] = len(shown) / max(num_items, 1)
     out["users"] = float(len(users))
     return out
+
+
+def list_qualities(recommendations: Mapping[str, Sequence[str]], users: Iterable[str], k: int,
+                   genres: Mapping[str, Set[str]], counts: Mapping[str, int]) -> Dict[str, float]:
+    """Mean intra-list diversity and novelty of the top ``k`` of each user's list.
+
+    Args:
+      recommendations: {user: item ids best first}.
+      users: the users averaged over (those without a list are left out).
+      k: the cutoff.
+      genres: each item's genres (items without any are unlike every item).
+      counts: training interactions per item.
+    """
+    total = max(sum(counts.values()), 1)
+    diversity, novelty, n = 0.0, 0.0, 0
+    for user in users:
+        top = list(recommendations.get(user, []))[:k]
+        if not top:
+            continue
+        n += 1
+        novelty += float(np.mean([-np.log2(max(counts.get(i, 0), 1) / total) for i in top]))
+        pairs = [(a, b) for j, a in enumerate(top) for b in top[j + 1:]]
+        if pairs:
+            diversity += float(np.mean([1.0 - _jaccard(genres.get(a, set()), genres.get(b, set()))
+                                        for a, b in pairs]))
+    return {f"diversity@{k}": diversity / max(n, 1), f"novelty@{k}": novelty / max(n, 1)}
+
+
+def _jaccard(a: Set[str], b: Set[str]) -> float:
+    union = len(a | b)
+    return len(a & b) / union if union else 0.0
 
 
 def group_by_user(user_ids: Sequence[str], item_ids: Sequence[str]) -> Dict[str, Set[str]]:

@@ -88,6 +88,7 @@ class RetrievalConfig:
     def validate(self) -> None:
         """Raises ConfigError naming the field when a value is out of range."""
         check([
-            (self.epochs > 0, "retrieval.epochs must be positive"),
+            # 0 trains nothing: the untrained model the push gates must refuse.
+            (self.epochs >= 0, "retrieval.epochs must be >= 0"),
             (self.batch_size > 1, "retrieval.batch_size must be > 1 (in-batch negatives)"),
         ])

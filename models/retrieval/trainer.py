@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import time
+import types
 from typing import Dict, List
 
 import numpy as np
@@ -193,6 +194,9 @@ def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epoc
             monitor=recall.name, mode="max", patience=config.early_stopping_patience,
             restore_best_weights=True)]
     callbacks.append(EpochProgress(epochs, "eval" if eval_files is not None else "refit"))
+    if epochs == 0:
+        # Nothing learned: the initial towers (what the push gates must refuse).
+        return model, data, types.SimpleNamespace(history={"loss": []}), recall
     history = model.fit(train, epochs=epochs, callbacks=callbacks, verbose=0)
     return model, data, history, recall
 
@@ -217,7 +221,7 @@ def run_fn(fn_args: FnArgs) -> None:
     start = time.time()
     model, data, history, recall = _fit(config, sizes, tft_output, fn_args.train_files,
                                         config.epochs, fn_args.eval_files)
-    seconds = time.time() - start - recall.seconds
+    seconds = max(time.time() - start - recall.seconds, 0.0)
     epochs_run = len(history.history["loss"])
     examples = int(data.counts.sum())
     recalls = [float(v) for v in history.history.get(recall.name, [])]
@@ -236,7 +240,7 @@ def run_fn(fn_args: FnArgs) -> None:
         "refit": None,
         "config": dataclasses.asdict(config),
     }
-    if config.refit:
+    if config.refit and best_epoch > 0:
         export.save(model, tft_output, holdout.holdout_dir(fn_args.serving_model_dir))
         start = time.time()
         all_files = list(records.expand(fn_args.train_files)) + list(records.expand(fn_args.eval_files))

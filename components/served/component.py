@@ -1,0 +1,46 @@
+"""Spec of the served-model finder: the model being served, as the evaluators' baseline."""
+
+from tfx import types
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.types import ComponentSpec, standard_artifacts
+from tfx.types.channel import BaseChannel
+from tfx.types.component_spec import ChannelParameter, ExecutionParameter
+
+from components.served import executor
+
+
+class ServedModelSpec(ComponentSpec):
+    PARAMETERS = {
+        # The Pusher's base directory: its highest complete numbered version is the one served.
+        "serving_dir": ExecutionParameter(type=str),
+    }
+    INPUTS = {
+        # Interactions: the eval split the baseline must not have learned from.
+        "examples": ChannelParameter(type=standard_artifacts.Examples),
+    }
+    OUTPUTS = {
+        "model": ChannelParameter(type=standard_artifacts.Model),
+    }
+
+
+class ServedModel(base_component.BaseComponent):
+    """Outputs the served model's holdout twin as a Model artifact, or nothing.
+
+    In place of a Resolver node (open-source Kubeflow Pipelines v2 does not run
+    them): reads the newest complete version under ``serving_dir``, finds the
+    holdout twin it names (recommender/baseline.py) and outputs a copy in the
+    layout the stock Evaluator loads (``<uri>/Format-Serving``). On the first
+    run, or when the twin is gone, predates this release or learned from this
+    run's eval interactions, it outputs no artifact: the stock Evaluator then
+    skips its change thresholds and the recommender evaluator its comparison.
+    Either way the execution's ``reason`` property says which.
+    Consumers take ``outputs['model'].as_optional()``.
+    """
+
+    SPEC_CLASS = ServedModelSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
+
+    def __init__(self, examples: BaseChannel, serving_dir: str):
+        super().__init__(spec=ServedModelSpec(
+            examples=examples, serving_dir=serving_dir,
+            model=types.Channel(type=standard_artifacts.Model)))
