@@ -38,7 +38,8 @@ def test_every_model_is_scored_on_the_same_later_interactions(report):
         assert main[name]["recall@10"] > 1.2 * main["popularity"]["recall@10"], name
     assert result["baselines"]["ease"]["l2"] in (50, 100, 200, 500, 1000, 2000)
     # The pipeline's own inner figures are kept beside, for the holdout models.
-    assert set(result["pipeline_inner_eval"]) == {"recommender", "retrieval_only", "popularity"}
+    assert set(result["pipeline_inner_eval"]) == {"recommender", "retrieval_only", "popularity",
+                                                  "ease"}
     assert os.path.getsize(output / "quality.png") > 10_000
 
 
