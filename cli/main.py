@@ -5,6 +5,8 @@
   recsys recommend --user ID [--serving-dir DIR | --server HOST:PORT [--protocol rest|grpc]]
   recsys rollback [--serving-dir DIR] [--to VERSION]
   recsys report [--output-dir DIR] [--open]
+  recsys submit --host URL [--package kubeflow/pipeline.yaml] [--experiment NAME] [--param K=V ...]
+  recsys status RUN_ID --host URL [--follow]
   recsys download ml-100k|ml-1m [--dest DIR]
 """
 
@@ -118,10 +120,23 @@ def _cmd_run(args) -> int:
 def _cmd_compile(args) -> int:
     from kubeflow import runner
 
-    path = runner.compile_pipeline(_config(args), args.output, image=args.image,
+    try:
+        tolerations = ([runner.parse_toleration(t) for t in args.gpu_toleration]
+                       if args.gpu_toleration else runner.DEFAULT_TOLERATIONS)
+        node_selector = runner.parse_labels(args.gpu_node_selector)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    output = args.output or ("kubeflow/pipeline.json" if args.target == "vertex"
+                             else "kubeflow/pipeline.yaml")
+    path = runner.compile_pipeline(_config(args), output, image=args.image,
                                    data_root=args.data or runner.DEFAULT_DATA_ROOT,
-                                   pipeline_root=args.pipeline_root)
-    print(f"Wrote {path}")
+                                   pipeline_root=args.pipeline_root, gpus=args.gpus,
+                                   target=args.target, node_selector=node_selector,
+                                   tolerations=tolerations, beam_args=args.beam_arg)
+    kind = ("Vertex AI PipelineJob" if args.target == "vertex"
+            else "KFP v2 PipelineSpec + Kubernetes platform spec")
+    print(f"Wrote {path} ({kind})")
     return 0
 
 
@@ -185,6 +200,42 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _token(args) -> Optional[str]:
+    if args.token_file:
+        with open(args.token_file) as f:
+            return f.read().strip()
+    return None
+
+
+def _cmd_submit(args) -> int:
+    from kubeflow import submit
+
+    try:
+        params = submit.parse_params(args.param)
+        run_id = submit.submit(args.package, args.host, args.experiment, params, args.pipeline_root,
+                               args.run_name, _token(args))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"Submitted run {run_id}: {submit.run_url(args.host, run_id)}")
+    print(f"Follow it: recsys status {run_id} --host {args.host} --follow")
+    return 0
+
+
+def _cmd_status(args) -> int:
+    from kubeflow import submit
+
+    if args.follow:
+        result = submit.follow(args.host, args.run_id, _token(args), interval=args.interval)
+    else:
+        result = submit.status(args.host, args.run_id, _token(args))
+        for task in result["tasks"]:
+            print(f"  {task['task']:<24} {str(task['state']).lower()}")
+    print(f"Run {result['run_id']} ({result['name']}): {result['state']}"
+          + (f": {result['error']}" if result.get("error") else ""))
+    return 0 if result["state"] == "SUCCEEDED" else 1
+
+
 def _cmd_download(args) -> int:
     from models.data import download
 
@@ -211,7 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     comp = sub.add_parser("compile", help="compile the Kubeflow Pipelines v2 spec")
     _add_config_flags(comp)
-    comp.add_argument("--output", default="kubeflow/pipeline.yaml")
+    comp.add_argument("--target", choices=("kfp", "vertex"), default="kfp",
+                      help="kfp: PipelineSpec YAML for open-source Kubeflow Pipelines v2 (with the "
+                           "Kubernetes platform spec); vertex: PipelineJob JSON for Vertex AI")
+    comp.add_argument("--output", default=None,
+                      help="default kubeflow/pipeline.yaml (kfp) or kubeflow/pipeline.json (vertex)")
+    comp.add_argument("--gpus", type=int, default=1, help="GPUs per trainer (0: none)")
+    comp.add_argument("--gpu-node-selector", action="append", default=[], metavar="KEY=VALUE",
+                      help="node label of the GPU node pool the trainers run on (repeatable), e.g. "
+                           "cloud.google.com/gke-accelerator=nvidia-l4")
+    comp.add_argument("--gpu-toleration", action="append", default=[], metavar="KEY[=VALUE]:EFFECT",
+                      help="taint of the GPU nodes the trainers tolerate (repeatable; default "
+                           "nvidia.com/gpu:NoSchedule)")
+    comp.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                      help="Beam option of every Beam-using component (repeatable), e.g. "
+                           "--beam-arg=--runner=DataflowRunner")
     comp.add_argument("--image", default=None, help="container image with this package installed")
     comp.add_argument("--pipeline-root", default=None, help="e.g. gs://bucket/tfx-recommender")
     comp.set_defaults(func=_cmd_compile)
@@ -247,6 +312,28 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--output-dir", default="tfx_output", help="the run's --output-dir")
     rep.add_argument("--open", action="store_true", help="open it in the default browser")
     rep.set_defaults(func=_cmd_report)
+
+    sbm = sub.add_parser("submit", help="submit the compiled pipeline to a Kubeflow Pipelines v2 "
+                                        "endpoint and print the run's URL")
+    sbm.add_argument("--host", required=True, help="the KFP API endpoint, e.g. http://localhost:8080")
+    sbm.add_argument("--package", default="kubeflow/pipeline.yaml", help="what recsys compile wrote")
+    sbm.add_argument("--experiment", default="tfx-recommender")
+    sbm.add_argument("--run-name", default=None)
+    sbm.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a runtime parameter of the pipeline (repeatable)")
+    sbm.add_argument("--pipeline-root", default=None, help="overrides the compiled pipeline root")
+    sbm.add_argument("--token-file", default=None,
+                     help="file holding a bearer token (default: KF_PIPELINES_TOKEN or kfp's own "
+                          "credentials)")
+    sbm.set_defaults(func=_cmd_submit)
+
+    st = sub.add_parser("status", help="the state of a submitted run and of its tasks")
+    st.add_argument("run_id")
+    st.add_argument("--host", required=True)
+    st.add_argument("--follow", action="store_true", help="print changes until the run ends")
+    st.add_argument("--interval", type=float, default=10.0, help="seconds between polls")
+    st.add_argument("--token-file", default=None)
+    st.set_defaults(func=_cmd_status)
 
     dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")
     dl.add_argument("dataset", choices=("ml-100k", "ml-1m"))

@@ -16,6 +16,8 @@ def write(blessing, blessed: bool, model_uri: str, reason: str) -> None:
     blessing.set_int_custom_property("blessed", int(blessed))
     blessing.set_string_custom_property("current_model", model_uri)
     blessing.set_string_custom_property("reason", reason)
+    # Kubeflow hands a task output URIs whose folders do not exist yet (none on object stores).
+    tf.io.gfile.makedirs(blessing.uri)
     with tf.io.gfile.GFile(os.path.join(blessing.uri, "BLESSED" if blessed else "NOT_BLESSED"),
                            "w") as f:
         f.write(reason)

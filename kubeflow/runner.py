@@ -1,4 +1,4 @@
-"""Kubeflow Pipelines v2 runner: compiles the pipeline to a PipelineSpec YAML.
+"""Kubeflow runner: compiles the pipeline for open-source Kubeflow Pipelines v2 or Vertex AI.
 
 It owns the platform: the container image, where data and artifacts live (storage
 the pods can read), and GPUs for the two trainers. The pipeline definition is
@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
-from typing import Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
@@ -46,51 +47,139 @@ def create_kubeflow_pipeline(config: PipelineConfig, data_root: str, gpus: int =
     return pipe
 
 
+# The image's command: TFX's v2 entrypoint behind the project's repairs (kubeflow/entrypoint.py).
+ENTRYPOINT = ["python", "-m", "kubeflow.entrypoint"]
+# Tasks KFP must never take from its cache: the ExampleGens (new data under the same path looks
+# unchanged to KFP; ExampleGen's own pre-cache check runs on Vertex only) and the nodes that read
+# state outside the pipeline (pipeline.NEVER_CACHED: the serving directory).
+UNCACHED = ("InteractionsExampleGen", "CatalogueExampleGen") + pipeline_def.NEVER_CACHED
+# GKE and most clusters taint GPU nodes so that only pods tolerating it land there.
+DEFAULT_TOLERATIONS = ({"key": GPU_TYPE, "operator": "Exists", "effect": "NoSchedule"},)
+TARGETS = ("kfp", "vertex")
+
+
+def platform_spec(executor_labels: Dict[str, str], node_selector: Optional[Dict[str, str]] = None,
+                  tolerations: Sequence[Dict[str, str]] = DEFAULT_TOLERATIONS) -> Dict:
+    """The KFP Kubernetes platform spec (the second YAML document, as kfp-kubernetes writes it):
+    the trainers' executors get the GPU node pool's node selector and tolerations.
+
+    Args:
+      executor_labels: task name -> its executor label in the PipelineSpec.
+    """
+    executors = {}
+    for task in pipeline_def.TRAINERS:
+        settings = {}
+        if node_selector:
+            settings["nodeSelector"] = {"labels": dict(node_selector)}
+        if tolerations:
+            settings["tolerations"] = [dict(t) for t in tolerations]
+        if settings:
+            executors[executor_labels[task]] = settings
+    return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
+
+
 def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] = None,
                      data_root: str = DEFAULT_DATA_ROOT, pipeline_root: Optional[str] = None,
-                     gpus: int = 1) -> str:
-    """Writes the bare PipelineSpec YAML that ``kfp.Client().create_run_from_pipeline_package`` takes.
+                     gpus: int = 1, target: str = "kfp",
+                     node_selector: Optional[Dict[str, str]] = None,
+                     tolerations: Sequence[Dict[str, str]] = DEFAULT_TOLERATIONS,
+                     beam_args: Sequence[str] = (), serving_dir: Optional[str] = None) -> str:
+    """Compiles the pipeline for open-source Kubeflow Pipelines v2 or Vertex AI Pipelines.
+
+    Spec schema 2.1 (parameters as ``runtimeValue.constant``, which the open-source driver
+    requires; each component's inputs spec passed to its container), the project's entrypoint,
+    the trainers asking for ``gpus`` GPUs, caching off for ``UNCACHED``.
+
+    Args:
+      target: 'kfp': a bare PipelineSpec YAML (``kfp.Client().create_run_from_pipeline_package``
+        takes it), followed by the Kubernetes platform spec document (node selector and
+        tolerations of the trainers); 'vertex': a PipelineJob JSON with its ``runtimeConfig``.
+      beam_args: Beam options of every Beam-using component (default: the DirectRunner on
+        every core of the pod).
+      serving_dir: where the Pusher publishes (default: the config's when it is an object
+        store URI, else DEFAULT_SERVING_DIR; a local path only makes sense for the harness).
 
     Returns:
       The path written.
     """
-    serving_dir = config.serving_dir if "://" in config.serving_dir else DEFAULT_SERVING_DIR
-    config = dataclasses.replace(config, pipeline_root=pipeline_root or DEFAULT_PIPELINE_ROOT,
-                                 metadata_path=None, serving_dir=serving_dir,
-                                 beam_args=("--direct_running_mode=multi_processing",
-                                            "--direct_num_workers=0"))
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+    serving_dir = serving_dir or (config.serving_dir if "://" in config.serving_dir
+                                  else DEFAULT_SERVING_DIR)
+    root = pipeline_root or DEFAULT_PIPELINE_ROOT
+    config = dataclasses.replace(config, pipeline_root=root, metadata_path=None,
+                                 serving_dir=serving_dir,
+                                 beam_args=tuple(beam_args) or (
+                                     "--direct_running_mode=multi_processing",
+                                     "--direct_num_workers=0"))
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
-            default_image=image or DEFAULT_IMAGE),
-        output_dir=os.path.dirname(os.path.abspath(output)),
-        output_filename=os.path.basename(output))
-    runner.run(create_kubeflow_pipeline(config, data_root, gpus))
-    _never_cached(output)
+            default_image=image or DEFAULT_IMAGE, default_commands=list(ENTRYPOINT),
+            use_pipeline_spec_2_1=True))
+    job = runner.run(create_kubeflow_pipeline(config, data_root, gpus), write_out=False)
+    spec = job["pipelineSpec"]
+    for name, task in spec["root"]["dag"]["tasks"].items():
+        if name in UNCACHED:
+            task["cachingOptions"] = {"enableCache": False}
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    if target == "vertex":
+        job["runtimeConfig"] = {**job.get("runtimeConfig", {}), "gcsOutputDirectory": root}
+        with open(output, "w") as f:
+            json.dump(job, f, indent=2)
+        return output
+    labels = {name: spec["components"][task["componentRef"]["name"]]["executorLabel"]
+              for name, task in spec["root"]["dag"]["tasks"].items()}
+    with open(output, "w") as f:
+        yaml.safe_dump_all([spec, platform_spec(labels, node_selector, tolerations)], f,
+                           sort_keys=False)
     return output
 
 
-def _never_cached(path: str) -> None:
-    """Turns KFP's cache off for the nodes that read outside state (pipeline.NEVER_CACHED): a
-    cached ServedModel would hand the evaluators the model served when it first ran."""
+def load(path: str) -> Tuple[Dict, Dict]:
+    """(the PipelineSpec, the platform spec or {}) of a file ``compile_pipeline`` wrote."""
     with open(path) as f:
-        spec = yaml.safe_load(f)
-    for name, task in spec["root"]["dag"]["tasks"].items():
-        if name in pipeline_def.NEVER_CACHED:
-            task["cachingOptions"] = {"enableCache": False}
-    with open(path, "w") as f:
-        yaml.safe_dump(spec, f, sort_keys=False)
+        text = f.read()
+    if text.lstrip().startswith("{"):
+        return json.loads(text)["pipelineSpec"], {}
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    return documents[0], (documents[1] if len(documents) > 1 else {})
+
+
+def parse_toleration(text: str) -> Dict[str, str]:
+    """``KEY[=VALUE]:EFFECT`` (e.g. ``nvidia.com/gpu:NoSchedule``) as a Kubernetes toleration."""
+    key_value, _, effect = text.rpartition(":")
+    if not key_value or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
+        raise ValueError(f"toleration {text!r}: expected KEY[=VALUE]:EFFECT with EFFECT one of "
+                         f"NoSchedule, PreferNoSchedule, NoExecute")
+    key, equals, value = key_value.partition("=")
+    toleration = {"key": key, "operator": "Equal" if equals else "Exists", "effect": effect}
+    if equals:
+        toleration["value"] = value
+    return toleration
+
+
+def parse_labels(pairs: Sequence[str]) -> Dict[str, str]:
+    """``KEY=VALUE`` pairs as a dict."""
+    out = {}
+    for pair in pairs:
+        key, equals, value = pair.partition("=")
+        if not equals or not key:
+            raise ValueError(f"node selector {pair!r}: expected KEY=VALUE")
+        out[key] = value
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output", default="kubeflow/pipeline.yaml")
+    parser.add_argument("--target", choices=TARGETS, default="kfp")
     parser.add_argument("--image", default=DEFAULT_IMAGE)
     parser.add_argument("--data-root", default=DEFAULT_DATA_ROOT)
     parser.add_argument("--pipeline-root", default=DEFAULT_PIPELINE_ROOT)
     parser.add_argument("--gpus", type=int, default=1)
     args = parser.parse_args()
     print(compile_pipeline(PipelineConfig(), args.output, args.image, args.data_root,
-                           args.pipeline_root, args.gpus))
+                           args.pipeline_root, args.gpus, args.target))
     return 0
 
 

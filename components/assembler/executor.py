@@ -50,5 +50,6 @@ class Executor(base_executor.BaseExecutor):
             io_utils.copy_dir(export_dir, twin_dir)
         baseline.write_provenance(export_dir, twin_dir)
         model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
+        tf.io.gfile.makedirs(model.uri)
         with tf.io.gfile.GFile(os.path.join(model.uri, ASSEMBLY_FILE), "w") as f:
             json.dump(figures, f, indent=2)

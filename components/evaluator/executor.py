@@ -58,6 +58,7 @@ class Executor(base_executor.BaseExecutor):
         logging.info("Evaluation: %s", json.dumps(result))
 
         evaluation = artifact_utils.get_single_instance(output_dict["evaluation"])
+        tf.io.gfile.makedirs(evaluation.uri)
         with tf.io.gfile.GFile(os.path.join(evaluation.uri, METRICS_FILE), "w") as f:
             json.dump(result, f, indent=2)
         for name, values in result["metrics"].items():

@@ -51,6 +51,7 @@ class Executor(base_beam_executor.BaseBeamExecutor):
                 index.set_string_custom_property(key, value)
             else:
                 index.set_float_custom_property(key, float(value))
+        tf.io.gfile.makedirs(index.uri)
         with tf.io.gfile.GFile(os.path.join(index.uri, STATS_FILE), "w") as f:
             json.dump(figures, f, indent=2)
 

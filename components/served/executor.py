@@ -17,6 +17,10 @@ from recommender import baseline, servable
 
 REASON = "reason"
 VERSION = "served_version"
+# On Kubeflow, TFX's container entrypoint publishes every declared output whatever Do returns: an
+# artifact marked EMPTY = 1 stands for "no artifact", and the project's entrypoint
+# (kubeflow/entrypoint.py) drops it from the inputs of the tasks that read it.
+EMPTY = "empty"
 
 
 class Executor(base_executor.BaseExecutor):
@@ -33,11 +37,13 @@ class Executor(base_executor.BaseExecutor):
         result = execution_result_pb2.ExecutorOutput()
         result.execution_properties[REASON].string_value = served.reason
         result.execution_properties[VERSION].string_value = served.version or ""
+        model = artifact_utils.get_single_instance(output_dict["model"])
         if served.twin is None:
             # No artifact: consumers see an empty (optional) input.
+            model.set_int_custom_property(EMPTY, 1)
+            model.set_string_custom_property(REASON, served.reason)
             result.output_artifacts["model"].SetInParent()
             return result
-        model = artifact_utils.get_single_instance(output_dict["model"])
         io_utils.copy_dir(served.twin, path_utils.serving_model_dir(model.uri))
         model.set_string_custom_property(VERSION, served.version)
         model.set_string_custom_property(REASON, served.reason)

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import features, holdout, records
+from models import devices, features, holdout, records
 from models.config import decode
 from models.evaluation import metrics
 from models.index import contract
@@ -168,7 +168,10 @@ def run_fn(fn_args: FnArgs) -> None:
     it reads; otherwise the one ranker is exported as the deployed one.
 
     custom_config: the ranking section, ``models.config.fields(RankingConfig)``.
+    The ranker trains on one device (a GPU when there is one, with memory growth): its custom
+    loop over a few thousand lists is not worth a MirroredStrategy.
     """
+    devices.gpus()
     config = decode(RankingConfig, fn_args.custom_config)
     twin = holdout.holdout_dir(fn_args.base_model)
     has_twin = tf.io.gfile.isdir(twin)

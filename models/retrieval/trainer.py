@@ -22,7 +22,7 @@ import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import arrays, features, holdout, records
+from models import arrays, devices, features, holdout, records
 from models.config import decode
 from models.progress import progress
 from models.retrieval import export
@@ -182,9 +182,10 @@ def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epoc
     probability = (np.maximum(data.counts, 1.0) / data.counts.sum()).astype(np.float32)
     trained_users = np.zeros(sizes[features.USER_VOCAB] + 1, bool)
     trained_users[list(data.seen)] = True
-    model = TwoTowerModel(sizes, probability, data.item_table, config, trained_users,
-                          data.counts > 0)
-    model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    with devices.strategy().scope():
+        model = TwoTowerModel(sizes, probability, data.item_table, config, trained_users,
+                              data.counts > 0)
+        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
     callbacks, recall = [], None
     if eval_files is not None:
         eval_users = scan_eval(_dataset(eval_files, tft_output, 8192, 0, False), data.seen,
@@ -216,8 +217,8 @@ def run_fn(fn_args: FnArgs) -> None:
     config = decode(RetrievalConfig, fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
-    devices = [d.name for d in tf.config.list_logical_devices()]
-    logging.info("Training retrieval on %s: %s", devices, config)
+    device_names = [d.name for d in tf.config.list_logical_devices()]
+    logging.info("Training retrieval on %s: %s", device_names, config)
     start = time.time()
     model, data, history, recall = _fit(config, sizes, tft_output, fn_args.train_files,
                                         config.epochs, fn_args.eval_files)
@@ -236,7 +237,7 @@ def run_fn(fn_args: FnArgs) -> None:
         "train_seconds": seconds,
         "eval_seconds": recall.seconds,
         "examples_per_second": examples * epochs_run / max(seconds, 1e-9),
-        "devices": devices,
+        "devices": device_names,
         "refit": None,
         "config": dataclasses.asdict(config),
     }

@@ -1,0 +1,113 @@
+"""Level 3: recsys submit / status through the real kfp.Client against a recording KFP API server
+on 127.0.0.1 (answers in the v2beta1 REST formats)."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from cli import main as cli
+from kubeflow import runner
+from pipeline.config import PipelineConfig
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    calls = []
+
+    def _answer(self, body):
+        data = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        self.calls.append(("GET", self.path, None, self.headers.get("Authorization")))
+        if self.path.startswith("/apis/v2beta1/healthz"):
+            return self._answer({"multi_user": False})
+        if self.path.startswith("/apis/v2beta1/experiments"):
+            return self._answer({"experiments": [], "total_size": 0})
+        if self.path.startswith("/apis/v2beta1/runs/run-1"):
+            return self._answer({"run_id": "run-1", "display_name": "nightly", "state": "SUCCEEDED",
+                                 "run_details": {"task_details": [
+                                     {"display_name": "RetrievalTrainer", "state": "SUCCEEDED"},
+                                     {"display_name": "Pusher", "state": "SUCCEEDED"}]}})
+        self.send_error(404)
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])) or b"{}")
+        self.calls.append(("POST", self.path, body, self.headers.get("Authorization")))
+        if self.path == "/apis/v2beta1/experiments":
+            return self._answer({"experiment_id": "exp-1", "display_name": body.get("display_name")})
+        if self.path == "/apis/v2beta1/runs":
+            return self._answer({"run_id": "run-1", "display_name": body.get("display_name"),
+                                 "state": "PENDING"})
+        self.send_error(404)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def server():
+    _Recorder.calls = []
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", _Recorder.calls
+    httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory):
+    path = tmp_path_factory.mktemp("submit") / "pipeline.yaml"
+    runner.compile_pipeline(PipelineConfig(), str(path), data_root="gs://b/data",
+                            pipeline_root="gs://b/root",
+                            node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"})
+    return str(path)
+
+
+def test_submit_sends_the_spec_the_platform_spec_and_the_runtime_config(server, package, tmp_path,
+                                                                          capsys):
+    host, calls = server
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    assert cli.main(["submit", "--host", host, "--package", package, "--experiment", "nightly",
+                     "--pipeline-root", "gs://b/other-root", "--run-name", "nightly",
+                     "--token-file", str(token)]) == 0
+    out = capsys.readouterr().out
+    assert f"{host}/#/runs/details/run-1" in out and "recsys status run-1" in out
+    paths = [(method, path.split("?")[0]) for method, path, _, _ in calls]
+    assert ("POST", "/apis/v2beta1/experiments") in paths
+    assert paths[-1] == ("POST", "/apis/v2beta1/runs")
+    assert any(path.startswith("/apis/v2beta1/experiments") for method, path in paths if method == "GET")
+    run = calls[-1][2]
+    assert run["experiment_id"] == "exp-1" and run["display_name"] == "nightly"
+    spec, platform = runner.load(package)
+    # With a platform spec, the run's pipeline_spec holds both documents (KFP's API format).
+    sent = run["pipeline_spec"]
+    assert sent["pipeline_spec"]["root"]["dag"]["tasks"].keys() == spec["root"]["dag"]["tasks"].keys()
+    kubernetes = sent["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert kubernetes == platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert run["runtime_config"]["pipeline_root"] == "gs://b/other-root"
+    # The token travels as a bearer header, never as a parameter.
+    assert calls[-1][3] == "Bearer s3cret"
+    assert "s3cret" not in json.dumps(run)
+
+
+def test_status_prints_the_run_and_its_tasks(server, capsys):
+    host, _ = server
+    assert cli.main(["status", "run-1", "--host", host]) == 0
+    out = capsys.readouterr().out
+    assert "Pusher" in out and "Run run-1 (nightly): SUCCEEDED" in out
+
+
+def test_submit_refuses_a_missing_package_and_a_bad_param(server, tmp_path, capsys):
+    host, calls = server
+    assert cli.main(["submit", "--host", host, "--package", str(tmp_path / "none.yaml")]) == 2
+    assert "recsys compile first" in capsys.readouterr().err
+    assert cli.main(["submit", "--host", host, "--param", "epochs"]) == 2
+    assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert not [c for c in calls if c[0] == "POST"]
