@@ -208,10 +208,14 @@ def _token(args) -> Optional[str]:
 
 
 def _cmd_submit(args) -> int:
-    from kubeflow import submit
+    from kubeflow import runner, submit
 
     try:
-        params = submit.parse_params(args.param)
+        if not os.path.isfile(args.package):
+            raise FileNotFoundError(f"{args.package} does not exist: write it with recsys compile "
+                                    f"first")
+        params = submit.parse_params(args.param,
+                                     submit.parameter_defaults(runner.load(args.package)[0]))
         run_id = submit.submit(args.package, args.host, args.experiment, params, args.pipeline_root,
                                args.run_name, _token(args))
     except (ValueError, FileNotFoundError) as e:
@@ -320,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     sbm.add_argument("--experiment", default="tfx-recommender")
     sbm.add_argument("--run-name", default=None)
     sbm.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                     help="a runtime parameter of the pipeline (repeatable)")
+                     help="a run parameter (repeatable): data_root=gs://..., top_k=20, or one field "
+                          "of a section: retrieval.epochs=5, evaluation.min_lift_over_popularity=1.1")
     sbm.add_argument("--pipeline-root", default=None, help="overrides the compiled pipeline root")
     sbm.add_argument("--token-file", default=None,
                      help="file holding a bearer token (default: KF_PIPELINES_TOKEN or kfp's own "

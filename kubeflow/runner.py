@@ -17,6 +17,7 @@ import yaml
 from kfp.pipeline_spec import pipeline_spec_pb2
 from tfx import v1 as tfx
 
+from models.config import encode
 from pipeline import pipeline as pipeline_def
 from pipeline.config import PipelineConfig
 
@@ -38,9 +39,22 @@ def gpu_resources(count: int = 1) -> _RESOURCE_SPEC:
     return resource_spec(accelerator=resource_spec.AcceleratorConfig(type=GPU_TYPE, count=count))
 
 
+def run_parameters(config: PipelineConfig, data_root: str) -> Dict[str, object]:
+    """pipeline.RUN_PARAMETERS as Kubeflow runtime parameters, defaulting to the compiled values."""
+    parameter = tfx.dsl.experimental.RuntimeParameter
+    return {
+        "data_root": parameter(name="data_root", ptype=str, default=data_root),
+        "top_k": parameter(name="top_k", ptype=int, default=config.top_k),
+        "retrieval": parameter(name="retrieval", ptype=str, default=encode(config.retrieval)),
+        "ranking": parameter(name="ranking", ptype=str, default=encode(config.ranking)),
+        "evaluation": parameter(name="evaluation", ptype=str, default=encode(config.evaluation)),
+    }
+
+
 def create_kubeflow_pipeline(config: PipelineConfig, data_root: str, gpus: int = 1):
-    """The pipeline with the trainers asking for GPUs."""
-    pipe = pipeline_def.create_pipeline(config, data_root, IMAGE_SCHEMA_DIR)
+    """The pipeline with the trainers asking for GPUs and the run parameters as pipeline inputs."""
+    pipe = pipeline_def.create_pipeline(config, data_root, IMAGE_SCHEMA_DIR,
+                                        parameters=run_parameters(config, data_root))
     for component in pipe.components:
         if component.id in pipeline_def.TRAINERS and gpus > 0:
             component.with_platform_config(gpu_resources(gpus))
@@ -118,12 +132,17 @@ def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] =
             use_pipeline_spec_2_1=True))
     job = runner.run(create_kubeflow_pipeline(config, data_root, gpus), write_out=False)
     spec = job["pipelineSpec"]
+    # TFX declares the run parameters without their defaults: a run that sets none gets these.
+    defaults = {name: p.default for name, p in run_parameters(config, data_root).items()}
+    for name, value in defaults.items():
+        spec["root"]["inputDefinitions"]["parameters"][name]["defaultValue"] = value
     for name, task in spec["root"]["dag"]["tasks"].items():
         if name in UNCACHED:
             task["cachingOptions"] = {"enableCache": False}
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     if target == "vertex":
-        job["runtimeConfig"] = {**job.get("runtimeConfig", {}), "gcsOutputDirectory": root}
+        job["runtimeConfig"] = {**job.get("runtimeConfig", {}), "gcsOutputDirectory": root,
+                                "parameterValues": defaults}
         with open(output, "w") as f:
             json.dump(job, f, indent=2)
         return output

@@ -10,6 +10,7 @@ parameter.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Callable, Dict, Optional, Sequence
@@ -17,15 +18,45 @@ from typing import Callable, Dict, Optional, Sequence
 TERMINAL = ("SUCCEEDED", "FAILED", "SKIPPED", "CANCELED")
 
 
-def parse_params(pairs: Sequence[str]) -> Dict[str, str]:
-    """``KEY=VALUE`` pairs as runtime parameters."""
-    out = {}
+def parse_params(pairs: Sequence[str], defaults: Optional[Dict[str, object]] = None
+                 ) -> Dict[str, object]:
+    """``KEY=VALUE`` pairs as the pipeline's runtime parameters.
+
+    ``SECTION.FIELD=VALUE`` (e.g. ``retrieval.epochs=5``) sets one field of a section
+    parameter (its JSON): the rest of the section keeps the compiled values (``defaults``,
+    the spec's parameter defaults). Values are JSON where they parse as JSON, else strings.
+    """
+    defaults = defaults or {}
+    out: Dict[str, object] = {}
     for pair in pairs:
-        key, equals, value = pair.partition("=")
+        key, equals, text = pair.partition("=")
         if not equals or not key:
             raise ValueError(f"--param {pair!r}: expected KEY=VALUE")
-        out[key] = value
+        try:
+            value = json.loads(text)
+        except ValueError:
+            value = text
+        section, dot, field = key.partition(".")
+        if dot:
+            if section not in defaults and section not in out:
+                raise ValueError(f"--param {pair!r}: the pipeline has no parameter {section!r}; "
+                                 f"it has {sorted(defaults)}")
+            current = json.loads(out.get(section) or defaults[section] or "{}")
+            current[field] = value
+            out[section] = json.dumps(current, sort_keys=True)
+        else:
+            if defaults and key not in defaults:
+                raise ValueError(f"--param {pair!r}: the pipeline has no parameter {key!r}; "
+                                 f"it has {sorted(defaults)}")
+            out[key] = value
     return out
+
+
+def parameter_defaults(spec: Dict) -> Dict[str, object]:
+    """The compiled spec's pipeline parameters and their defaults."""
+    return {name: definition.get("defaultValue")
+            for name, definition in spec.get("root", {}).get("inputDefinitions", {})
+            .get("parameters", {}).items()}
 
 
 def client(host: str, token: Optional[str] = None):

@@ -44,16 +44,19 @@ def decode(cls: Type[T], value: Union[str, Mapping[str, Any], None]) -> T:
     """Reads section ``cls`` back from its JSON text or the dict parsed from it.
 
     Lists (JSON has no tuples) become tuples again; missing fields take their
-    defaults (an older run's record); values are not validated again (the
-    pipeline validated them when it was created).
+    defaults (an older run's record, or a run parameter naming a few fields); the
+    section is validated again (a run parameter can set any value).
 
     Raises:
-      ConfigError: a key is not a field of ``cls``.
+      ConfigError: a key is not a field of ``cls``, or a value is out of range.
     """
     values = dict((json.loads(value) if isinstance(value, str) else value) or {})
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"{cls.__name__} has no field(s) {unknown}; known: {sorted(names)}")
-    return cls(**{key: tuple(value) if isinstance(value, list) else value
-                  for key, value in values.items()})
+    section = cls(**{key: tuple(value) if isinstance(value, list) else value
+                     for key, value in values.items()})
+    if hasattr(section, "validate"):
+        section.validate()
+    return section

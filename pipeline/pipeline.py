@@ -18,7 +18,7 @@ ExampleGen (interactions, split by time) + ExampleGen (catalogue)
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from tfx import v1 as tfx
 from tfx.components import FileBasedExampleGen
@@ -67,12 +67,19 @@ def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: 
     )
 
 
+# What an orchestrator may set per run (``create_pipeline(parameters=...)``): the data folder,
+# the list length, and the retrieval, ranking and evaluation sections as their JSON encoding
+# (fields left out take their defaults; the executors validate what they are given).
+RUN_PARAMETERS = ("data_root", "top_k", "retrieval", "ranking", "evaluation")
+
+
 def create_pipeline(
     config: PipelineConfig,
     data_root: str,
     schema_dir: str,
     metadata_connection_config=None,
     beam_pipeline_args: Optional[Sequence[str]] = None,
+    parameters: Optional[Mapping[str, object]] = None,
 ) -> tfx.dsl.Pipeline:
     """Builds the TFX pipeline.
 
@@ -82,11 +89,18 @@ def create_pipeline(
       schema_dir: folder with interactions/schema.pbtxt and items/schema.pbtxt.
       metadata_connection_config: ML Metadata connection (local runs).
       beam_pipeline_args: arguments of every Beam pipeline.
+      parameters: values of ``RUN_PARAMETERS`` to use in place of the configuration's, e.g. the
+        Kubeflow runner's RuntimeParameters, so that one compiled spec serves many runs.
 
     Returns:
       The pipeline, for any TFX orchestrator.
     """
     config.validate()
+    parameters = dict(parameters or {})
+    unknown = sorted(set(parameters) - set(RUN_PARAMETERS))
+    if unknown:
+        raise ValueError(f"unknown run parameters {unknown}; known: {list(RUN_PARAMETERS)}")
+    data_root = parameters.get("data_root", data_root)
     interactions = _example_gen(data_root, example_gen.InteractionsExecutor,
                                 (features.TRAIN, features.EVAL), config).with_id(INTERACTIONS_GEN)
     catalogue = _example_gen(data_root, example_gen.CatalogueExecutor,
@@ -115,7 +129,7 @@ def create_pipeline(
         schema=schema.outputs["schema"],
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
-        custom_config=fields(config.retrieval),
+        custom_config=parameters.get("retrieval", fields(config.retrieval)),
     ).with_id(RETRIEVAL_TRAINER)
     index = IndexBuilder(
         model=retrieval.outputs["model"],
@@ -130,7 +144,7 @@ def create_pipeline(
         base_model=index.outputs["index"],
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
-        custom_config=fields(config.ranking),
+        custom_config=parameters.get("ranking", fields(config.ranking)),
     ).with_id(RANKING_TRAINER)
     # The business rules and the list length are applied here, not in a trainer: changing them
     # reruns assembly, evaluation and push, and both trainers come from the cache.
@@ -139,7 +153,7 @@ def create_pipeline(
         ranker=ranking.outputs["model"],
         examples=interactions.outputs["examples"],
         config=encode(config.rerank),
-        top_k=config.top_k,
+        top_k=parameters.get("top_k", config.top_k),
     )
     # The baseline of both evaluators, without a Resolver node (open-source KFP v2 has none).
     served = ServedModel(examples=interactions.outputs["examples"],
@@ -149,7 +163,7 @@ def create_pipeline(
         model=assembler.outputs["holdout_model"],
         examples=interactions.outputs["examples"],
         candidates=catalogue.outputs["examples"],
-        config=encode(config.evaluation),
+        config=parameters.get("evaluation", encode(config.evaluation)),
     )
     tfma_evaluator = tfx.components.Evaluator(
         examples=request_examples.outputs["request_examples"],
@@ -162,7 +176,7 @@ def create_pipeline(
         model=assembler.outputs["holdout_model"],
         examples=interactions.outputs["examples"],
         candidates=catalogue.outputs["examples"],
-        config=encode(config.evaluation),
+        config=parameters.get("evaluation", encode(config.evaluation)),
         index_blessing=index.outputs["blessing"],
         baseline=baseline,
         tfma_evaluation=tfma_evaluator.outputs["evaluation"],

@@ -44,6 +44,20 @@ def test_the_spec_is_schema_2_1_with_only_constant_parameters(compiled):
     json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
 
 
+def test_run_parameters_are_pipeline_inputs_with_the_compiled_defaults(compiled):
+    spec, _, _ = compiled
+    inputs = spec["root"]["inputDefinitions"]["parameters"]
+    assert set(inputs) == set(pipeline_def.RUN_PARAMETERS)
+    assert inputs["data_root"]["defaultValue"] == "gs://b/data"
+    assert inputs["top_k"]["defaultValue"] == PipelineConfig().top_k
+    assert json.loads(inputs["retrieval"]["defaultValue"])["epochs"] == PipelineConfig().retrieval.epochs
+    tasks = spec["root"]["dag"]["tasks"]
+    assert tasks["InteractionsExampleGen"]["inputs"]["parameters"]["input_base"] == {
+        "componentInputParameter": "data_root"}
+    assert tasks["RecommenderAssembler"]["inputs"]["parameters"]["top_k"] == {
+        "componentInputParameter": "top_k"}
+
+
 def test_every_executor_is_a_container_running_the_project_entrypoint(compiled):
     spec, _, text = compiled
     executors = spec["deploymentSpec"]["executors"]

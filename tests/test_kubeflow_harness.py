@@ -5,6 +5,7 @@ import json
 import os
 
 import pytest
+import tensorflow as tf
 
 from kubeflow import harness, runner
 from pipeline.config import PipelineConfig, RankingConfig, RetrievalConfig
@@ -22,7 +23,11 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
                             beam_args=("--direct_running_mode=in_memory", "--direct_num_workers=1"))
     spec, _ = runner.load(str(spec_path))
     lines = []
-    published = harness.run(spec, str(tmp_path / "kfp-root"), mode="oss", emit=lines.append)
+    # Run parameters as a submission would set them: a longer list, one retrieval epoch.
+    retrieval = json.loads(spec["root"]["inputDefinitions"]["parameters"]["retrieval"]["defaultValue"])
+    published = harness.run(spec, str(tmp_path / "kfp-root"), mode="oss", emit=lines.append,
+                            parameters={"top_k": 20,
+                                        "retrieval": json.dumps({**retrieval, "epochs": 1})})
     assert set(published) == set(spec["root"]["dag"]["tasks"])
     # The first run serves nothing: ServedModel's artifact is marked empty and the entrypoint
     # dropped it, so the stock Evaluator ran without a baseline instead of failing on it.
@@ -32,6 +37,11 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     assert int(pushed["metadata"]["pushed"]) == 1
     base = os.path.join(str(tmp_path / "serving"), "recommender")
     assert versions.versions(base) == [1]
+    settings = json.loads(tf.saved_model.load(versions.latest(base)).settings.numpy())
+    assert settings["top_k"] == 20
+    training = json.load(open(os.path.join(published["RetrievalTrainer"]["model_run"][0]["uri"],
+                                           "training.json")))
+    assert training["epochs_run"] == 1
     blessing = published["RecommenderEvaluator"]["blessing"][0]
     assert int(blessing["metadata"]["blessed"]) == 1
     metrics = json.load(open(os.path.join(published["RecommenderEvaluator"]["evaluation"][0]["uri"],

@@ -76,7 +76,8 @@ def test_submit_sends_the_spec_the_platform_spec_and_the_runtime_config(server, 
     token.write_text("s3cret\n")
     assert cli.main(["submit", "--host", host, "--package", package, "--experiment", "nightly",
                      "--pipeline-root", "gs://b/other-root", "--run-name", "nightly",
-                     "--token-file", str(token)]) == 0
+                     "--token-file", str(token), "--param", "retrieval.epochs=3",
+                     "--param", "top_k=20", "--param", "data_root=gs://b/newer-data"]) == 0
     out = capsys.readouterr().out
     assert f"{host}/#/runs/details/run-1" in out and "recsys status run-1" in out
     paths = [(method, path.split("?")[0]) for method, path, _, _ in calls]
@@ -92,6 +93,12 @@ def test_submit_sends_the_spec_the_platform_spec_and_the_runtime_config(server, 
     kubernetes = sent["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert kubernetes == platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     assert run["runtime_config"]["pipeline_root"] == "gs://b/other-root"
+    # Run parameters: one field of a section set, the rest of it as compiled.
+    parameters = run["runtime_config"]["parameters"]
+    assert parameters["top_k"] == 20 and parameters["data_root"] == "gs://b/newer-data"
+    retrieval = json.loads(parameters["retrieval"])
+    compiled = json.loads(spec["root"]["inputDefinitions"]["parameters"]["retrieval"]["defaultValue"])
+    assert retrieval == {**compiled, "epochs": 3}
     # The token travels as a bearer header, never as a parameter.
     assert calls[-1][3] == "Bearer s3cret"
     assert "s3cret" not in json.dumps(run)
@@ -104,10 +111,12 @@ def test_status_prints_the_run_and_its_tasks(server, capsys):
     assert "Pusher" in out and "Run run-1 (nightly): SUCCEEDED" in out
 
 
-def test_submit_refuses_a_missing_package_and_a_bad_param(server, tmp_path, capsys):
+def test_submit_refuses_a_missing_package_and_a_bad_param(server, package, tmp_path, capsys):
     host, calls = server
     assert cli.main(["submit", "--host", host, "--package", str(tmp_path / "none.yaml")]) == 2
     assert "recsys compile first" in capsys.readouterr().err
-    assert cli.main(["submit", "--host", host, "--param", "epochs"]) == 2
+    assert cli.main(["submit", "--host", host, "--package", package, "--param", "epochs"]) == 2
     assert "expected KEY=VALUE" in capsys.readouterr().err
+    assert cli.main(["submit", "--host", host, "--package", package, "--param", "epochs=3"]) == 2
+    assert "no parameter 'epochs'" in capsys.readouterr().err
     assert not [c for c in calls if c[0] == "POST"]
