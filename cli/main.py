@@ -141,7 +141,7 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_recommend(args) -> int:
-    from recommender import client, remote
+    from recommender import client, remote, versions
 
     history = [i for i in (args.history or "").split(",") if i]
     exclude = [i for i in (args.exclude or "").split(",") if i]
@@ -153,7 +153,7 @@ def _cmd_recommend(args) -> int:
             items = remote.recommend(server, args.user, history, args.age, args.gender,
                                      args.occupation, exclude, args.k)
         else:
-            source = client.latest_version(f"{args.serving_dir.rstrip('/')}/recommender")
+            source = client.latest_version(versions.base_of(args.serving_dir))
             items = client.recommend(source, args.user, history, args.age, args.gender,
                                      args.occupation, exclude, args.k)
     except (FileNotFoundError, ValueError, remote.ServingError) as e:
@@ -171,7 +171,7 @@ def _cmd_recommend(args) -> int:
 def _cmd_rollback(args) -> int:
     from recommender import versions
 
-    base = f"{args.serving_dir.rstrip('/')}/recommender"
+    base = versions.base_of(args.serving_dir)
     try:
         before = versions.versions(base)
         path = versions.rollback(base, args.to)

@@ -44,6 +44,7 @@ def run_parameters(config: PipelineConfig, data_root: str) -> Dict[str, object]:
     parameter = tfx.dsl.experimental.RuntimeParameter
     return {
         "data_root": parameter(name="data_root", ptype=str, default=data_root),
+        "serving_dir": parameter(name="serving_dir", ptype=str, default=config.serving_dir),
         "top_k": parameter(name="top_k", ptype=int, default=config.top_k),
         "retrieval": parameter(name="retrieval", ptype=str, default=encode(config.retrieval)),
         "ranking": parameter(name="ranking", ptype=str, default=encode(config.ranking)),

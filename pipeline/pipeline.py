@@ -70,7 +70,7 @@ def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: 
 # What an orchestrator may set per run (``create_pipeline(parameters=...)``): the data folder,
 # the list length, and the retrieval, ranking and evaluation sections as their JSON encoding
 # (fields left out take their defaults; the executors validate what they are given).
-RUN_PARAMETERS = ("data_root", "top_k", "retrieval", "ranking", "evaluation")
+RUN_PARAMETERS = ("data_root", "serving_dir", "top_k", "retrieval", "ranking", "evaluation")
 
 
 def create_pipeline(
@@ -101,6 +101,7 @@ def create_pipeline(
     if unknown:
         raise ValueError(f"unknown run parameters {unknown}; known: {list(RUN_PARAMETERS)}")
     data_root = parameters.get("data_root", data_root)
+    serving_dir = parameters.get("serving_dir", config.serving_dir)
     interactions = _example_gen(data_root, example_gen.InteractionsExecutor,
                                 (features.TRAIN, features.EVAL), config).with_id(INTERACTIONS_GEN)
     catalogue = _example_gen(data_root, example_gen.CatalogueExecutor,
@@ -157,7 +158,7 @@ def create_pipeline(
     )
     # The baseline of both evaluators, without a Resolver node (open-source KFP v2 has none).
     served = ServedModel(examples=interactions.outputs["examples"],
-                         serving_dir=config.push_dir).with_id(SERVED_MODEL)
+                         serving_dir=serving_dir).with_id(SERVED_MODEL)
     baseline = served.outputs["model"].as_optional()
     request_examples = CandidateExamples(
         model=assembler.outputs["holdout_model"],
@@ -190,6 +191,7 @@ def create_pipeline(
         push_destination=tfx.proto.PushDestination(
             filesystem=tfx.proto.PushDestination.Filesystem(base_directory=config.push_dir)),
         custom_config=fields(config.push),
+        serving_dir=serving_dir,
     ).with_id(PUSHER)
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,

@@ -22,6 +22,12 @@ import tensorflow as tf
 
 INCOMING = "incoming-"
 MARKER = "saved_model.pb"
+MODEL_NAME = "recommender"  # the model's folder under a serving directory (TF Serving's model name)
+
+
+def base_of(serving_dir: str) -> str:
+    """The versions' base directory of the recommender under ``serving_dir``."""
+    return f"{serving_dir.rstrip('/')}/{MODEL_NAME}"
 
 
 def _names(base: str) -> List[str]:

@@ -296,13 +296,13 @@ def test_assembler_do_builds_the_recommender_and_its_twin_with_the_rules(assembl
 
 
 def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, examples, assembled):
-    serving = root / "serving" / "recommender"
+    serving = root / "serving"
     first = _artifact(standard_artifacts.Model, root / "served-1")
     result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [first]},
                                         {"serving_dir": str(serving)})
     assert list(result.output_artifacts["model"].artifacts) == []
     assert result.execution_properties["reason"].string_value.startswith("nothing is served yet")
-    versions.push(path_utils.serving_model_path(assembled[0].uri), str(serving))
+    versions.push(path_utils.serving_model_path(assembled[0].uri), versions.base_of(str(serving)))
     second = _artifact(standard_artifacts.Model, root / "served-2")
     result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [second]},
                                         {"serving_dir": str(serving)})

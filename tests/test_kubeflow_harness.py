@@ -23,10 +23,11 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
                             beam_args=("--direct_running_mode=in_memory", "--direct_num_workers=1"))
     spec, _ = runner.load(str(spec_path))
     lines = []
-    # Run parameters as a submission would set them: a longer list, one retrieval epoch.
+    # Run parameters as a submission would set them: another serving directory, a longer list,
+    # one retrieval epoch.
     retrieval = json.loads(spec["root"]["inputDefinitions"]["parameters"]["retrieval"]["defaultValue"])
     published = harness.run(spec, str(tmp_path / "kfp-root"), mode="oss", emit=lines.append,
-                            parameters={"top_k": 20,
+                            parameters={"top_k": 20, "serving_dir": str(tmp_path / "elsewhere"),
                                         "retrieval": json.dumps({**retrieval, "epochs": 1})})
     assert set(published) == set(spec["root"]["dag"]["tasks"])
     # The first run serves nothing: ServedModel's artifact is marked empty and the entrypoint
@@ -35,8 +36,8 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     assert int(served["metadata"]["empty"]) == 1
     pushed = published["Pusher"]["pushed_model"][0]
     assert int(pushed["metadata"]["pushed"]) == 1
-    base = os.path.join(str(tmp_path / "serving"), "recommender")
-    assert versions.versions(base) == [1]
+    base = versions.base_of(str(tmp_path / "elsewhere"))
+    assert versions.versions(base) == [1] and not os.path.exists(tmp_path / "serving")
     settings = json.loads(tf.saved_model.load(versions.latest(base)).settings.numpy())
     assert settings["top_k"] == 20
     training = json.load(open(os.path.join(published["RetrievalTrainer"]["model_run"][0]["uri"],

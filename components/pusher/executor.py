@@ -34,8 +34,9 @@ class Executor(stock.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties["push_destination"], destination)
         model_path = self.GetModelPath(input_dict)
-        serving_path = versions.push(model_path, destination.filesystem.base_directory,
-                                     config.keep_versions)
+        base = (versions.base_of(exec_properties["serving_dir"])
+                if exec_properties.get("serving_dir") else destination.filesystem.base_directory)
+        serving_path = versions.push(model_path, base, config.keep_versions)
         # The stock record: the pushed copy archived with the artifact, its folder and version.
         io_utils.copy_dir(model_path, model_push.uri)
         self._MarkPushed(model_push, pushed_destination=serving_path,

@@ -11,7 +11,7 @@ from components.served import executor
 
 class ServedModelSpec(ComponentSpec):
     PARAMETERS = {
-        # The Pusher's base directory: its highest complete numbered version is the one served.
+        # The serving root: the highest complete version under <serving_dir>/recommender is served.
         "serving_dir": ExecutionParameter(type=str),
     }
     INPUTS = {
@@ -27,7 +27,7 @@ class ServedModel(base_component.BaseComponent):
     """Outputs the served model's holdout twin as a Model artifact, or nothing.
 
     In place of a Resolver node (open-source Kubeflow Pipelines v2 does not run
-    them): reads the newest complete version under ``serving_dir``, finds the
+    them): reads the newest complete version under ``<serving_dir>/recommender``, finds the
     holdout twin it names (recommender/baseline.py) and outputs a copy in the
     layout the stock Evaluator loads (``<uri>/Format-Serving``). On the first
     run, or when the twin is gone, predates this release or learned from this
@@ -40,7 +40,7 @@ class ServedModel(base_component.BaseComponent):
     SPEC_CLASS = ServedModelSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, examples: BaseChannel, serving_dir: str):
+    def __init__(self, examples: BaseChannel, serving_dir):
         super().__init__(spec=ServedModelSpec(
             examples=examples, serving_dir=serving_dir,
             model=types.Channel(type=standard_artifacts.Model)))
