@@ -19,8 +19,7 @@ from models.evaluation.config import EvalConfig
 from models.index.config import IndexConfig
 from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
-from recommender import versions
-from recommender.config import PushConfig, RerankConfig
+from recommender.config import PushConfig, RerankConfig, base_of
 
 __all__ = ["ConfigError", "DataConfig", "EvalConfig", "IndexConfig", "PipelineConfig",
            "PushConfig", "RankingConfig", "RerankConfig", "RetrievalConfig"]
@@ -85,7 +84,7 @@ class PipelineConfig:
     @property
     def push_dir(self) -> str:
         """Base directory of the pushed model's versions."""
-        return versions.base_of(self.serving_dir)
+        return base_of(self.serving_dir)
 
     def validate(self) -> None:
         """Validates every section and how they fit together (once: ``create_pipeline`` calls it).

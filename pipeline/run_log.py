@@ -89,6 +89,10 @@ class ComponentWatcher(threading.Thread):
             logging.debug("last progress poll failed", exc_info=True)
 
 
+# Loggers that libraries give handlers of their own (which would bypass the run's file).
+_OWN_HANDLERS = ("tensorflow",)
+
+
 @contextlib.contextmanager
 def capture(output_dir: str, verbose: bool = False, stream=None,
             metadata_path: Optional[str] = None) -> Iterator[str]:
@@ -110,6 +114,12 @@ def capture(output_dir: str, verbose: bool = False, stream=None,
         root.removeHandler(handler)
     for handler in handlers:
         root.addHandler(handler)
+    # TensorFlow gives its logger a stderr handler of its own when it first logs while the root
+    # logger has none (an import before this capture): its records go to the file like any other.
+    own = {name: list(logging.getLogger(name).handlers) for name in _OWN_HANDLERS}
+    for name, found in own.items():
+        for handler in found:
+            logging.getLogger(name).removeHandler(handler)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
     watcher = None
@@ -128,3 +138,6 @@ def capture(output_dir: str, verbose: bool = False, stream=None,
         for handler in saved[0]:
             root.addHandler(handler)
         root.setLevel(saved[1])
+        for name, found in own.items():
+            for handler in found:
+                logging.getLogger(name).addHandler(handler)

@@ -6,6 +6,13 @@ import dataclasses
 
 from models.config import check
 
+MODEL_NAME = "recommender"  # the model's folder under a serving directory (TF Serving's model name)
+
+
+def base_of(serving_dir: str) -> str:
+    """The versions' base directory of the recommender under ``serving_dir``."""
+    return f"{serving_dir.rstrip('/')}/{MODEL_NAME}"
+
 
 @dataclasses.dataclass(frozen=True)
 class RerankConfig:

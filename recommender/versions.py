@@ -20,14 +20,10 @@ from typing import List, Optional
 
 import tensorflow as tf
 
+from recommender.config import MODEL_NAME, base_of  # noqa: F401 (a serving directory's layout)
+
 INCOMING = "incoming-"
 MARKER = "saved_model.pb"
-MODEL_NAME = "recommender"  # the model's folder under a serving directory (TF Serving's model name)
-
-
-def base_of(serving_dir: str) -> str:
-    """The versions' base directory of the recommender under ``serving_dir``."""
-    return f"{serving_dir.rstrip('/')}/{MODEL_NAME}"
 
 
 def _names(base: str) -> List[str]:
