@@ -20,6 +20,7 @@ import sys
 from typing import List, Optional
 
 from pipeline.config import PipelineConfig
+from recommender.config import base_of
 
 # Configuration fields the flags of `recsys run` set: errors name the flag too.
 FLAGS = {"top_k": "--top-k", "index.candidates": "--candidates", "retrieval.epochs": "--epochs",
@@ -141,7 +142,7 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_recommend(args) -> int:
-    from recommender import client, remote, versions
+    from recommender import client, remote
 
     history = [i for i in (args.history or "").split(",") if i]
     exclude = [i for i in (args.exclude or "").split(",") if i]
@@ -153,7 +154,7 @@ def _cmd_recommend(args) -> int:
             items = remote.recommend(server, args.user, history, args.age, args.gender,
                                      args.occupation, exclude, args.k)
         else:
-            source = client.latest_version(versions.base_of(args.serving_dir))
+            source = client.latest_version(base_of(args.serving_dir))
             items = client.recommend(source, args.user, history, args.age, args.gender,
                                      args.occupation, exclude, args.k)
     except (FileNotFoundError, ValueError, remote.ServingError) as e:
@@ -171,7 +172,7 @@ def _cmd_recommend(args) -> int:
 def _cmd_rollback(args) -> int:
     from recommender import versions
 
-    base = versions.base_of(args.serving_dir)
+    base = base_of(args.serving_dir)
     try:
         before = versions.versions(base)
         path = versions.rollback(base, args.to)

@@ -163,19 +163,20 @@ def run(spec: Dict, root: str, mode: str = "oss", parameters: Optional[Dict] = N
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from kubeflow import runner
+    from kubeflow import runner, submit
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("spec", help="what recsys compile wrote")
     parser.add_argument("--root", required=True, help="local folder for the tasks' outputs")
     parser.add_argument("--mode", choices=MODES, default="oss")
-    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="a run parameter, as recsys submit takes it (SECTION.FIELD=VALUE too)")
     args = parser.parse_args(argv)
     spec, _ = runner.load(args.spec)
-    params = dict(p.split("=", 1) for p in args.param)
     try:
+        params = submit.parse_params(args.param, submit.parameter_defaults(spec))
         run(spec, args.root, args.mode, params)
-    except HarnessError as e:
+    except (HarnessError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

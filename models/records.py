@@ -17,6 +17,19 @@ RAW_ID_SPEC = {
 }
 
 
+def bytes_feature(*values: str) -> tf.train.Feature:
+    """A tf.train.Example feature of UTF-8 strings."""
+    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
+
+
+def int_feature(value: int) -> tf.train.Feature:
+    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
+
+
+def float_feature(value: float) -> tf.train.Feature:
+    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+
+
 def split_files(examples_artifacts: Sequence, split: str) -> List[str]:
     """The gzipped TFRecord files of ``split`` of an Examples channel's artifacts."""
     uri = artifact_utils.get_split_uri(list(examples_artifacts), split)

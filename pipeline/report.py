@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from pipeline import charts
+from pipeline import charts, summary
 
 REPORTS = "reports"
 DRIFT_FLAG = 0.1  # L-infinity distance (categorical) or relative mean change (numeric) shown as drift
@@ -156,8 +156,6 @@ def _table(header: List[str], rows: List[List[object]], cls: Optional[List[str]]
 
 
 def _verdict(result: Dict[str, object]) -> str:
-    from pipeline import summary
-
     verdict = (result.get("evaluation") or {}).get("blessing", {})
     if result.get("pushed"):
         head = f"Pushed: {result.get('pushed_to')}"
@@ -308,8 +306,6 @@ def _lists_section(lists: List[Dict[str, object]]) -> str:
 def render(result: Dict[str, object], stats: Dict[str, Dict], drift_rows: Optional[List[Dict]],
            lists: List[Dict[str, object]], title: str) -> str:
     """The report page."""
-    from pipeline import summary
-
     evaluation = result.get("evaluation") or {}
     components = _table(["component", "seconds", "state"],
                         [[c["component"], c["seconds"], c["state"].lower()]

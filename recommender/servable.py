@@ -34,7 +34,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from models import features
+from models import features, records
 from models.index import contract
 from models.index.contract import Retrieved
 from models.index.servable import CONTEXT_SIGNATURE
@@ -284,10 +284,9 @@ def warmup_requests(user_id: str, item_ids) -> list:
 
 def _example(user_id: str, item_id: str) -> bytes:
     """A serialized example of ``score_examples``."""
-    def feature(value: str) -> tf.train.Feature:
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[value.encode("utf-8")]))
     return tf.train.Example(features=tf.train.Features(feature={
-        features.USER_ID: feature(user_id), features.ITEM_ID: feature(item_id)})).SerializeToString()
+        features.USER_ID: records.bytes_feature(user_id),
+        features.ITEM_ID: records.bytes_feature(item_id)})).SerializeToString()
 
 
 def write_warmup(export_dir: str, requests: list) -> str:

@@ -20,8 +20,6 @@ from typing import List, Optional
 
 import tensorflow as tf
 
-from recommender.config import MODEL_NAME, base_of  # noqa: F401 (a serving directory's layout)
-
 INCOMING = "incoming-"
 MARKER = "saved_model.pb"
 

@@ -47,7 +47,7 @@ from models.ranking.config import RankingConfig
 from models.retrieval import trainer as retrieval_trainer
 from models.retrieval.config import RetrievalConfig
 from recommender import baseline, versions
-from recommender.config import RerankConfig
+from recommender.config import RerankConfig, base_of
 
 pytestmark = pytest.mark.slow
 
@@ -302,7 +302,7 @@ def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, 
                                         {"serving_dir": str(serving)})
     assert list(result.output_artifacts["model"].artifacts) == []
     assert result.execution_properties["reason"].string_value.startswith("nothing is served yet")
-    versions.push(path_utils.serving_model_path(assembled[0].uri), versions.base_of(str(serving)))
+    versions.push(path_utils.serving_model_path(assembled[0].uri), base_of(str(serving)))
     second = _artifact(standard_artifacts.Model, root / "served-2")
     result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [second]},
                                         {"serving_dir": str(serving)})

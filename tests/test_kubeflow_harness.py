@@ -10,6 +10,7 @@ import tensorflow as tf
 from kubeflow import harness, runner
 from pipeline.config import PipelineConfig, RankingConfig, RetrievalConfig
 from recommender import versions
+from recommender.config import base_of
 
 
 @pytest.mark.slow
@@ -36,7 +37,7 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     assert int(served["metadata"]["empty"]) == 1
     pushed = published["Pusher"]["pushed_model"][0]
     assert int(pushed["metadata"]["pushed"]) == 1
-    base = versions.base_of(str(tmp_path / "elsewhere"))
+    base = base_of(str(tmp_path / "elsewhere"))
     assert versions.versions(base) == [1] and not os.path.exists(tmp_path / "serving")
     settings = json.loads(tf.saved_model.load(versions.latest(base)).settings.numpy())
     assert settings["top_k"] == 20

@@ -19,7 +19,7 @@ from tfx.utils import io_utils, proto_utils
 
 from models.config import decode
 from recommender import versions
-from recommender.config import PushConfig
+from recommender.config import PushConfig, base_of
 
 
 class Executor(stock.Executor):
@@ -34,7 +34,7 @@ class Executor(stock.Executor):
         destination = pusher_pb2.PushDestination()
         proto_utils.json_to_proto(exec_properties["push_destination"], destination)
         model_path = self.GetModelPath(input_dict)
-        base = (versions.base_of(exec_properties["serving_dir"])
+        base = (base_of(exec_properties["serving_dir"])
                 if exec_properties.get("serving_dir") else destination.filesystem.base_directory)
         serving_path = versions.push(model_path, base, config.keep_versions)
         # The stock record: the pushed copy archived with the artifact, its folder and version.

@@ -13,7 +13,8 @@ from tfx.utils import io_utils, path_utils
 
 from models import features, records
 from models.evaluation import metrics
-from recommender import baseline, servable, versions
+from recommender import baseline, servable
+from recommender.config import base_of
 
 REASON = "reason"
 VERSION = "served_version"
@@ -30,7 +31,7 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         held = records.read_columns(records.split_files(input_dict["examples"], features.EVAL))
         served = baseline.check_twin(
-            baseline.find(versions.base_of(exec_properties["serving_dir"])),
+            baseline.find(base_of(exec_properties["serving_dir"])),
             metrics.group_by_user(held[features.USER_ID], held[features.ITEM_ID]),
             ("serving_default", servable.SCORE_EXAMPLES))
         logging.info("Baseline: %s", served.reason if served.twin else f"none: {served.reason}")

@@ -9,26 +9,15 @@ import tensorflow as tf
 from models import features
 from models.data.readers import Dataset
 from models.data.splits import Histories
-
-
-def _bytes(*values: str) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
-
-
-def _int(value: int) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=[int(value)]))
-
-
-def _float(value: float) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=[float(value)]))
+from models.records import bytes_feature, float_feature, int_feature
 
 
 def item_features(item_id: str, item: dict) -> dict:
     return {
-        features.ITEM_ID: _bytes(item_id),
-        features.TITLE: _bytes(item[features.TITLE]),
-        features.GENRES: _bytes(*item[features.GENRES]),
-        features.YEAR: _int(item[features.YEAR]),
+        features.ITEM_ID: bytes_feature(item_id),
+        features.TITLE: bytes_feature(item[features.TITLE]),
+        features.GENRES: bytes_feature(*item[features.GENRES]),
+        features.YEAR: int_feature(item[features.YEAR]),
     }
 
 
@@ -41,13 +30,13 @@ def interaction_examples(dataset: Dataset, indices, histories: Histories) -> Ite
         user = dataset.users[user_id]
         feature = item_features(item_id, dataset.items[item_id])
         feature.update({
-            features.USER_ID: _bytes(user_id),
-            features.TIMESTAMP: _int(inter[features.TIMESTAMP][i]),
-            features.RATING: _float(inter[features.RATING][i]),
-            features.AGE: _int(user[features.AGE]),
-            features.GENDER: _bytes(user[features.GENDER]),
-            features.OCCUPATION: _bytes(user[features.OCCUPATION]),
-            features.HISTORY: _bytes(*histories.of(i)),
+            features.USER_ID: bytes_feature(user_id),
+            features.TIMESTAMP: int_feature(inter[features.TIMESTAMP][i]),
+            features.RATING: float_feature(inter[features.RATING][i]),
+            features.AGE: int_feature(user[features.AGE]),
+            features.GENDER: bytes_feature(user[features.GENDER]),
+            features.OCCUPATION: bytes_feature(user[features.OCCUPATION]),
+            features.HISTORY: bytes_feature(*histories.of(i)),
         })
         yield tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 

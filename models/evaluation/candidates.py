@@ -13,7 +13,7 @@ band and occupation, the item's genres and its popularity bucket.
 
 from __future__ import annotations
 
-from typing import Dict, Iterator, List, Mapping, Sequence, Set, Tuple
+from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -66,20 +66,17 @@ def sample_users(users: Sequence[str], n: int, seed: int = 0) -> List[str]:
     return sorted(np.random.default_rng(seed).choice(users, n, replace=False).tolist())
 
 
-def _bytes(*values: str) -> tf.train.Feature:
-    return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode("utf-8") for v in values]))
-
-
 def _example(request: str, item: str, gain: float, user: Mapping[str, str],
              genres: Sequence[str], bucket: str) -> bytes:
+    text = records.bytes_feature
     feature = {
-        REQUEST: _bytes(request), features.USER_ID: _bytes(request), features.ITEM_ID: _bytes(item),
-        GAIN: tf.train.Feature(float_list=tf.train.FloatList(value=[gain])),
-        features.GENDER: _bytes(user.get(features.GENDER) or "unknown"),
-        AGE_BAND: _bytes(user.get(AGE_BAND, "unknown")),
-        features.OCCUPATION: _bytes(user.get(features.OCCUPATION) or "unknown"),
-        GENRE: _bytes(*(genres or ("none",))),
-        POPULARITY: _bytes(bucket),
+        REQUEST: text(request), features.USER_ID: text(request), features.ITEM_ID: text(item),
+        GAIN: records.float_feature(gain),
+        features.GENDER: text(user.get(features.GENDER) or "unknown"),
+        AGE_BAND: text(user.get(AGE_BAND, "unknown")),
+        features.OCCUPATION: text(user.get(features.OCCUPATION) or "unknown"),
+        GENRE: text(*(genres or ("none",))),
+        POPULARITY: text(bucket),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -107,7 +104,7 @@ def item_genres(catalogue_files: Sequence[str]) -> Dict[str, Set[str]]:
 
 def build(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
           catalogue_files: Sequence[str], requests: int, per_request: int,
-          batch_size: int = 256) -> Tuple[Iterator[bytes], Dict[str, int]]:
+          batch_size: int = 256) -> Tuple[List[bytes], Dict[str, int]]:
     """The (request, candidate) examples of a recommender SavedModel on the eval split.
 
     Args:
@@ -133,10 +130,7 @@ def build(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
     held_out = metrics.group_by_user(held[features.USER_ID], held[features.ITEM_ID])
     users = sample_users(list(held_out), requests)
     demographics = _users(held)
-    train_items = records.read_columns(train_files)[features.ITEM_ID]
-    counts: Dict[str, int] = {}
-    for item in train_items:
-        counts[item] = counts.get(item, 0) + 1
+    counts = metrics.item_counts(records.read_columns(train_files)[features.ITEM_ID])
     genres = item_genres(catalogue_files)
     index = tf.saved_model.load(model_dir).index
     item_ids = arrays.to_str(index.item_ids.numpy())
@@ -158,10 +152,10 @@ def build(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
             out.extend(_example(user, item, gain, demographics.get(user, {}),
                                 sorted(genres.get(item, ())), buckets[item])
                        for item, gain in zip(items, gains))
-    return iter(out), tally
+    return out, tally
 
 
-def write(examples: Iterator[bytes], path: str) -> None:
+def write(examples: Iterable[bytes], path: str) -> None:
     """Writes serialized examples as one GZIP TFRecord file (ExampleGen's format)."""
     tf.io.gfile.makedirs(path.rsplit("/", 1)[0])
     with tf.io.TFRecordWriter(path, options="GZIP") as writer:

@@ -50,9 +50,7 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
     held_out = metrics.group_by_user(held[features.USER_ID], held[features.ITEM_ID])
     seen = metrics.group_by_user(train[features.USER_ID], train[features.ITEM_ID])
     genres = candidates.item_genres(catalogue_files)
-    counts: Dict[str, int] = {}
-    for item in train[features.ITEM_ID]:
-        counts[item] = counts.get(item, 0) + 1
+    counts = metrics.item_counts(train[features.ITEM_ID])
     users = sorted(held_out)
     model = tf.saved_model.load(model_dir)
     lists = {
@@ -88,26 +86,24 @@ def blessing(result: Mapping[str, object], config) -> Dict[str, object]:
                          f"Choose a cutoff <= the servable's list length ({result['list_length']}).")
     model_value = metrics[MODEL][gate_metric]
     baseline = metrics[POPULARITY][gate_metric]
-    blessed = bool(model_value >= min_lift * baseline and model_value > 0)
+    beats_popularity = bool(model_value >= min_lift * baseline and model_value > 0)
     lift = model_value / baseline if baseline else float(np.inf)
-    reasons = [f"{gate_metric} {model_value:.4f} vs popularity {baseline:.4f} (lift {lift:.2f}, "
-               f"required {min_lift:.2f})"]
-    out = {"blessed": blessed, "model_blessed": blessed, "gate_metric": gate_metric,
-           "model": model_value, "popularity": baseline, "lift": lift, "required_lift": min_lift}
+    gates = [(beats_popularity, f"{gate_metric} {model_value:.4f} vs popularity {baseline:.4f} "
+                                f"(lift {lift:.2f}, required {min_lift:.2f})")]
+    out = {"gate_metric": gate_metric, "model": model_value, "popularity": baseline, "lift": lift,
+           "required_lift": min_lift}
     if SERVED in metrics:
         served = metrics[SERVED][gate_metric]
         floor = (1.0 - config.max_drop_vs_served) * served
         not_worse = bool(model_value >= floor)
         out.update(served=served, served_floor=floor, not_worse_than_served=not_worse)
-        out["blessed"] = out["model_blessed"] = blessed and not_worse
-        reasons.append(f"{gate_metric} {model_value:.4f} vs served model {served:.4f} "
-                       f"({'within' if not_worse else 'beyond'} the {config.max_drop_vs_served:.0%} "
-                       f"tolerance)")
-    out["reasons"] = reasons
+        gates.append((not_worse, f"{gate_metric} {model_value:.4f} vs served model {served:.4f} "
+                                 f"({'within' if not_worse else 'beyond'} the "
+                                 f"{config.max_drop_vs_served:.0%} tolerance)"))
+    out["blessed"] = out["model_blessed"] = all(ok for ok, _ in gates)
+    out["reasons"] = [reason for _, reason in gates]
     # The reasons of the gates that failed, for "not pushed because ...".
-    out["failures"] = [reason for reason, ok in zip(
-        reasons, [model_value >= min_lift * baseline and model_value > 0,
-                  out.get("not_worse_than_served", True)]) if not ok]
+    out["failures"] = [reason for ok, reason in gates if not ok]
     return out
 
 

@@ -18,6 +18,7 @@ Figures are means over users with at least one held-out item.
 
 from __future__ import annotations
 
+import collections
 from typing import Dict, Iterable, List, Mapping, Sequence, Set
 
 import numpy as np
@@ -119,11 +120,14 @@ def group_by_user(user_ids: Sequence[str], item_ids: Sequence[str]) -> Dict[str,
     return out
 
 
+def item_counts(train_items: Iterable[str]) -> Dict[str, int]:
+    """{item: its interactions} of a sequence of interacted item ids."""
+    return dict(collections.Counter(train_items))
+
+
 def popularity_ranking(train_items: Sequence[str]) -> List[str]:
     """All items seen in training, most interacted-with first (ties by id)."""
-    counts: Dict[str, int] = {}
-    for item in train_items:
-        counts[item] = counts.get(item, 0) + 1
+    counts = item_counts(train_items)
     return sorted(counts, key=lambda i: (-counts[i], i))
 
 
