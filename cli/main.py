@@ -61,11 +61,19 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     config = dataclasses.replace(config, data=data, retrieval=retrieval, index=index,
                                  ranking=ranking, rerank=rerank, evaluation=evaluation,
                                  serving_dir=args.serving_dir,
+                                 beam_runner=args.beam_runner, beam_args=tuple(args.beam_arg),
                                  enable_cache=bool(getattr(args, "cache", False)))
     return config.with_lists(args.top_k, args.candidates)
 
 
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--beam-runner", default="DirectRunner",
+                   help="Beam runner of the data steps: DirectRunner (default: every core), "
+                        "PortableRunner (Flink, Spark or a Beam job service; give --beam-arg="
+                        "--job_endpoint=HOST:PORT and an environment), DataflowRunner, ...")
+    p.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+                   help="Beam option of every Beam-using component (repeatable), e.g. "
+                        "--beam-arg=--direct_num_workers=4 or --beam-arg=--job_endpoint=localhost:8099")
     p.add_argument("--data", default=None,
                    help="data folder (interactions.csv, or a MovieLens 100K/1M download); "
                         "default: the embedded synthetic dataset")
@@ -279,9 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--gpu-toleration", action="append", default=[], metavar="KEY[=VALUE]:EFFECT",
                       help="taint of the GPU nodes the trainers tolerate (repeatable; default "
                            "nvidia.com/gpu:NoSchedule)")
-    comp.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
-                      help="Beam option of every Beam-using component (repeatable), e.g. "
-                           "--beam-arg=--runner=DataflowRunner")
     comp.add_argument("--image", default=None, help="container image with this package installed")
     comp.add_argument("--pipeline-root", default=None, help="e.g. gs://bucket/tfx-recommender")
     comp.set_defaults(func=_cmd_compile)

@@ -124,9 +124,7 @@ def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] =
     root = pipeline_root or DEFAULT_PIPELINE_ROOT
     config = dataclasses.replace(config, pipeline_root=root, metadata_path=None,
                                  serving_dir=serving_dir,
-                                 beam_args=tuple(beam_args) or (
-                                     "--direct_running_mode=multi_processing",
-                                     "--direct_num_workers=0"))
+                                 beam_args=tuple(beam_args) or config.beam_args)
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
             default_image=image or DEFAULT_IMAGE, default_commands=list(ENTRYPOINT),

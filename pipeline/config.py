@@ -24,6 +24,9 @@ from recommender.config import PushConfig, RerankConfig, base_of
 __all__ = ["ConfigError", "DataConfig", "EvalConfig", "IndexConfig", "PipelineConfig",
            "PushConfig", "RankingConfig", "RerankConfig", "RetrievalConfig"]
 
+# The DirectRunner's defaults: one worker process per core (0: as many as there are cores).
+DIRECT_DEFAULTS = (("--direct_running_mode", "multi_processing"), ("--direct_num_workers", "0"))
+
 # Retrieved candidates per served item when the list is long (PipelineConfig.with_lists).
 CANDIDATES_PER_ITEM = 2
 
@@ -38,7 +41,11 @@ class PipelineConfig:
       metadata_path: SQLite ML Metadata file (local runs); None on Kubeflow.
       serving_dir: the Pusher writes ``<serving_dir>/recommender/<version>/``.
       top_k: length of the list the servable returns.
-      beam_args: arguments of every Beam pipeline the components start.
+      beam_runner: the Beam runner of every Beam pipeline the components start:
+        'DirectRunner' (local; multi-processing on every core unless ``beam_args`` say
+        otherwise), 'PortableRunner' (a job service: Flink, Spark or Beam's own, with
+        ``--job_endpoint`` and an environment in ``beam_args``), 'DataflowRunner', ...
+      beam_args: further Beam options (``--job_endpoint=...``, ``--direct_num_workers=4``).
       enable_cache: reuse outputs of unchanged components.
     """
 
@@ -47,7 +54,8 @@ class PipelineConfig:
     metadata_path: Optional[str] = "tfx_output/metadata.sqlite"
     serving_dir: str = "serving"
     top_k: int = 10
-    beam_args: Tuple[str, ...] = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+    beam_runner: str = "DirectRunner"
+    beam_args: Tuple[str, ...] = ()
     enable_cache: bool = False
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
@@ -80,6 +88,15 @@ class PipelineConfig:
             index=dataclasses.replace(self.index, candidates=candidates),
             ranking=dataclasses.replace(self.ranking, list_length=candidates),
             rerank=dataclasses.replace(self.rerank, max_k=max(self.rerank.max_k, top_k)))
+
+    @property
+    def beam_pipeline_args(self) -> Tuple[str, ...]:
+        """Every Beam option the components get: the runner, its local defaults, ``beam_args``."""
+        given = {arg.split("=", 1)[0] for arg in self.beam_args}
+        out = [] if "--runner" in given else [f"--runner={self.beam_runner}"]
+        if self.beam_runner == "DirectRunner":
+            out += [f"{flag}={value}" for flag, value in DIRECT_DEFAULTS if flag not in given]
+        return tuple(out) + tuple(self.beam_args)
 
     @property
     def push_dir(self) -> str:

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from models.data import readers, schema, synthetic
+from models.data import beam_read, schema, synthetic
 from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
 from pipeline import run_log
@@ -36,11 +36,12 @@ def data_root(config: PipelineConfig, output_dir: str) -> str:
 
 
 def prepare_data(config: PipelineConfig, output_dir: str) -> str:
-    """The data folder of the run: the user's (validated now, before any component
-    starts) or the embedded synthetic dataset, generated on first use.
+    """The data folder of the run: the user's (its layout, files and headers checked now,
+    before any component starts; its rows by the ExampleGens) or the embedded synthetic
+    dataset, generated on first use.
 
     Raises:
-      DataError: the user's data is unusable; the message names file, line and field.
+      DataError: the user's data is unusable; the message names file and field.
     """
     data = config.data
     if data.data_dir is None:
@@ -49,11 +50,13 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
         return synthetic.write_canonical(
             folder, num_users=data.synthetic_users, num_items=data.synthetic_items,
             num_interactions=data.synthetic_interactions, seed=data.synthetic_seed)
-    dataset = readers.read_dataset(data.data_dir, data.max_bad_row_fraction)
-    print(f"Data: {data.data_dir} ({dataset.layout}): {len(dataset)} interactions, "
-          f"{len(dataset.users)} users, {len(dataset.items)} items; {dataset.report.summary()}",
-          flush=True)
-    _check_list_length(config, len(dataset.items), data.data_dir)
+    # The rows are read and validated by the ExampleGens (in Beam, on the pipeline's runner);
+    # here only what can be known without reading them: layout, files, headers, catalogue size.
+    found = beam_read.survey(data.data_dir)
+    files = ", ".join(f"{os.path.basename(p)} {size / 1e6:.1f} MB" for p, size in found["sizes"].items())
+    print(f"Data: {data.data_dir} ({found['layout']}): {files}", flush=True)
+    if found["items"] is not None:
+        _check_list_length(config, found["items"], data.data_dir)
     return data_root(config, output_dir)
 
 
@@ -128,7 +131,8 @@ def run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     Raises:
       ConfigError: a configuration value is out of range, the list is longer than the
         catalogue or the serving directory cannot be written (before any component runs).
-      DataError: bad input data (before any component runs).
+      DataError: bad input data (the files and headers before any component runs; the rows by
+        the ExampleGens, so nothing is trained or pushed).
       RunLockedError: another run uses ``output_dir``.
       RunFailedError: a component failed; it holds the summary of what completed. Earlier
         artifacts and the pushed model are left as they were.

@@ -201,7 +201,7 @@ def create_pipeline(
                     evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,
-        beam_pipeline_args=list(beam_pipeline_args or config.beam_args),
+        beam_pipeline_args=list(beam_pipeline_args or config.beam_pipeline_args),
     )
 
 

@@ -71,7 +71,9 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
     for execution in executions:
         node = node_id(store, execution)
         result["components"].append({"component": node, "seconds": round(seconds_of(execution), 1),
-                                      "state": state_of(execution)})
+                                      "state": state_of(execution),
+                                      "started": execution.create_time_since_epoch / 1000,
+                                      "ended": execution.last_update_time_since_epoch / 1000})
         if node == SERVED_MODEL and "reason" in execution.custom_properties:
             result["baseline_reason"] = execution.custom_properties["reason"].string_value
         for artifact in _outputs(store, execution):

@@ -18,6 +18,13 @@ def tiny_data(tmp_path_factory):
                                      num_interactions=15_000, seed=3)
 
 
+# Beam options of the test runs that exercise something else than the runner: one in-process
+# worker, no worker start-up per Beam step. The default (a worker process per core) is run by
+# `make run` in tests/test_readme_commands.py and by the notebooks; the PortableRunner by
+# tests/test_portable.py.
+IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+
+
 def write(folder, name, text, encoding="utf-8"):
     path = os.path.join(folder, name)
     with open(path, "w", encoding=encoding) as f:

@@ -2,6 +2,7 @@
 
 from cli import main as cli
 from pipeline.config import IndexConfig, RankingConfig, RetrievalConfig
+from tests.conftest import IN_PROCESS
 
 
 def _config(*flags):
@@ -26,6 +27,24 @@ def test_index_flags_override_flavour_and_recall_threshold():
     assert config.index.candidates == config.ranking.list_length == 150
     assert config.retrieval.refit is False
     config.validate()
+
+
+def test_beam_runner_and_its_options_come_from_flags():
+    # Local default: the DirectRunner with a worker process per core.
+    assert _config().beam_pipeline_args == ("--runner=DirectRunner",
+                                            "--direct_running_mode=multi_processing",
+                                            "--direct_num_workers=0")
+    # Options given win over the defaults; other runners get only what is given.
+    assert _config("--beam-arg=--direct_num_workers=4").beam_pipeline_args == (
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=4")
+    config = _config("--beam-runner", "PortableRunner", "--beam-arg=--job_endpoint=flink:8099",
+                     "--beam-arg=--environment_type=EXTERNAL")
+    assert config.beam_pipeline_args == ("--runner=PortableRunner", "--job_endpoint=flink:8099",
+                                         "--environment_type=EXTERNAL")
+    from pipeline import pipeline as pipeline_def
+
+    pipe = pipeline_def.create_pipeline(config, "/data", "schemas")
+    assert list(pipe.beam_pipeline_args) == list(config.beam_pipeline_args)
 
 
 def test_cache_flag_turns_on_tfx_caching():
@@ -57,7 +76,7 @@ def test_options_that_cannot_work_are_refused_before_any_component_runs(tmp_path
 def _small(tmp_path):
     from pipeline.config import DataConfig, PipelineConfig
 
-    return PipelineConfig(serving_dir=str(tmp_path / "serving"), data=DataConfig(
+    return PipelineConfig(serving_dir=str(tmp_path / "serving"), beam_args=IN_PROCESS, data=DataConfig(
         synthetic_users=30, synthetic_items=40, synthetic_interactions=500))
 
 

@@ -35,6 +35,7 @@ from pipeline import local_runner
 from pipeline import summary as summary_lib
 from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
 from recommender import client
+from tests.conftest import IN_PROCESS
 
 pytestmark = pytest.mark.e2e
 
@@ -61,6 +62,7 @@ def run(given, tmp_path_factory):
         ranking=RankingConfig(epochs=2),
         # Later runs (the coarse-index test) reuse the unchanged upstream components.
         enable_cache=True,
+        beam_args=IN_PROCESS,
     )
     # TFX parses absl flags from sys.argv; pytest's own flags (-v) must not reach it.
     with mock.patch.object(sys, "argv", [sys.argv[0]]):
@@ -505,7 +507,7 @@ def test_a_run_killed_in_the_pusher_leaves_only_complete_versions_and_the_rerun_
 @pytest.fixture(scope="module")
 def hazard_run(ml100k_hazards, tmp_path_factory):
     root = tmp_path_factory.mktemp("hazards")
-    config = PipelineConfig(serving_dir=str(root / "serving"), top_k=10,
+    config = PipelineConfig(serving_dir=str(root / "serving"), top_k=10, beam_args=IN_PROCESS,
                             data=DataConfig(data_dir=ml100k_hazards),
                             retrieval=RetrievalConfig(learning_rate=0.005, epochs=4),
                             ranking=RankingConfig(epochs=1))

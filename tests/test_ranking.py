@@ -282,3 +282,28 @@ def test_variable_length_histories_are_read_across_batches_of_different_widths(t
     columns = records.read_columns([path], spec, batch_size=2)
     assert columns[features.HISTORY].tolist() == [["", "", ""], ["a", "", ""], ["a", "b", "c"],
                                            ["d", "", ""]]
+
+
+def test_histories_come_from_the_timelines_as_the_example_gen_wrote_them(tiny_data, tmp_path):
+    """The ranking lists no longer read each example's history feature (50 strings per
+    interaction): the history of the rows they need is cut from the user's timeline, and it is
+    the ExampleGen's history feature, row for row."""
+    from models.data import examples, readers, splits
+
+    ds = readers.read_dataset(tiny_data)
+    indices = splits.temporal_split(ds.interactions, 0.2)[features.TRAIN]
+    histories = splits.Histories(ds.interactions, features.MAX_HISTORY)
+    path = str(tmp_path / "train.tfrecord.gz")
+    with tf.io.TFRecordWriter(path, "GZIP") as f:
+        for record in examples.interaction_examples(ds, indices, histories):
+            f.write(record)
+    data = lists.read([path], lambda ids: np.zeros(len(ids), np.int64))
+    rows = np.arange(0, len(indices), 97)
+    spec = dict(lists.SPEC, **{features.HISTORY: tf.io.VarLenFeature(tf.string)})
+    from models import records
+    written = records.read_columns([path], spec)
+    got = data.history(rows)
+    for row, history in zip(rows, got):
+        want = [item for item in written[features.HISTORY][row] if item]
+        assert [item for item in history if item] == want
+    assert sum(1 for h in got if h[0]) > len(rows) / 2

@@ -11,17 +11,19 @@ text (``models.config.encode``) travels in it as a ``StringValue``.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, Dict
 
 import apache_beam as beam
 from google.protobuf import wrappers_pb2
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.proto import example_gen_pb2
+from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from models import features
 from models.config import decode, encode
-from models.data import examples, readers, splits
+from models.data import beam_read, schema
 from models.data.config import DataConfig
 
 
@@ -44,22 +46,32 @@ def data_config(exec_properties: Dict[str, Any]) -> DataConfig:
     return decode(DataConfig, text.value)
 
 
-def _read(exec_properties: Dict[str, Any], config: DataConfig) -> readers.Dataset:
-    dataset = readers.read_dataset(exec_properties["input_base"], config.max_bad_row_fraction)
-    logging.info("Read %d interactions (%s layout): %s", len(dataset), dataset.layout,
-                 dataset.report.summary())
-    return dataset
-
-
 def _split_names(exec_properties: Dict[str, Any]):
     input_config = example_gen_pb2.Input()
     proto_utils.json_to_proto(exec_properties["input_config"], input_config)
     return [split.name for split in input_config.splits]
 
 
-class InteractionsExecutor(BaseExampleGenExecutor):
+class _Checked(BaseExampleGenExecutor):
+    """Runs the stock ExampleGen, then reads the validation report the pipeline wrote into the
+    Examples artifact (``validation_report.json``): a fatal problem or more bad rows than
+    allowed fails the execution (nothing is published) with file, line and field."""
+
+    REPORT = "validation_report.json"
+
+    def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
+        examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
+        self._report = os.path.join(examples.uri, self.REPORT)
+        super().Do(input_dict, output_dict, exec_properties)
+        report = beam_read.check(self._report, data_config(exec_properties).max_bad_row_fraction)
+        logging.info("%s: %s", exec_properties["input_base"], report.summary())
+        if report.skipped or report.warnings:
+            logging.warning("%s", report.summary())
+
+
+class InteractionsExecutor(_Checked):
     """Interactions joined with user and item features and the user's history, split by time
-    into train and eval."""
+    into train and eval, all in Beam (models/data/beam_read.py)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
         raise NotImplementedError("splits are generated together in GenerateExamplesByBeam")
@@ -70,29 +82,24 @@ class InteractionsExecutor(BaseExampleGenExecutor):
             raise ValueError(f"interactions ExampleGen needs input splits "
                              f"'{features.TRAIN}' and '{features.EVAL}', got {names}")
         config = data_config(exec_properties)
-        dataset = _read(exec_properties, config)
-        indices = splits.temporal_split(dataset.interactions, config.eval_fraction,
-                                        config.split_strategy)
-        histories = splits.Histories(dataset.interactions, features.MAX_HISTORY)
-        return {
-            name: (pipeline
-                   | f"Indices[{name}]" >> beam.Create([indices[name]])
-                   | f"ToExamples[{name}]" >> beam.FlatMap(
-                       lambda idx: examples.interaction_examples(dataset, idx, histories)))
-            for name in names
-        }
+        out = beam_read.interactions(pipeline, exec_properties["input_base"], config.eval_fraction,
+                                     config.split_strategy, schema.domains(), config.range_bytes,
+                                     config.side_input_bytes)
+        beam_read.write_report(pipeline, out.problems, self._report)
+        return out.splits
 
 
-class CatalogueExecutor(BaseExampleGenExecutor):
-    """Every catalogue item with its features, interactions or not, in one split."""
+class CatalogueExecutor(_Checked):
+    """Every catalogue item with its features, interactions or not, in one split; only the
+    items file is read."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
         raise NotImplementedError("the catalogue is generated in GenerateExamplesByBeam")
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
         (name,) = _split_names(exec_properties)
-        dataset = _read(exec_properties, data_config(exec_properties))
-        return {name: (pipeline
-                       | "Catalogue" >> beam.Create([None])
-                       | "ToExamples" >> beam.FlatMap(lambda _: examples.catalogue_examples(dataset)))}
-
+        config = data_config(exec_properties)
+        items, problems = beam_read.catalogue(pipeline, exec_properties["input_base"], schema.domains(),
+                                              config.range_bytes)
+        beam_read.write_report(pipeline, problems, self._report)
+        return {name: items}

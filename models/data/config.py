@@ -22,6 +22,10 @@ class DataConfig:
       max_bad_row_fraction: rows that fail validation are skipped and reported
         while their share of a file stays at or below this; above it the run
         stops. 0 means any bad row stops the run.
+      range_bytes: the ExampleGens read interaction files in byte ranges of this size, one
+        per worker task (rows keep their line numbers).
+      side_input_bytes: an items file up to this size is joined to the interactions as a side
+        input every Beam worker holds; a larger one by a CoGroupByKey on the item.
       synthetic_users, synthetic_items, synthetic_interactions, synthetic_seed:
         shape of the embedded dataset when ``data_dir`` is None.
     """
@@ -30,6 +34,8 @@ class DataConfig:
     eval_fraction: float = 0.2
     split_strategy: str = "per_user"
     max_bad_row_fraction: float = 0.0
+    range_bytes: int = 32 << 20
+    side_input_bytes: int = 64 << 20
     synthetic_users: int = 943
     synthetic_items: int = 1682
     synthetic_interactions: int = 100_000
@@ -42,4 +48,6 @@ class DataConfig:
             (self.split_strategy in ("per_user", "global"),
              "data.split_strategy must be 'per_user' or 'global'"),
             (0.0 <= self.max_bad_row_fraction < 1.0, "data.max_bad_row_fraction must be in [0, 1)"),
+            (self.range_bytes >= 1024, "data.range_bytes must be at least 1024"),
+            (self.side_input_bytes >= 0, "data.side_input_bytes must be >= 0"),
         ])

@@ -33,6 +33,8 @@ class ValidationReport:
 
     rows_read: dict = dataclasses.field(default_factory=dict)
     skipped: List[BadRow] = dataclasses.field(default_factory=list)
+    # Skipped rows beyond those listed in ``skipped`` (a distributed read keeps the first few).
+    unlisted: int = 0
     # What is valid but worth knowing (e.g. timestamps that cannot order a split).
     warnings: List[str] = dataclasses.field(default_factory=list)
 
@@ -40,16 +42,17 @@ class ValidationReport:
         lines = [f"warning: {w}" for w in self.warnings]
         if not self.skipped:
             return "\n".join(["all rows valid"] + lines)
-        lines.append(f"skipped {len(self.skipped)} invalid row(s):")
+        count = len(self.skipped) + self.unlisted
+        lines.append(f"skipped {count} invalid row(s):")
         lines += [f"  {row}" for row in self.skipped[:limit]]
-        if len(self.skipped) > limit:
-            lines.append(f"  ... and {len(self.skipped) - limit} more")
+        if count > limit:
+            lines.append(f"  ... and {count - limit} more")
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {
             "rows_read": dict(self.rows_read),
-            "skipped_count": len(self.skipped),
+            "skipped_count": len(self.skipped) + self.unlisted,
             "skipped": [dataclasses.asdict(row) for row in self.skipped],
             "warnings": list(self.warnings),
         }

@@ -99,133 +99,196 @@ def _records(text: str, delimiter: str, quoted: bool) -> Iterator[Tuple[int, Lis
             yield number, line.split(delimiter)
 
 
-def read_table(
-    path: str,
-    fields: Sequence[Tuple[str, Parser]],
-    report: ValidationReport,
-    max_bad_fraction: float,
-    *,
-    delimiter: str = ",",
-    header: bool = True,
-    optional: Sequence[str] = (),
-    defaults: Optional[Dict[str, object]] = None,
-    encoding: str = "utf-8",
-    row_check: Optional[Callable[[dict], Optional[Tuple[str, str]]]] = None,
-    unique: Optional[str] = None,
-    domains: Optional[Mapping[str, "Domain"]] = None,
-) -> Dict[str, List[object]]:
-    """Reads a delimited file into validated columns.
+@dataclasses.dataclass(frozen=True)
+class TableSpec:
+    """How one file of a layout is parsed.
 
-    Args:
-      path: the file.
+    Attributes:
       fields: (name, parser) in file order when ``header`` is False; with a
         header, columns are matched by name and extra columns are ignored
         (a row with more cells than the header is invalid).
-      report: collects skipped rows and row counts.
-      max_bad_fraction: allowed share of invalid rows (0: none allowed).
       delimiter: a one-character delimiter, or '::' (MovieLens 1M).
       header: whether the first line names the columns. Files with a header
-        are CSV: fields may be quoted and hold the delimiter or newlines.
+        are CSV: fields may be quoted and hold the delimiter (and, in side
+        tables, newlines).
       optional: columns that may be absent from the header; they take
         ``defaults[name]``.
       defaults: values of absent optional columns.
       encoding: text encoding of the file (a UTF-8 byte-order mark is dropped).
-      row_check: a check across fields of a parsed row; returns
-        (field, reason) for a bad row.
       unique: a field whose values must not repeat (an id column); a repeat
         is an invalid row naming the line of the first.
+      checked: whether the schema's numeric domains apply to its fields.
+    """
+
+    fields: Tuple[Tuple[str, Parser], ...]
+    delimiter: str = ","
+    header: bool = True
+    optional: Tuple[str, ...] = ()
+    defaults: Mapping[str, object] = dataclasses.field(default_factory=dict)
+    encoding: str = "utf-8"
+    unique: Optional[str] = None
+    checked: bool = True
+
+    @property
+    def quoted(self) -> bool:
+        return self.header and len(self.delimiter) == 1
+
+    def split_line(self, line: str) -> List[str]:
+        """The cells of one physical line."""
+        if self.quoted:
+            return next(csv.reader([line], delimiter=self.delimiter), [])
+        return line.split(self.delimiter)
+
+
+class RowParser:
+    """Parses the cells of one record of a table into a row, or names what is wrong.
+
+    The same parser serves the in-memory reader (``read_table``) and the Beam
+    reader (``models.data.beam_read``), so a row is judged alike by both.
+    """
+
+    def __init__(self, path: str, spec: TableSpec, names: Optional[Sequence[str]],
+                 domains: Optional[Mapping[str, "Domain"]] = None):
+        """
+        Args:
+          path: the file, named in errors.
+          spec: how the table is parsed.
+          names: the header's column names (None when the layout has no header).
+          domains: field -> the schema's allowed range.
+
+        Raises:
+          DataError: the header lacks a required column.
+        """
+        self.path, self.spec = path, spec
+        self.domains = dict(domains or {}) if spec.checked else {}
+        if spec.header:
+            names = [n.strip() for n in names or ()]
+            missing = [n for n, _ in spec.fields if n not in names and n not in spec.optional]
+            if missing:
+                raise DataError(
+                    f"{path}:1: missing required column(s) {missing}; the header has {names}. "
+                    f"Add the column(s) or rename the header."
+                )
+            self.positions = {n: names.index(n) for n, _ in spec.fields if n in names}
+            self.width, self.what = len(names), f"the header has {len(names)}"
+        else:
+            self.positions = {n: i for i, (n, _) in enumerate(spec.fields)}
+            self.width, self.what = len(spec.fields), f"this layout has {len(spec.fields)}"
+        self.parsers = dict(spec.fields)
+
+    def parse(self, number: int, cells: Sequence[str]) -> Tuple[Optional[dict], Optional[BadRow]]:
+        """(row, None) for a valid record, (None, BadRow) otherwise."""
+        if len(cells) > self.width:
+            return None, BadRow(self.path, number, f"column {self.width + 1}",
+                                f"the row has {len(cells)} field(s), {self.what}"
+                                + ("; quote values that contain the delimiter" if self.spec.header else ""))
+        row = {}
+        for name, _ in self.spec.fields:
+            if name not in self.positions:
+                row[name] = self.spec.defaults.get(name)
+                continue
+            pos = self.positions[name]
+            if pos >= len(cells):
+                return None, BadRow(self.path, number, name,
+                                    f"missing value (row has {len(cells)} field(s))")
+            try:
+                row[name] = self.parsers[name](cells[pos])
+            except ValueError as e:
+                return None, BadRow(self.path, number, name, str(e))
+            if name in self.domains:
+                outside = self.domains[name].violation(row[name])
+                if outside:
+                    return None, BadRow(self.path, number, name, outside)
+        return row, None
+
+
+def repeated_id(path: str, number: int, field: str, value, first: int) -> BadRow:
+    return BadRow(path, number, field, f"id '{value}' already listed on line {first}; "
+                                       f"each id must be listed once")
+
+
+def over_budget(path: str, bad: Sequence[BadRow], count: int, total: int,
+                max_bad_fraction: float) -> Optional[str]:
+    """The error message when ``count`` bad rows of ``total`` exceed the allowed fraction, else
+    None; it lists the first ten of ``bad`` by line."""
+    if not count or count <= max_bad_fraction * total:
+        return None
+    bad = sorted(bad, key=lambda b: b.line)
+    listed = "\n  ".join(str(b) for b in bad[:10])
+    more = f"\n  ... and {count - 10} more" if count > 10 else ""
+    return (f"{path}: {count} of {total} row(s) are invalid (allowed: "
+            f"{max_bad_fraction:.2%}):\n  {listed}{more}\n"
+            f"Fix the rows, or raise --max-bad-rows-fraction to skip them.")
+
+
+def read_table(
+    path: str,
+    spec: TableSpec,
+    report: ValidationReport,
+    max_bad_fraction: float,
+    *,
+    row_check: Optional[Callable[[dict], Optional[Tuple[str, str]]]] = None,
+    domains: Optional[Mapping[str, "Domain"]] = None,
+) -> Dict[str, List[object]]:
+    """Reads a delimited file into validated columns, in memory.
+
+    Args:
+      path: the file.
+      spec: how it is parsed.
+      report: collects skipped rows and row counts.
+      max_bad_fraction: allowed share of invalid rows (0: none allowed).
+      row_check: a check across fields of a parsed row; returns
+        (field, reason) for a bad row.
       domains: field -> the schema's allowed range; values outside are invalid rows.
 
     Returns:
       Column name -> list of parsed values, one per valid row.
 
     Raises:
-      DataError: the file is missing, empty, not in ``encoding``, lacks a
+      DataError: the file is missing, empty, not in its encoding, lacks a
         required column, or has more invalid rows than allowed.
     """
     if not tf.io.gfile.exists(path):
         raise DataError(f"{path}: file not found.")
-    text = _read_text(path, encoding)
+    text = _read_text(path, spec.encoding)
     if not text.strip():
         raise DataError(f"{path}: the file is empty; it needs at least one data row.")
-    defaults = defaults or {}
-    domains = domains or {}
-    records = _records(text, delimiter, quoted=header)
-    if header:
-        _, names = next(records)
-        names = [n.strip() for n in names]
-        missing = [n for n, _ in fields if n not in names and n not in optional]
-        if missing:
-            raise DataError(
-                f"{path}:1: missing required column(s) {missing}; the header has {names}. "
-                f"Add the column(s) or rename the header."
-            )
-        positions = {n: names.index(n) for n, _ in fields if n in names}
-        width, what = len(names), f"the header has {len(names)}"
-    else:
-        positions = {n: i for i, (n, _) in enumerate(fields)}
-        width, what = len(fields), f"this layout has {len(fields)}"
-    parsers = dict(fields)
-    columns: Dict[str, List[object]] = {n: [] for n, _ in fields}
+    records = _records(text, spec.delimiter, quoted=spec.header)
+    parser = RowParser(path, spec, next(records)[1] if spec.header else None, domains)
+    columns: Dict[str, List[object]] = {n: [] for n, _ in spec.fields}
     first_line: Dict[object, int] = {}
     bad: List[BadRow] = []
     total = 0
     for number, cells in records:
         total += 1
-        row, problem = {}, None
-        if len(cells) > width:
-            problem = BadRow(path, number, f"column {width + 1}",
-                             f"the row has {len(cells)} field(s), {what}"
-                             + ("; quote values that contain the delimiter" if header else ""))
-        for name, _ in fields:
-            if problem is not None:
-                break
-            if name not in positions:
-                row[name] = defaults.get(name)
-                continue
-            pos = positions[name]
-            if pos >= len(cells):
-                problem = BadRow(path, number, name, f"missing value (row has {len(cells)} field(s))")
-                break
-            try:
-                row[name] = parsers[name](cells[pos])
-            except ValueError as e:
-                problem = BadRow(path, number, name, str(e))
-                break
-            if name in domains:
-                outside = domains[name].violation(row[name])
-                if outside:
-                    problem = BadRow(path, number, name, outside)
+        row, problem = parser.parse(number, cells)
         if problem is None and row_check is not None:
             found = row_check(row)
             if found:
                 problem = BadRow(path, number, found[0], found[1])
-        if problem is None and unique is not None:
-            if row[unique] in first_line:
-                problem = BadRow(path, number, unique,
-                                 f"id '{row[unique]}' already listed on line {first_line[row[unique]]}; "
-                                 f"each id must be listed once")
+        if problem is None and spec.unique is not None:
+            if row[spec.unique] in first_line:
+                problem = repeated_id(path, number, spec.unique, row[spec.unique],
+                                      first_line[row[spec.unique]])
             else:
-                first_line[row[unique]] = number
+                first_line[row[spec.unique]] = number
         if problem is not None:
             bad.append(problem)
             continue
         for name, value in row.items():
             columns[name].append(value)
     if total == 0:
-        raise DataError(f"{path}: the file has a header but no data rows.")
+        raise DataError(no_rows(path))
     report.rows_read[path] = total
-    if bad:
-        if len(bad) > max_bad_fraction * total:
-            listed = "\n  ".join(str(b) for b in bad[:10])
-            more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
-            raise DataError(
-                f"{path}: {len(bad)} of {total} row(s) are invalid (allowed: "
-                f"{max_bad_fraction:.2%}):\n  {listed}{more}\n"
-                f"Fix the rows, or raise --max-bad-rows-fraction to skip them."
-            )
-        report.skipped.extend(bad)
+    message = over_budget(path, bad, len(bad), total, max_bad_fraction)
+    if message:
+        raise DataError(message)
+    report.skipped.extend(bad)
     return columns
+
+
+def no_rows(path: str) -> str:
+    return f"{path}: the file has a header but no data rows."
 
 
 @dataclasses.dataclass(frozen=True)

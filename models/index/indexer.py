@@ -42,7 +42,7 @@ def training_users(files: Sequence[str], position: Dict[str, int]) -> servable.U
     """
     columns = records.read_columns(files, _USER_SPEC)
     users = columns[features.USER_ID]
-    groups = arrays.runs(users, np.lexsort((np.arange(len(users)), columns[features.TIMESTAMP], users)))
+    groups = arrays.runs(users, np.lexsort((columns[features.ITEM_ID], columns[features.TIMESTAMP], users)))
     first = np.array([g[0] for g in groups], dtype=np.int64)
     histories = np.full((len(groups), features.MAX_HISTORY), "", dtype=object)
     splits, flat = [0], []

@@ -29,7 +29,6 @@ SPEC = {
     features.AGE: tf.io.FixedLenFeature([], tf.int64),
     features.GENDER: tf.io.FixedLenFeature([], tf.string),
     features.OCCUPATION: tf.io.FixedLenFeature([], tf.string),
-    features.HISTORY: tf.io.VarLenFeature(tf.string),
 }
 
 
@@ -38,7 +37,7 @@ class Interactions:
     """Training interactions grouped per user, each group in time order.
 
     Attributes:
-      columns: SPEC's columns (history [n, MAX_HISTORY] padded with "").
+      columns: SPEC's columns, one value per interaction.
       positions: int64 [n], catalogue positions (-1: outside the catalogue).
       groups: per user, the row indices in time order.
     """
@@ -47,22 +46,32 @@ class Interactions:
     positions: np.ndarray
     groups: list
 
+    def history(self, rows: np.ndarray) -> np.ndarray:
+        """object [len(rows), MAX_HISTORY]: each row's user's items before it, oldest first,
+        padded with "" (what the row's example holds as its history feature). Built from the
+        grouped timelines for the rows asked for only, so no history is held per interaction."""
+        if not hasattr(self, "_place"):
+            n = len(self.positions)
+            self._group = np.zeros(n, np.int64)
+            self._place = np.zeros(n, np.int64)
+            for g, group in enumerate(self.groups):
+                self._group[group] = g
+                self._place[group] = np.arange(len(group))
+        items = self.columns[features.ITEM_ID]
+        out = np.full((len(rows), features.MAX_HISTORY), "", dtype=object)
+        for i, row in enumerate(rows):
+            group, place = self.groups[self._group[row]], int(self._place[row])
+            latest = items[group[max(0, place - features.MAX_HISTORY):place]]
+            out[i, :len(latest)] = latest
+        return out
+
 
 def read(files: Sequence[str], lookup_items) -> Interactions:
     """Reads interactions; ``lookup_items`` maps item ids [n] to positions [n] (-1 unknown)."""
     columns = records.read_columns(files, SPEC)
-    history = columns[features.HISTORY]
-    padded = np.full((len(history), features.MAX_HISTORY), "", dtype=object)
-    if history.ndim == 2 and history.shape[1] <= features.MAX_HISTORY:
-        padded[:, :history.shape[1]] = history
-    elif history.ndim == 2:  # longer than the servable reads: each row's latest items
-        for i, row in enumerate(history):
-            latest = [item for item in row if item][-features.MAX_HISTORY:]
-            padded[i, :len(latest)] = latest
-    columns[features.HISTORY] = padded
     positions = np.asarray(lookup_items(columns[features.ITEM_ID]), np.int64)
     users = columns[features.USER_ID]
-    order = np.lexsort((np.arange(len(users)), columns[features.TIMESTAMP], users))
+    order = np.lexsort((columns[features.ITEM_ID], columns[features.TIMESTAMP], users))
     return Interactions(columns, positions, arrays.runs(users, order))
 
 

@@ -48,7 +48,7 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
         rows, times = cut.rows[start:start + 1024], cut.times[start:start + 1024]
         query_features = {key: tf.constant(columns[key][rows]) for key in
                     (features.USER_ID, features.AGE, features.GENDER, features.OCCUPATION)}
-        query_features[features.HISTORY] = tf.constant(columns[features.HISTORY][rows], tf.string)
+        query_features[features.HISTORY] = tf.constant(data.history(rows), tf.string)
         query_features[features.TIMESTAMP] = tf.constant(times)
         queries.append(index.encoder.query_embedding(query_features)["embedding"].numpy())
     queries = np.vstack(queries) if queries else np.zeros((0, index.item_embeddings.shape[1]),
@@ -57,7 +57,7 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
     positions, scores = lists.top_candidates(queries, index.item_embeddings.numpy(), cut.excluded,
                                          length)
     history = np.asarray(index.lookup_items(tf.constant(
-        columns[features.HISTORY][cut.rows].reshape(-1), tf.string)).numpy(), np.int32)
+        data.history(cut.rows).reshape(-1), tf.string)).numpy(), np.int32)
     out = {"query": queries.astype(np.float32), "positions": positions, "scores": scores,
            "popularity": lists.other_users_popularity(index.popularity.numpy(), positions, cut.own),
            "history": history.reshape(len(cut.rows), features.MAX_HISTORY), "time": cut.times,
