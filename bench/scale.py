@@ -40,8 +40,9 @@ def shape(size: str):
         return SHAPES[size]
     scale = {"k": 1_000, "m": 1_000_000}.get(size[-1].lower(), 1)
     n = int(float(size[:-1] if scale > 1 else size) * scale)
-    # ML-1M's ratios: 165 interactions per user, 270 per item.
-    return n, max(50, n // 165), max(60, n // 270)
+    # ML-1M's ratios: 165 interactions per user, 270 per item (at least 100 users and 200 items,
+    # so that small sizes hold the interactions asked for).
+    return n, max(100, n // 165), max(200, n // 270)
 
 
 def _tree_rss(process) -> int:

@@ -7,6 +7,8 @@ read in one range or in many 1 KiB ranges whose boundaries fall inside rows.
 
 import os
 import shutil
+import sys
+from unittest import mock
 
 import apache_beam as beam
 import pytest
@@ -155,9 +157,11 @@ def _run_executor(data_dir, out, data=None, args=ARGS):
     os.makedirs(artifact.uri, exist_ok=True)
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(args),
                                                           tmp_dir=str(out) + "-tmp")
-    example_gen.InteractionsExecutor(context).Do(
-        {}, {"examples": [artifact]},
-        _gen_properties(data_dir, data or DataConfig(data_dir=data_dir), (features.TRAIN, features.EVAL)))
+    # TFX parses absl flags from sys.argv; pytest's own flags (-v, -rA) must not reach it.
+    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+        example_gen.InteractionsExecutor(context).Do(
+            {}, {"examples": [artifact]},
+            _gen_properties(data_dir, data or DataConfig(data_dir=data_dir), (features.TRAIN, features.EVAL)))
     return artifact
 
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 def test_shapes_follow_movielens():
     assert scale.shape("1m") == (1_000_209, 6040, 3706)
     n, users, items = scale.shape("30k")
-    assert n == 30_000 and users == 181 and items == 111
+    assert n == 30_000 and users == 181 and items == 200
 
 
 def test_bench_scale_prints_each_step_side_by_side_with_its_growth(tmp_path, capsys):
@@ -29,7 +29,7 @@ def test_bench_scale_prints_each_step_side_by_side_with_its_growth(tmp_path, cap
         # Memory was sampled while each real step ran: at least the interpreter with TensorFlow.
         assert all(s["peak_rss"] > 200e6 for name, s in steps.items() if s["seconds"] > 1)
         assert r["wall"] > sum(s["seconds"] for s in r["steps"]) * 0.9
-    assert 7_000 < results[1]["interactions"] < 9_000 < 2 * results[0]["interactions"] + 1_000
+    assert results[1]["interactions"] > 1.5 * results[0]["interactions"] > 5_000
     table = printed[printed.index("component"):]
     line = [row for row in table.splitlines() if row.startswith("InteractionsExampleGen")][0]
     gen = [{s["component"]: s for s in r["steps"]}["InteractionsExampleGen"] for r in results]
