@@ -122,6 +122,14 @@ def capture(output_dir: str, verbose: bool = False, stream=None,
             logging.getLogger(name).removeHandler(handler)
     root.setLevel(logging.INFO)
     logging.captureWarnings(True)
+    # Beam's worker processes (the DirectRunner's multi-processing mode) inherit file
+    # descriptor 2: without --verbose it points at the log file for the run, so their TensorFlow
+    # and Beam lines go there too, not to the terminal.
+    saved_stderr = None
+    if not verbose:
+        sys.stderr.flush()
+        saved_stderr = os.dup(2)
+        os.dup2(file_handler.stream.fileno(), 2)
     watcher = None
     if metadata_path:
         watcher = ComponentWatcher(metadata_path, time.time(), stream or sys.stdout)
@@ -131,6 +139,10 @@ def capture(output_dir: str, verbose: bool = False, stream=None,
     finally:
         if watcher:
             watcher.stop()
+        if saved_stderr is not None:
+            sys.stderr.flush()
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
         logging.captureWarnings(False)
         for handler in handlers:
             root.removeHandler(handler)
