@@ -271,6 +271,14 @@ def unique_rows(read: Read, table: Table, label: str):
 # --- interactions: join, split by time, histories ---------------------------------------
 
 
+def _unknown_id(interactions_path: str, number: int, kind: str, value: str, side_path: str):
+    """The BadRow (on the 'bad' output) of an interaction naming a user or item absent from the
+    side table; the message is the in-memory reader's."""
+    field = features.USER_ID if kind == "user" else features.ITEM_ID
+    return beam.pvalue.TaggedOutput(_BAD, BadRow(interactions_path, number, field,
+                                                 readers.unknown_id(kind, value, side_path)))
+
+
 def _event(number: int, row: dict, item_fields: Dict[str, bytes]):
     """(user_id, (timestamp, line, item_id, rating, the item's serialized features, or None when
     the timelines look them up in the side input))."""
@@ -290,9 +298,7 @@ class _JoinItem(beam.DoFn):
         fields = examples.item_fields(item_id, found[0]) if found else None  # once per item
         for number, row in joined["inter"]:
             if fields is None:
-                yield beam.pvalue.TaggedOutput(_BAD, BadRow(
-                    self._inter_path, number, features.ITEM_ID,
-                    readers.unknown_id("item", item_id, self._path)))
+                yield _unknown_id(self._inter_path, number, "item", item_id, self._path)
             else:
                 yield _event(number, row, fields)
 
@@ -306,9 +312,7 @@ class _LookupItem(beam.DoFn):
     def process(self, pair, items):
         number, row = pair
         if row[features.ITEM_ID] not in items:
-            yield beam.pvalue.TaggedOutput(_BAD, BadRow(
-                self._inter_path, number, features.ITEM_ID,
-                readers.unknown_id("item", row[features.ITEM_ID], self._path)))
+            yield _unknown_id(self._inter_path, number, "item", row[features.ITEM_ID], self._path)
         else:
             # The features are looked up again after the shuffle: only the id travels.
             yield _event(number, row, None)
@@ -335,9 +339,7 @@ class _Timeline(beam.DoFn):
         events = sorted(joined["inter"], key=lambda e: (e[0], e[1]))
         if not users and self._users_present:
             for _, number, _, _, _ in events:
-                yield beam.pvalue.TaggedOutput(_BAD, BadRow(
-                    self._inter_path, number, features.USER_ID,
-                    readers.unknown_id("user", user_id, self._users_path)))
+                yield _unknown_id(self._inter_path, number, "user", user_id, self._users_path)
             return
         user = users[0] if users else dict(layouts.UNKNOWN_USER)
         n = len(events)
@@ -422,31 +424,28 @@ def interactions(pipeline, folder: str, eval_fraction: float, strategy: str, dom
     problems = Problems([], [], [], paths=[t.path for t in (users_t, items_t, inter_t) if t.present])
     inter = read_table(pipeline, inter_t, domains, "Interactions", range_bytes)
     _collect(problems, inter)
-    if items_t.present and _size(items_t.path) <= side_input_bytes:
-        # A catalogue every worker can hold: its serialized features as a side input, so the
-        # interactions meet their item where they are parsed, without a shuffle.
-        items, _ = _side(pipeline, items_t, domains, "Items", problems)
-        encoded = items | "EncodeItems" >> beam.MapTuple(lambda i, f: (i, examples.item_fields(i, f)))
-        item_table = beam.pvalue.AsDict(encoded)
-        events = inter.rows | "KnownItems" >> beam.ParDo(
-            _LookupItem(inter_t.path, items_t.path), item_table).with_outputs(_BAD, main="events")
-        problems.bad.append(events[_BAD])
-        events = events.events
-    elif items_t.present:
-        item_table = None
-        # A larger catalogue: interactions and items meet in a CoGroupByKey on the item.
-        items, _ = _side(pipeline, items_t, domains, "Items", problems)
-        join = _JoinItem(inter_t.path, items_t.path)
-        events = ({"inter": inter.rows | "ByItem" >> beam.Map(lambda p: (p[1][features.ITEM_ID], p)),
-                   "item": items}
-                  | "JoinItems" >> beam.CoGroupByKey()
-                  | "KnownItems" >> beam.ParDo(join).with_outputs(_BAD, main="events"))
-        problems.bad.append(events[_BAD])
-        events = events.events
+    item_table = None
+    if items_t.present:
+        items = _side(pipeline, items_t, domains, "Items", problems)
+        if _size(items_t.path) <= side_input_bytes:
+            # A catalogue every worker can hold: its serialized features as a side input, so
+            # the interactions meet their item where they are parsed, without a shuffle.
+            encoded = items | "EncodeItems" >> beam.MapTuple(lambda i, f: (i, examples.item_fields(i, f)))
+            item_table = beam.pvalue.AsDict(encoded)
+            known = inter.rows | "KnownItems" >> beam.ParDo(
+                _LookupItem(inter_t.path, items_t.path), item_table).with_outputs(_BAD, main="events")
+        else:
+            # A larger catalogue: interactions and items meet in a CoGroupByKey on the item.
+            by_item = inter.rows | "ByItem" >> beam.Map(lambda p: (p[1][features.ITEM_ID], p))
+            known = ({"inter": by_item, "item": items}
+                     | "JoinItems" >> beam.CoGroupByKey()
+                     | "KnownItems" >> beam.ParDo(_JoinItem(inter_t.path, items_t.path)).with_outputs(
+                         _BAD, main="events"))
+        problems.bad.append(known[_BAD])
+        events = known.events
     else:
-        item_table = None
         events = inter.rows | "UnknownItems" >> beam.Map(_with_unknown_item)
-    users = (_side(pipeline, users_t, domains, "Users", problems)[0] if users_t.present
+    users = (_side(pipeline, users_t, domains, "Users", problems) if users_t.present
              else pipeline | "NoUsers" >> beam.Create([]))
     cut = None
     if strategy == "global":
@@ -475,7 +474,7 @@ def catalogue(pipeline, folder: str, domains, range_bytes: int = RANGE_BYTES):
     problems = Problems([], [], [], paths=[items_t.path] if items_t.present else
                         [found[layouts.INTERACTIONS].path])
     if items_t.present:
-        items, _ = _side(pipeline, items_t, domains, "Items", problems)
+        items = _side(pipeline, items_t, domains, "Items", problems)
     else:
         inter = read_table(pipeline, found[layouts.INTERACTIONS], domains, "Interactions", range_bytes)
         _collect(problems, inter)
@@ -491,7 +490,7 @@ def _side(pipeline, table: Table, domains, label: str, problems: Problems):
     _collect(problems, read)
     rows, repeated = unique_rows(read, table, label)
     problems.bad.append(repeated)
-    return rows, repeated
+    return rows
 
 
 def _collect(problems: Problems, read: Read) -> None:
