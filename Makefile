@@ -14,7 +14,7 @@ ARGS ?=
 DATA ?=
 
 .PHONY: install run test test-fast lint browser compile bench bench-quality bench-index bench-serving \
-	bench-rerank bench-scale clean
+	bench-rerank bench-scale bench-cost clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -47,7 +47,7 @@ compile: install
 	$(BIN)/recsys compile $(ARGS)
 
 # Benchmarks print figures side by side with baselines measured in the same run.
-bench: bench-quality bench-index bench-serving bench-rerank bench-scale
+bench: bench-quality bench-index bench-serving bench-rerank bench-scale bench-cost
 
 bench-quality: install
 	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -62,12 +62,18 @@ RUN_DIR ?=
 bench-serving: install
 	$(BIN)/python -m bench.serving $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
 
-# What each re-ranking rule costs and buys on held-out data (NDCG, diversity, freshness).
 # Sizes of the scale benchmark (100k, 1m, 10m or a count such as 30k); 10m takes hours.
 SIZES ?= 100k,1m
 bench-scale: install
 	$(BIN)/python -m bench.scale --sizes $(SIZES) $(ARGS)
 
+# The whole run beside the stock TFX chain on the same data: per step wall, CPU and memory, the
+# ratio, and each step's fixed cost (its time on 100 interactions). 1m takes about 15 minutes.
+COST_SIZES ?= fixed,15k,100k,1m
+bench-cost: install
+	$(BIN)/python -m bench.cost --sizes $(COST_SIZES) $(ARGS)
+
+# What each re-ranking rule costs and buys on held-out data (NDCG, diversity, freshness).
 bench-rerank: install
 	$(BIN)/python -m bench.rerank $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
 

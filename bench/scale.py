@@ -23,9 +23,10 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from typing import List, Sequence
+
+from bench import measure
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,41 +46,6 @@ def shape(size: str):
     return n, max(100, n // 165), max(200, n // 270)
 
 
-def _tree_rss(process) -> int:
-    total = 0
-    for p in [process] + process.children(recursive=True):
-        try:
-            total += p.memory_info().rss
-        except Exception:  # noqa: BLE001 (a worker that just exited)
-            pass
-    return total
-
-
-class Sampler(threading.Thread):
-    """Resident memory of this process and its descendants, every ``interval`` seconds."""
-
-    def __init__(self, interval: float = 0.2):
-        super().__init__(daemon=True)
-        import psutil
-
-        self._me, self._interval = psutil.Process(), interval
-        self.samples: List[tuple] = []
-        self._done = threading.Event()
-
-    def run(self):
-        while not self._done.is_set():
-            self.samples.append((time.time(), _tree_rss(self._me)))
-            self._done.wait(self._interval)
-
-    def stop(self):
-        self._done.set()
-        self.join()
-
-    def peak(self, start: float, end: float) -> int:
-        inside = [rss for t, rss in self.samples if start - 0.2 <= t <= end + 0.2]
-        return max(inside, default=0)
-
-
 def run_one(data_dir: str, output: str, epochs, beam_runner: str, beam_args: Sequence[str]) -> dict:
     """Runs the pipeline once in this process with the sampler on; returns the figures."""
     import dataclasses
@@ -92,7 +58,7 @@ def run_one(data_dir: str, output: str, epochs, beam_runner: str, beam_args: Seq
     if epochs is not None:
         config = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, epochs=epochs))
     config = config.with_lists(config.top_k)
-    sampler = Sampler()
+    sampler = measure.Sampler()
     sampler.start()
     started = time.time()
     sys.argv = sys.argv[:1]  # TFX parses absl flags from sys.argv
@@ -104,13 +70,15 @@ def run_one(data_dir: str, output: str, epochs, beam_runner: str, beam_args: Seq
     wall = time.time() - started
     sampler.stop()
     steps = [{"component": c["component"], "seconds": c["seconds"],
+              "cpu_seconds": round(sampler.cpu(c["started"], c["ended"]), 2),
               "peak_rss": sampler.peak(c["started"], c["ended"])}
              for c in summary["components"]]
-    return {"steps": steps, "wall": wall, "peak_rss": max(rss for _, rss in sampler.samples),
+    return {"steps": steps, "wall": wall, "peak_rss": max(rss for _, rss, _ in sampler.samples),
+            "cpu_seconds": round(sampler.samples[-1][2] - sampler.samples[0][2], 1),
             "pushed": bool(summary.get("pushed")), "failed": failed}
 
 
-def measure(size: str, work: str, epochs, beam_runner: str, beam_args: Sequence[str]) -> dict:
+def measure_size(size: str, work: str, epochs, beam_runner: str, beam_args: Sequence[str]) -> dict:
     """Generates the data of ``size`` and runs the pipeline on it in a fresh process."""
     from models.data import synthetic
 
@@ -187,7 +155,7 @@ def main(argv=None) -> int:
     os.makedirs(args.output, exist_ok=True)
     results = []
     for size in args.sizes.split(","):
-        results.append(measure(size.strip(), args.output, args.epochs, args.beam_runner, args.beam_arg))
+        results.append(measure_size(size.strip(), args.output, args.epochs, args.beam_runner, args.beam_arg))
         print(f"{size}: {results[-1]['interactions']:,} interactions, run {results[-1]['wall']:.1f} s "
               f"(data generated in {results[-1]['generate_seconds']:.1f} s, not counted)", flush=True)
     print(f"\nPer component: seconds and peak resident memory (GB, the run's process and its Beam "

@@ -26,6 +26,8 @@ __all__ = ["ConfigError", "DataConfig", "EvalConfig", "IndexConfig", "PipelineCo
 
 # The DirectRunner's defaults: one worker process per core (0: as many as there are cores).
 DIRECT_DEFAULTS = (("--direct_running_mode", "multi_processing"), ("--direct_num_workers", "0"))
+# Every Beam step in the run's own process (PipelineConfig.for_input chooses it for small input).
+IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 # Retrieved candidates per served item when the list is long (PipelineConfig.with_lists).
 CANDIDATES_PER_ITEM = 2
@@ -47,6 +49,12 @@ class PipelineConfig:
         ``--job_endpoint`` and an environment in ``beam_args``), 'DataflowRunner', ...
       beam_args: further Beam options (``--job_endpoint=...``, ``--direct_num_workers=4``).
       enable_cache: reuse outputs of unchanged components.
+      in_process_bytes: a local run on the DirectRunner (no running mode in ``beam_args``) runs
+        every Beam step in its own process while its input files hold fewer bytes than this,
+        and starts a worker process per core from this size on (``for_input``). Each worker
+        process imports TensorFlow and loads the models its step uses: measured on 2 cores,
+        about 8 s per Beam step and 1 GB per worker, which on small data costs more than the
+        second core gains; ``bench/cost.py`` measures both modes.
     """
 
     name: str = "tfx-recommender"
@@ -57,6 +65,7 @@ class PipelineConfig:
     beam_runner: str = "DirectRunner"
     beam_args: Tuple[str, ...] = ()
     enable_cache: bool = False
+    in_process_bytes: int = 64 << 20
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     retrieval: RetrievalConfig = dataclasses.field(default_factory=RetrievalConfig)
     index: IndexConfig = dataclasses.field(default_factory=IndexConfig)
@@ -89,6 +98,17 @@ class PipelineConfig:
             ranking=dataclasses.replace(self.ranking, list_length=candidates),
             rerank=dataclasses.replace(self.rerank, max_k=max(self.rerank.max_k, top_k)))
 
+    def for_input(self, input_bytes: int) -> "PipelineConfig":
+        """This configuration with the DirectRunner's running mode chosen for ``input_bytes`` of
+        input (``in_process_bytes``); unchanged for other runners or a mode given in ``beam_args``."""
+        given = {arg.split("=", 1)[0] for arg in self.beam_args}
+        if (self.beam_runner != "DirectRunner" or "--runner" in given
+                or given & {flag for flag, _ in DIRECT_DEFAULTS}):
+            return self
+        if input_bytes < self.in_process_bytes:
+            return dataclasses.replace(self, beam_args=IN_PROCESS + tuple(self.beam_args))
+        return self
+
     @property
     def beam_pipeline_args(self) -> Tuple[str, ...]:
         """Every Beam option the components get: the runner, its local defaults, ``beam_args``."""
@@ -114,6 +134,7 @@ class PipelineConfig:
             section.validate()
         check([
             (self.top_k > 0, "top_k must be positive"),
+            (self.in_process_bytes >= 0, "in_process_bytes must be >= 0"),
             (self.index.candidates >= self.top_k,
              f"index.candidates ({self.index.candidates}) must be >= top_k ({self.top_k})"),
             (self.ranking.list_length >= self.top_k,

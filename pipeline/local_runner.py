@@ -60,6 +60,12 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
     return data_root(config, output_dir)
 
 
+def input_bytes(folder: str) -> int:
+    """Bytes of the data files in ``folder``: what the ExampleGens read."""
+    return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder)
+               if os.path.isfile(os.path.join(folder, name)))
+
+
 def _check_list_length(config: PipelineConfig, n_items: int, source: str) -> None:
     """A list longer than the catalogue cannot be served: refused before training."""
     if config.top_k > n_items:
@@ -153,13 +159,16 @@ class RunFailedError(RuntimeError):
 def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     config = with_output_dir(config, output_dir)
     config = dataclasses.replace(config, serving_dir=os.path.abspath(config.serving_dir))
-    # create_pipeline validates the configuration, before any data is read or generated.
+    config.validate()  # before any data is read or generated
+    check_serving_dir(config)
+    folder = prepare_data(config, output_dir)
+    chosen = config.for_input(input_bytes(folder))
+    print(f"Beam: {_beam_line(chosen, input_bytes(folder), chosen is not config)}", flush=True)
+    config = chosen
     pipe = pipeline_def.create_pipeline(
-        config, data_root(config, output_dir), SCHEMA_DIR,
+        config, folder, SCHEMA_DIR,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path))
-    check_serving_dir(config)
-    prepare_data(config, output_dir)
     started = time.time()
     from pipeline import summary  # local import: reads ML Metadata after the run
 
@@ -178,6 +187,16 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     _report(result, output_dir, config)
     _write(result, output_dir)
     return result
+
+
+def _beam_line(config: PipelineConfig, n_bytes: int, by_size: bool) -> str:
+    """How the Beam steps run, in words (``by_size``: the mode was chosen for the input size)."""
+    args = " ".join(config.beam_pipeline_args)
+    if not by_size:
+        return args
+    return (f"DirectRunner in this process: {n_bytes / 1e6:.1f} MB of input, below "
+            f"in_process_bytes ({config.in_process_bytes / 1e6:.0f} MB); "
+            f"--beam-arg=--direct_running_mode=multi_processing starts a worker per core")
 
 
 def _report(result: Dict[str, object], output_dir: str, config: PipelineConfig) -> None:

@@ -205,8 +205,12 @@ class Recommender(tf.Module):
     def score_examples(self, examples):
         parsed = tf.io.parse_example(examples, _EXAMPLE_FEATURES)
         user_id, item_id = parsed[features.USER_ID], parsed[features.ITEM_ID]
-        found = Retrieved.of(self.index.retrieve_positions(user_id))
-        listed = self._rerank(found, self.index.lookup_users(user_id), self.max_k)["item_ids"]
+        # A batch holds each request's candidates together (one example per candidate): each
+        # user's list is made once, not once per candidate (50x less work for the Evaluator).
+        users, row = tf.unique(user_id)
+        found = Retrieved.of(self.index.retrieve_positions(users))
+        listed = self._rerank(found, self.index.lookup_users(users), self.max_k)["item_ids"]
+        listed = tf.gather(listed, row)
         match = tf.equal(listed, item_id[:, None])
         position = tf.cast(tf.argmax(tf.cast(match, tf.int32), axis=1), tf.float32)
         scores = tf.where(tf.reduce_any(match, axis=1), 1.0 - position / float(self.max_k), 0.0)

@@ -47,6 +47,20 @@ def test_beam_runner_and_its_options_come_from_flags():
     assert list(pipe.beam_pipeline_args) == list(config.beam_pipeline_args)
 
 
+def test_a_local_run_chooses_the_direct_runner_mode_by_input_size():
+    config = _config()
+    # Below in_process_bytes every Beam step runs in the run's process; from it on, a worker
+    # process per core (the compiled default).
+    assert config.for_input(config.in_process_bytes - 1).beam_pipeline_args == (
+        "--runner=DirectRunner", "--direct_running_mode=in_memory", "--direct_num_workers=1")
+    assert config.for_input(config.in_process_bytes).beam_pipeline_args == config.beam_pipeline_args
+    # A mode or worker count the user gives, or another runner, is left as it is.
+    given = _config("--beam-arg=--direct_num_workers=4")
+    assert given.for_input(0).beam_pipeline_args == given.beam_pipeline_args
+    portable = _config("--beam-runner", "PortableRunner", "--beam-arg=--job_endpoint=flink:8099")
+    assert portable.for_input(0) is portable
+
+
 def test_cache_flag_turns_on_tfx_caching():
     assert _config().enable_cache is False and _config("--cache").enable_cache is True
 

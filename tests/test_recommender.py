@@ -94,6 +94,26 @@ def test_rank_scores_given_items_and_marks_unknown_ones():
     assert np.isneginf(scores[0][2])
 
 
+def _score_example(user, item):
+    feature = lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=[v.encode()]))  # noqa: E731
+    return tf.train.Example(features=tf.train.Features(feature={
+        "user_id": feature(user), "item_id": feature(item)})).SerializeToString()
+
+
+def test_score_examples_of_a_mixed_batch_equal_each_example_scored_alone():
+    # score_examples makes each user's list once per batch (TFMA sends a request's candidates
+    # together); interleaved users, a repeated pair and an unknown user must score as alone.
+    model = make_recommender()
+    pairs = [("u1", "c"), ("u2", "b"), ("u1", "e"), ("nobody", "b"), ("u2", "c"), ("u1", "c"),
+             ("u2", "zzz")]
+    batch = model.score_examples(tf.constant([_score_example(u, i) for u, i in pairs]))["scores"]
+    alone = [float(model.score_examples(tf.constant([_score_example(u, i)]))["scores"][0])
+             for u, i in pairs]
+    assert batch.numpy().tolist() == alone
+    # u1's list starts c, e (max_k 4): 1 - position / 4; zzz is in no list.
+    assert alone[0] == 1.0 and alone[2] == 0.75 and alone[5] == 1.0 and alone[6] == 0.0
+
+
 def test_saved_recommender_answers_every_signature_in_a_fresh_process(tmp_path):
     model = make_recommender()
     recommender.save(model, str(tmp_path / "1"))

@@ -22,7 +22,11 @@ class EvalConfig:
         (1 - this) times the served model's, both scored on this run's eval split
         (skipped when nothing is served yet).
       requests: eval users whose retrieved lists become the stock Evaluator's
-        (request, candidate) examples (a deterministic sample when there are more).
+        (request, candidate) examples (a deterministic sample when there are more). TFMA
+        spends about 1 ms of Python per example and slice set (2.5 ms with the five slicings):
+        943 requests x 50 candidates took 117 s on the default data, 300 x 50 take 36 s. Both
+        models are scored on the same sampled requests, so the change threshold compares
+        paired figures.
       candidates_per_request: candidates of each retrieved list in those examples.
       ndcg_k: the K of the stock Evaluator's NDCG gate.
       min_ndcg: NDCG@ndcg_k (over the retrieved candidates) the model must reach.
@@ -39,7 +43,7 @@ class EvalConfig:
     min_lift_over_popularity: float = 1.0
     batch_size: int = 256
     max_drop_vs_served: float = 0.05
-    requests: int = 1000
+    requests: int = 300
     candidates_per_request: int = 50
     ndcg_k: int = 10
     min_ndcg: float = 0.05

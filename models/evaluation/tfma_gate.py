@@ -40,8 +40,9 @@ def eval_config(config: EvalConfig) -> tfma.EvalConfig:
     auc_threshold = tfma.MetricThreshold(
         value_threshold=tfma.GenericValueThreshold(lower_bound={"value": config.min_auc}))
     return tfma.EvalConfig(
+        # The model type given: TFMA otherwise loads the model once more, as Keras, to find it.
         model_specs=[tfma.ModelSpec(signature_name=SIGNATURE, label_key=candidates.GAIN,
-                                    prediction_key=PREDICTION)],
+                                    prediction_key=PREDICTION, model_type=tfma.TF_GENERIC)],
         slicing_specs=[tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=list(keys))
                                               for keys in candidates.SLICES],
         metrics_specs=[
@@ -53,7 +54,11 @@ def eval_config(config: EvalConfig) -> tfma.EvalConfig:
                                            per_slice_thresholds=[_overall(ndcg_threshold)])]),
             tfma.MetricsSpec(query_key=candidates.REQUEST,
                              metrics=[tfma.MetricConfig(class_name="MinLabelPosition")]),
+            # 1,000 thresholds, not TFMA's 10,000: the scores are positions in a list of
+            # max_k items (steps of 1 / max_k), so finer buckets add nothing but cost (each
+            # slice's AUC sums its histogram over every threshold).
             tfma.MetricsSpec(metrics=[tfma.MetricConfig(class_name="AUC",
+                                                        config=json.dumps({"num_thresholds": 1000}),
                                                         per_slice_thresholds=[_overall(auc_threshold)]),
                                       tfma.MetricConfig(class_name="ExampleCount")]),
         ])

@@ -39,8 +39,20 @@ class RankerCard:
     loss: str = ""
 
 
+class _Untracked:
+    """The Keras ranker the saved function calls, held where tf.Module does not track it."""
+
+    __slots__ = ("ranker",)
+
+    def __init__(self, ranker):
+        self.ranker = ranker
+
+
 class ScoringRanker(tf.Module):
     """A trained ranker with one saved function: ``score(features) -> logits [b, c]``.
+
+    The SavedModel holds the ranker's variables and ``score``, not the Keras model (whose
+    saving traces and writes every layer's call functions that no loader uses).
 
     Args:
       ranker: a trained ``models.ranking.model.Ranker``.
@@ -49,11 +61,13 @@ class ScoringRanker(tf.Module):
 
     def __init__(self, ranker, dim: int):
         super().__init__()
-        self.ranker = ranker
+        self._keras = _Untracked(ranker)
+        self.ranker_variables = list(ranker.variables)
         spec = {QUERY: tf.TensorSpec([None, None, dim], tf.float32),
                 ITEM: tf.TensorSpec([None, None, dim], tf.float32),
                 SCALARS: tf.TensorSpec([None, None, len(SCALAR_NAMES)], tf.float32)}
-        self.score = tf.function(lambda inputs: self.ranker(inputs), input_signature=[spec])
+        self.score = tf.function(lambda inputs: self._keras.ranker(inputs), input_signature=[spec],
+                                 autograph=False)
 
 
 def save(ranker, dim: int, card: RankerCard, export_dir: str) -> None:

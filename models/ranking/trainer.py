@@ -80,7 +80,10 @@ def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfi
     loss_fn = LOSS_FUNCTIONS[config.loss]
     optimizer = tf.keras.optimizers.Adam(config.learning_rate)
 
-    @tf.function
+    # AutoGraph off: the step branches on nothing but Python values, and AutoGraph would convert
+    # the Keras code it calls (tf_keras is not on its list of packages to leave alone: seconds of
+    # tracing). reduce_retracing: the epoch's last, shorter batch reuses the trace.
+    @tf.function(autograph=False, reduce_retracing=True)
     def step(query, positions, scores, popularity, history, time, own, labels):
         inputs = list_features(query, item_tables.item_embeddings, positions, scores, popularity,
                                tf.gather(first_seen, positions), history, time, table, trend,

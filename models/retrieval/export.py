@@ -19,24 +19,46 @@ QUERY_SIGNATURE = "query_embedding"
 CANDIDATE_SIGNATURE = "candidate_embedding"
 
 
+class _Untracked:
+    """Keras objects the signatures call, held where tf.Module does not track them."""
+
+    __slots__ = ("query", "candidate", "transform")
+
+    def __init__(self, query, candidate, transform):
+        self.query, self.candidate, self.transform = query, candidate, transform
+
+
 class RetrievalModule(tf.Module):
-    """Towers plus the Transform layer, callable on raw features."""
+    """Towers plus the Transform layer, callable on raw features.
+
+    The SavedModel holds the towers' variables, the Transform graph's tables and assets and
+    the two signatures, not the Keras objects: saving a Keras model or layer traces and writes
+    every layer's call functions, which no caller of this SavedModel uses and every loader
+    restores (about 5 s at each save, and again at each load and re-save of the servables that
+    embed this one).
+    """
 
     def __init__(self, model, tft_layer):
         super().__init__()
-        self.query_tower = model.query_tower
-        self.candidate_tower = model.candidate_tower
-        self.tft_layer = tft_layer
+        self._keras = _Untracked(model.query_tower, model.candidate_tower, tft_layer)
+        unique = {}
+        for variable in model.query_tower.variables + model.candidate_tower.variables:
+            unique.setdefault(id(variable), variable)  # the item-id table is in both towers
+        self.tower_variables = list(unique.values())
+        # What TFT's layer itself tracks for a SavedModel: its loaded Transform graph (tables,
+        # vocabulary assets, their initialisers).
+        self.transform_graph = tft_layer._saved_model_loader_tracked_dict  # noqa: SLF001
 
-    @tf.function(input_signature=[raw.USER_SIGNATURE])
+    # AutoGraph off: nothing here branches on a tensor (models/retrieval/model.py says why).
+    @tf.function(input_signature=[raw.USER_SIGNATURE], autograph=False)
     def query_embedding(self, features):
-        transformed = self.tft_layer(raw.complete(features))
-        return {"embedding": self.query_tower(transformed)}
+        transformed = self._keras.transform(raw.complete(features))
+        return {"embedding": self._keras.query(transformed)}
 
-    @tf.function(input_signature=[raw.ITEM_SIGNATURE])
+    @tf.function(input_signature=[raw.ITEM_SIGNATURE], autograph=False)
     def candidate_embedding(self, features):
-        transformed = self.tft_layer(raw.complete(features))
-        return {"embedding": self.candidate_tower(transformed)}
+        transformed = self._keras.transform(raw.complete(features))
+        return {"embedding": self._keras.candidate(transformed)}
 
 
 def save(model, tft_output, export_dir: str) -> None:

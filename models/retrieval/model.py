@@ -34,6 +34,15 @@ QUERY_FEATURES = (features.USER_IDX, features.GENDER_IDX, features.OCCUPATION_ID
 CANDIDATE_FEATURES = (features.ITEM_IDX, features.GENRE_IDS, features.TITLE_TOKENS, features.YEAR_BUCKET)
 RECENT = 5  # how many of the latest history items form the "recent" bag
 
+# AutoGraph converts every function a converted one calls, unless its module is known to need no
+# conversion; tf_keras (Keras 2 under TF 2.16) is not on TensorFlow's list, so Keras's own
+# layer, training and optimizer code was converted at each model's first step: about 25 s of a
+# 30-s first epoch on the default data. Our code branches on its configuration, never on a
+# tensor, so the training step runs unconverted (``TwoTowerModel.train_step``); TFRS's
+# retrieval task branches on ``len(tf.shape(x))``, which only AutoGraph can trace, so its body
+# alone is converted (``_RetrievalTask``).
+_not_converted = tf.autograph.experimental.do_not_convert
+
 
 class MeanBag(tf.keras.layers.Layer):
     """int64 [batch, n] ids, 0 = padding -> [batch, dim] mean of the non-padding embeddings.
@@ -76,11 +85,17 @@ def _trained_only(ids: tf.Tensor, trained) -> tf.Tensor:
     return tf.where(tf.gather(trained, ids), ids, tf.zeros_like(ids))
 
 
-def _mlp(embedding_dim: int) -> tf.keras.Sequential:
-    return tf.keras.Sequential([
-        tf.keras.layers.Dense(2 * embedding_dim, activation="relu"),
-        tf.keras.layers.Dense(embedding_dim),
-    ])
+class _MLP(tf.keras.layers.Layer):
+    """Two dense layers (ReLU between). A Sequential would build a functional graph of itself
+    at its first call, several seconds of tracing per model for the same computation."""
+
+    def __init__(self, embedding_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self._hidden = tf.keras.layers.Dense(2 * embedding_dim, activation="relu")
+        self._out = tf.keras.layers.Dense(embedding_dim)
+
+    def call(self, inputs: tf.Tensor) -> tf.Tensor:
+        return self._out(self._hidden(inputs))
 
 
 class QueryTower(tf.keras.Model):
@@ -97,7 +112,7 @@ class QueryTower(tf.keras.Model):
         self._age = tf.keras.layers.Embedding(features.AGE_BUCKETS + 1, 4)
         self._history = MeanBag(item_embedding, name="history")
         self._recent = MeanBag(item_embedding, latest=RECENT, name="recent_history")
-        self._dense = _mlp(config.embedding_dim)
+        self._dense = _MLP(config.embedding_dim)
 
     def call(self, inputs: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
         parts = [
@@ -145,7 +160,7 @@ class CandidateTower(tf.keras.Model):
         self._genres = MeanBag(tf.keras.layers.Embedding(sizes[features.GENRE_VOCAB] + 2, 16), name="genres")
         self._title = MeanBag(tf.keras.layers.Embedding(sizes[features.TITLE_VOCAB] + 2, 16), name="title")
         self._year = tf.keras.layers.Embedding(features.YEAR_BUCKETS + 1, 4)
-        self._dense = _mlp(config.embedding_dim)
+        self._dense = _MLP(config.embedding_dim)
 
     def call(self, inputs: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
         item = _trained_only(inputs[features.ITEM_IDX], self._trained_items)
@@ -163,6 +178,12 @@ class CandidateTower(tf.keras.Model):
             bias = self._id_bias(item) + self._content_bias(content)
             out = tf.concat([out, bias], axis=-1)
         return out
+
+
+class _RetrievalTask(tfrs.tasks.Retrieval):
+    """TFRS's retrieval task with only its own body converted by AutoGraph (see above)."""
+
+    call = tf.autograph.to_graph(tfrs.tasks.Retrieval.call, recursive=False)
 
 
 class TwoTowerModel(tfrs.Model):
@@ -194,13 +215,17 @@ class TwoTowerModel(tfrs.Model):
         self._item_table = {key: tf.constant(value) for key, value in item_table.items()}
         self._num_items = int(len(item_probability)) - 1
         self._config = config
-        self.task = tfrs.tasks.Retrieval(temperature=config.temperature,
+        self.task = _RetrievalTask(temperature=config.temperature,
                                          remove_accidental_hits=config.remove_accidental_hits)
 
     def _uniform_negatives(self):
         """Candidate features of ``uniform_negatives`` items drawn uniformly (index 0 excluded)."""
         ids = tf.random.uniform([self._config.uniform_negatives], 1, self._num_items + 1, tf.int64)
         return {key: tf.gather(value, ids) for key, value in self._item_table.items()}
+
+    @_not_converted
+    def train_step(self, inputs):
+        return super().train_step(inputs)
 
     def compute_loss(self, inputs: Dict[str, tf.Tensor], training: bool = False) -> tf.Tensor:
         query = self.query_tower(inputs, training=training)
