@@ -24,6 +24,6 @@ def test_index_benchmark_compares_the_project_index_with_exact_search(tmp_path, 
     ratios = result["ratios"]["30000"]
     assert ratios["recall@10"] == rows["scann"]["recall@10"]
     assert ratios["batched_speedup"] == pytest.approx(
-        rows["scann"]["search_qps_batched"] / rows["exact"]["search_qps_batched"], rel=0.01)
+        rows["scann"]["search_qps_batched"] / rows["exact"]["search_qps_batched"], abs=0.051)  # 1 decimal
     assert "30,000 scann" in printed and "single_latency_ratio" in printed
     assert (tmp_path / "index.txt").read_text().strip() in printed

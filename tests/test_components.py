@@ -226,6 +226,23 @@ def test_retrieval_run_fn_exports_the_deployed_model_and_its_holdout_twin(root, 
         assert out["embedding"].shape == (1, 16)
 
 
+def test_an_untrained_retrieval_model_exports_towers_that_embed(root, transformed):
+    # --epochs 0: the towers never saw a batch, so their variables are created while the export
+    # traces the signatures; the SavedModel must still hold them.
+    config = RetrievalConfig(epochs=0, embedding_dim=16, feature_dim=8, early_stopping_users=50)
+    args, model = _fn_args(root, "untrained", train_files=_files(transformed[1], features.TRAIN),
+                           eval_files=_files(transformed[1], features.EVAL),
+                           transform_output=transformed[0].uri, custom_config=fields(config))
+    retrieval_trainer.run_fn(args)
+    towers = tf.saved_model.load(path_utils.serving_model_path(model.uri))
+    assert len(towers.tower_variables) > 4
+    out = towers.signatures["candidate_embedding"](
+        item_id=tf.constant(["1", "2"]), title=tf.constant(["A", "B"]),
+        genres=tf.constant([["Drama"], [""]]), year=tf.constant([1990, 0], tf.int64))
+    assert out["embedding"].shape == (2, 16)
+    assert float(tf.reduce_max(tf.abs(out["embedding"][0] - out["embedding"][1]))) > 0
+
+
 @pytest.fixture(scope="module")
 def index(root, examples, transformed, retrieval):
     out = _artifact(standard_artifacts.Model, root / "index")

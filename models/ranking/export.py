@@ -62,12 +62,14 @@ class ScoringRanker(tf.Module):
     def __init__(self, ranker, dim: int):
         super().__init__()
         self._keras = _Untracked(ranker)
-        self.ranker_variables = list(ranker.variables)
         spec = {QUERY: tf.TensorSpec([None, None, dim], tf.float32),
                 ITEM: tf.TensorSpec([None, None, dim], tf.float32),
                 SCALARS: tf.TensorSpec([None, None, len(SCALAR_NAMES)], tf.float32)}
         self.score = tf.function(lambda inputs: self._keras.ranker(inputs), input_signature=[spec],
                                  autograph=False)
+        # Traced first: a ranker that never saw a batch creates its variables in that call.
+        self.score.get_concrete_function()
+        self.ranker_variables = list(ranker.variables)
 
 
 def save(ranker, dim: int, card: RankerCard, export_dir: str) -> None:

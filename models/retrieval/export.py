@@ -41,10 +41,6 @@ class RetrievalModule(tf.Module):
     def __init__(self, model, tft_layer):
         super().__init__()
         self._keras = _Untracked(model.query_tower, model.candidate_tower, tft_layer)
-        unique = {}
-        for variable in model.query_tower.variables + model.candidate_tower.variables:
-            unique.setdefault(id(variable), variable)  # the item-id table is in both towers
-        self.tower_variables = list(unique.values())
         # What TFT's layer itself tracks for a SavedModel: its loaded Transform graph (tables,
         # vocabulary assets, their initialisers).
         self.transform_graph = tft_layer._saved_model_loader_tracked_dict  # noqa: SLF001
@@ -67,4 +63,10 @@ def save(model, tft_output, export_dir: str) -> None:
         QUERY_SIGNATURE: module.query_embedding.get_concrete_function(),
         CANDIDATE_SIGNATURE: module.candidate_embedding.get_concrete_function(),
     }
+    # Collected after tracing: the towers of a model that never trained (--epochs 0) create
+    # their variables when first called, here.
+    unique = {}
+    for variable in model.query_tower.variables + model.candidate_tower.variables:
+        unique.setdefault(id(variable), variable)  # the item-id table is in both towers
+    module.tower_variables = list(unique.values())
     tf.saved_model.save(module, export_dir, signatures=signatures)
