@@ -94,25 +94,25 @@ def _rows(results: List[dict], kind: str) -> List[str]:
         line = f"  {name:<24}"
         for steps in by:
             s = steps.get(name)
-            line += (f"{s['seconds']:>9.1f}{s['cpu_seconds']:>8.1f}{s['peak_rss'] / 1e9:>6.2f}"
-                     if s else f"{'-':>23}")
+            line += (f"{s['seconds']:>10.1f}{s['cpu_seconds']:>8.1f}{s['peak_rss'] / 1e9:>6.2f}"
+                     if s else f"{'-':>24}")
         lines.append(line)
     line = f"  {'whole run':<24}"
     for r in results:
-        line += f"{r[kind]['wall']:>9.1f}{r[kind]['cpu_seconds']:>8.1f}{r[kind]['peak_rss'] / 1e9:>6.2f}"
+        line += f"{r[kind]['wall']:>10.1f}{r[kind]['cpu_seconds']:>8.1f}{r[kind]['peak_rss'] / 1e9:>6.2f}"
     lines.append(line)
     return lines
 
 
 def table(results: List[dict]) -> str:
     """Both runs per step at each size (wall s, CPU s, peak GB), and the whole runs' ratio."""
-    head = f"  {'step':<24}" + "".join(f"{r['size'] + ' wall':>9}{'cpu':>8}{'GB':>6}" for r in results)
+    head = f"  {'step':<24}" + "".join(f"{r['size'] + ' wall':>10}{'cpu':>8}{'GB':>6}" for r in results)
     lines = ["this project (recsys run)", head] + _rows(results, "ours")
     lines += ["", "stock TFX chain (same interactions)", head] + _rows(results, "stock")
-    lines += ["", f"  {'wall ratio (ours / stock)':<24}" + "".join(f"{r['ratio']:>22.2f}x"
+    lines += ["", f"  {'wall ratio (ours / stock)':<24}" + "".join(f"{r['ratio']:>23.2f}x"
                                                              for r in results)]
-    lines.append(f"  {'interactions':<24}" + "".join(f"{r['interactions']:>23,}" for r in results))
-    lines.append(f"  {'pushed (ours)':<24}" + "".join(f"{str(r['ours']['pushed']):>23}"
+    lines.append(f"  {'interactions':<24}" + "".join(f"{r['interactions']:>24,}" for r in results))
+    lines.append(f"  {'pushed (ours)':<24}" + "".join(f"{str(r['ours']['pushed']):>24}"
                                                       for r in results))
     return "\n".join(lines)
 

@@ -19,8 +19,8 @@ def tiny_data(tmp_path_factory):
 
 
 # Beam options of the test runs that exercise something else than the runner: one in-process
-# worker, no worker start-up per Beam step. The default (a worker process per core) is run by
-# `make run` in tests/test_readme_commands.py and by the notebooks; the PortableRunner by
+# worker, no worker start-up per Beam step (what a local run below in_process_bytes chooses by
+# itself). Worker processes are run by tests/test_beam_read.py; the PortableRunner by
 # tests/test_portable.py.
 IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
