@@ -54,7 +54,7 @@ class PipelineConfig:
         and starts a worker process per core from this size on (``for_input``). Each worker
         process imports TensorFlow and loads the models its step uses: measured on 2 cores,
         about 8 s per Beam step and 1 GB per worker, which on small data costs more than the
-        second core gains; ``bench/cost.py`` measures both modes.
+        second core gains (README, "What a run costs").
     """
 
     name: str = "tfx-recommender"

@@ -162,8 +162,9 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     config.validate()  # before any data is read or generated
     check_serving_dir(config)
     folder = prepare_data(config, output_dir)
-    chosen = config.for_input(input_bytes(folder))
-    print(f"Beam: {_beam_line(chosen, input_bytes(folder), chosen is not config)}", flush=True)
+    n_bytes = input_bytes(folder)
+    chosen = config.for_input(n_bytes)
+    print(f"Beam: {_beam_line(chosen, n_bytes, chosen is not config)}", flush=True)
     config = chosen
     pipe = pipeline_def.create_pipeline(
         config, folder, SCHEMA_DIR,
@@ -195,7 +196,7 @@ def _beam_line(config: PipelineConfig, n_bytes: int, by_size: bool) -> str:
     if not by_size:
         return args
     return (f"DirectRunner in this process: {n_bytes / 1e6:.1f} MB of input, below "
-            f"in_process_bytes ({config.in_process_bytes / 1e6:.0f} MB); "
+            f"in_process_bytes ({config.in_process_bytes / 2**20:.0f} MiB); "
             f"--beam-arg=--direct_running_mode=multi_processing starts a worker per core")
 
 
