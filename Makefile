@@ -28,9 +28,15 @@ install: $(BIN)/recsys
 run: install
 	$(BIN)/recsys run $(ARGS)
 
+# Two pytest-xdist workers (tests/conftest.py groups the tests of the shared run, and each
+# module's, into one worker; TEST_JOBS= runs in one process); random order (pytest-randomly:
+# the seed is printed, ARGS=--randomly-seed=N replays it, ARGS="-p no:randomly" turns it off);
+# a time limit per test by its marker (pytest-timeout, tests/conftest.py).
+TEST_JOBS ?= -n 2 --dist loadgroup
 test: install
-	$(BIN)/python -m pytest -v -rA --durations=15 $(ARGS)
+	$(BIN)/python -m pytest -v -rA --durations=15 $(TEST_JOBS) $(ARGS)
 
+# Pure functions, executors on hand-made inputs, compile checks: no model training, no pipeline run.
 test-fast: install
 	$(BIN)/python -m pytest -v -m "not e2e and not slow" $(ARGS)
 

@@ -23,7 +23,8 @@ setup(
         "apache-beam[gcp]==2.59.0",
     ],
     extras_require={
-        "dev": ["pytest", "ruff", "matplotlib", "nbformat", "nbclient", "ipykernel", "implicit"],
+        "dev": ["pytest", "pytest-timeout", "pytest-randomly", "pytest-xdist", "ruff", "matplotlib",
+                "nbformat", "nbclient", "ipykernel", "implicit"],
     },
     entry_points={"console_scripts": ["recsys=cli.main:main"]},
 )

@@ -119,6 +119,35 @@ def main_table(model_dir: str, given: Dict[str, list], future: Dict[str, set], n
     return table, {evaluate.EASE: ease_settings, IALS: ials_settings}
 
 
+def score_run(result: Dict[str, object], dataset: readers.Dataset, given: Dict[str, list],
+              future: Dict[str, set], top_k: int, data: str, refit: bool = True) -> Dict[str, object]:
+    """The main table of a pipeline run on ``given`` (``result``: its summary), printed, with
+    the run's own figures beside it."""
+    table, tuned = main_table(result["pushed_to"], given, future, len(dataset.items), top_k)
+    report = {"data": data, "top_k": top_k, "refit": refit,
+              "protocol": f"each user's latest {FUTURE_FRACTION:.0%} held out before the pipeline",
+              "main": table, "baselines": tuned,
+              "pipeline_inner_eval": (result.get("evaluation") or {}).get("metrics", {}),
+              "retrieval_training": result.get("retrieval_training", {}),
+              "ranking_training": result.get("ranking_training", {})}
+    print(f"\nQuality on later interactions ({report['protocol']}; the pushed model through "
+          f"serving_default, lists of {top_k}, seen items never hits; baselines fitted on the "
+          f"same given part)")
+    print(render(table, COLUMNS))
+    print(f"Pushed model: {int(table[evaluate.MODEL]['users_served_a_seen_item'])} users served an item "
+          f"they had interacted with. EASE l2 {tuned[evaluate.EASE]['l2']:g}; iALS "
+          f"{tuned[IALS]['factors']} factors, alpha {tuned[IALS]['alpha']:g} (tuned on an inner split)")
+    return report
+
+
+def write(report: Dict[str, object], output: str) -> None:
+    """``quality.json`` and the main table's chart ``quality.png`` in ``output``."""
+    os.makedirs(output, exist_ok=True)
+    with open(os.path.join(output, "quality.json"), "w") as f:
+        json.dump(report, f, indent=2)
+    chart(report["main"], os.path.join(output, "quality.png"))
+
+
 # --- cold start ---
 
 
@@ -311,30 +340,15 @@ def main(argv=None) -> int:
     config = dataclasses.replace(base, data=dataclasses.replace(
         base.data, data_dir=os.path.join(output, "given")))
     result = _run(config, os.path.join(output, "run"))
-    table, tuned = main_table(result["pushed_to"], given, future, len(dataset.items), args.top_k)
-    report = {"data": args.data or "synthetic", "top_k": args.top_k, "refit": not args.no_refit,
-              "protocol": f"each user's latest {FUTURE_FRACTION:.0%} held out before the pipeline",
-              "main": table, "baselines": tuned,
-              "pipeline_inner_eval": (result.get("evaluation") or {}).get("metrics", {}),
-              "retrieval_training": result.get("retrieval_training", {}),
-              "ranking_training": result.get("ranking_training", {})}
-    print(f"\nQuality on later interactions ({report['protocol']}; the pushed model through "
-          f"serving_default, lists of {args.top_k}, seen items never hits; baselines fitted on the "
-          f"same given part)")
-    print(render(table, COLUMNS))
-    print(f"Pushed model: {int(table[evaluate.MODEL]['users_served_a_seen_item'])} users served an item "
-          f"they had interacted with. EASE l2 {tuned[evaluate.EASE]['l2']:g}; iALS "
-          f"{tuned[IALS]['factors']} factors, alpha {tuned[IALS]['alpha']:g} (tuned on an inner split)")
+    report = score_run(result, dataset, given, future, args.top_k, args.data or "synthetic",
+                       refit=not args.no_refit)
     if not args.no_cold_start:
         cold = cold_start(data_dir, base, output, args.cold_fraction, args.cold_history)
         report["cold_start"] = cold
         print(f"\nCold start ({args.cold_fraction:.0%} of users and of items removed from training)")
         print(render(cold, ("recall@10", f"recall@{args.top_k}", "ndcg@10", "hr@10")))
     report["seconds"] = round(time.time() - started, 1)
-    os.makedirs(output, exist_ok=True)
-    with open(os.path.join(output, "quality.json"), "w") as f:
-        json.dump(report, f, indent=2)
-    chart(table, os.path.join(output, "quality.png"))
+    write(report, output)
     print(f"\nWrote {output}/quality.json and quality.png ({report['seconds']:.0f} s)")
     return 0
 

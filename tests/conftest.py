@@ -8,6 +8,24 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 from models.data import synthetic  # noqa: E402
+from tests.support import ACCENTED_ITEM, write  # noqa: E402
+
+# Seconds a test may take, setup included, by its marker: past it pytest-timeout stops it with
+# its stack (an e2e test may pay for the shared run, about 4 minutes alone on 2 cores).
+TIMEOUTS = {"e2e": 1500, "slow": 420, None: 120}
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own, which reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            level = next((m for m in ("e2e", "slow") if item.get_closest_marker(m)), None)
+            item.add_marker(pytest.mark.timeout(TIMEOUTS[level]))
+        # With pytest-xdist (make test: -n 2 --dist loadgroup) each group runs in one worker:
+        # the tests reading the shared run together, so that it is made once; the others by
+        # module, so that a module's fixtures are made once.
+        group = "shared_run" if "shared_run" in item.fixturenames else item.module.__name__
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
@@ -16,20 +34,6 @@ def tiny_data(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny")
     return synthetic.write_canonical(str(folder), num_users=300, num_items=400,
                                      num_interactions=15_000, seed=3)
-
-
-# Beam options of the test runs that exercise something else than the runner: one in-process
-# worker, no worker start-up per Beam step (what a local run below in_process_bytes chooses by
-# itself). Worker processes are run by tests/test_beam_read.py; the PortableRunner by
-# tests/test_portable.py.
-IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
-
-
-def write(folder, name, text, encoding="utf-8"):
-    path = os.path.join(folder, name)
-    with open(path, "w", encoding=encoding) as f:
-        f.write(text)
-    return path
 
 
 @pytest.fixture
@@ -90,7 +94,8 @@ def ml100k_hazards(tmp_path_factory):
     carries: accented titles with commas, quotes and parentheses; ids that are not small
     integers; the 'unknown' item with an empty release date and the 'unknown' genre;
     alphanumeric zip codes; catalogue items nobody interacted with; users with one
-    interaction; a user whose interactions share one timestamp."""
+    interaction; a user whose interactions share one timestamp; user and item ids with
+    accents."""
     folder = tmp_path_factory.mktemp("ml100k-hazards")
     data = synthetic.generate(num_users=200, num_items=300, num_interactions=9_000, seed=11)
     uid = {u[0]: str(700_000 + 7 * int(u[0])) for u in data["users"]}
@@ -102,6 +107,12 @@ def ml100k_hazards(tmp_path_factory):
     users += [(u, 30, "F", "other", "00000") for u in singles]
     rows = [(uid[u], iid[i], r, t) for u, i, t, r in data["interactions"]]
     rows += [(u, iid[str(1 + n)], 4, 880_000_000 + n) for n, u in enumerate(singles)]
+    # Ids that are not ASCII (latin-1 encodable, as the file is): two users who copy the
+    # timelines of others, and an item that others interacted with.
+    accented = {"zoë-71": uid["2"], "rené-72": uid["3"]}
+    users += [(u, 41, "M", "artist", "H2X 1Y4") for u in accented]
+    rows += [(u, i, r, t + 1) for u, source in accented.items() for s, i, r, t in list(rows) if s == source]
+    rows += [(uid[u], ACCENTED_ITEM, 5, 884_000_000 + int(u)) for u in map(str, range(4, 30))]
     # One user rated everything in the same second.
     same = uid["1"]
     rows = [(u, i, r, 881_000_000 if u == same else t) for u, i, r, t in rows]
@@ -110,12 +121,17 @@ def ml100k_hazards(tmp_path_factory):
     write(folder, "u.genre", "".join(f"{g}|{n}\n" for n, g in enumerate(ML100K_GENRES)) + "\n",
           encoding="latin-1")
     lines = []
+
+    def flags_of(*on):
+        return "|".join("1" if g in on else "0" for g in ML100K_GENRES)
+
     for n, (item, title, genres, year) in enumerate(data["items"]):
         if n < len(LATIN1_TITLES):
             title = LATIN1_TITLES[n]
         title = title.encode("latin-1", "replace").decode("latin-1")  # no CJK in latin-1
         flags = "|".join("1" if g in genres.split("|") else "0" for g in ML100K_GENRES)
         lines.append(f"{iid[item]}|{title}|01-Jan-{year}||http://us.imdb.com/M/title-exact?x|{flags}\n")
+    lines.append(f"{ACCENTED_ITEM}|Crème brûlée (1999)|01-Jan-1999||http://x|{flags_of('Comedy')}\n")
     # The 'unknown' item of ML-100K, and catalogue items without interactions.
     unknown = "|".join("1" if g == "unknown" else "0" for g in ML100K_GENRES)
     lines.append(f"99999267|unknown||||{unknown}\n")
@@ -123,3 +139,38 @@ def ml100k_hazards(tmp_path_factory):
     lines += [f"{99_999_300 + n}|Jamais vu n° {n} (1998)|01-Jan-1998||http://x|{none}\n" for n in range(4)]
     write(folder, "u.item", "".join(lines), encoding="latin-1")
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def shared_run(tiny_data, tmp_path_factory):
+    """The suite's one full pipeline run, read by every test that only reads a run's outputs
+    (tests/test_e2e.py, the quality benchmark's main table, the report, the analysis notebook).
+
+    The pipeline is given the first 80% of each user's timeline of ``tiny_data`` (the quality
+    benchmark's outer split); the later interactions judge the pushed model. Tests that run
+    the pipeline again fork it (tests/support.py: fork) and leave these folders as they are.
+    """
+    from bench import quality
+    from models.data import readers
+    from pipeline.config import DataConfig, PipelineConfig, RankingConfig, RetrievalConfig
+    from tests.support import IN_PROCESS, SHARED_RUN_SEED, SharedRun, run_pipeline
+
+    root = tmp_path_factory.mktemp("shared-run")
+    given_dir = str(root / "given")
+    dataset = readers.read_dataset(tiny_data)
+    given, future = quality.outer_split(dataset, given_dir)
+    config = PipelineConfig(
+        serving_dir=str(root / "serving"),
+        top_k=10,
+        data=DataConfig(data_dir=given_dir),
+        # A twentieth of the default data: fewer steps per epoch, so a larger step size.
+        retrieval=RetrievalConfig(learning_rate=0.005, seed=SHARED_RUN_SEED),
+        ranking=RankingConfig(epochs=2),
+        # Forks rerun only what their change reaches; the rest comes from this run's cache.
+        enable_cache=True,
+        beam_args=IN_PROCESS,
+    )
+    out = str(root / "out")
+    summary = run_pipeline(config, out)
+    return SharedRun(config=config, summary=summary, out=out, given_dir=given_dir, dataset=dataset,
+                     given=given, future=future)

@@ -17,8 +17,7 @@ import tensorflow as tf
 from models import features
 from models.data import beam_read, examples, readers, schema, splits
 from models.data.errors import DataError
-from tests.conftest import write
-from tests.test_data import BROKEN_FILES
+from tests.support import BROKEN_FILES, write
 
 ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -150,7 +149,7 @@ def _run_executor(data_dir, out, data=None, args=ARGS):
 
     from components.example_gen import executor as example_gen
     from models.data.config import DataConfig
-    from tests.test_components import _gen_properties
+    from tests.support import gen_properties
 
     artifact = standard_artifacts.Examples()
     artifact.uri = str(out)
@@ -161,10 +160,11 @@ def _run_executor(data_dir, out, data=None, args=ARGS):
     with mock.patch.object(sys, "argv", [sys.argv[0]]):
         example_gen.InteractionsExecutor(context).Do(
             {}, {"examples": [artifact]},
-            _gen_properties(data_dir, data or DataConfig(data_dir=data_dir), (features.TRAIN, features.EVAL)))
+            gen_properties(data_dir, data or DataConfig(data_dir=data_dir), (features.TRAIN, features.EVAL)))
     return artifact
 
 
+@pytest.mark.slow
 def test_the_executor_keeps_its_report_and_enforces_the_budget(tiny_data, tmp_path):
     from models.data.config import DataConfig
 
@@ -182,6 +182,7 @@ def test_the_executor_keeps_its_report_and_enforces_the_budget(tiny_data, tmp_pa
     assert inter["bad"] == 1 and inter["first_bad"][0]["field"] == "timestamp"
 
 
+@pytest.mark.slow
 def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
     """With worker processes (the default runner), the executor's own process reads the
     headers and file sizes only: a few hundred bytes of a 3 MB interactions file."""

@@ -1,8 +1,10 @@
 """Level 1: command-line flags land in the typed configuration."""
 
+import pytest
+
 from cli import main as cli
 from pipeline.config import IndexConfig, RankingConfig, RetrievalConfig
-from tests.conftest import IN_PROCESS
+from tests.support import IN_PROCESS, write
 
 
 def _config(*flags):
@@ -135,3 +137,24 @@ def test_epochs_zero_is_accepted_for_an_untrained_model():
     config = cli._config(args)
     config.validate()
     assert config.retrieval.epochs == 0
+
+
+@pytest.mark.parametrize("files,message", [
+    ({"ratings.csv": "a,b\n"}, "no known layout. Expected interactions.csv"),
+    # MovieLens 100K without its u.user and u.item: the files found are named.
+    ({"u.data": "1\t1\t5\t874965758\n"}, "found ['u.data']"),
+    ({"interactions.csv": "user_id,item_id\n1,10\n"},
+     "interactions.csv:1: missing required column(s) ['timestamp']"),
+], ids=["unknown-layout", "missing-file", "missing-column"])
+def test_the_pre_flight_check_names_the_problem_before_any_component_runs(tmp_path, capsys, files,
+                                                                         message):
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, text in files.items():
+        write(str(data), name, text)
+    out = tmp_path / "out"
+    assert cli.main(["run", "--data", str(data), "--output-dir", str(out),
+                     "--serving-dir", str(tmp_path / "serving")]) == 2
+    printed = capsys.readouterr()
+    assert message in printed.out + printed.err, printed
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "run.lock"]  # nothing generated or run

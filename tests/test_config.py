@@ -41,3 +41,15 @@ def test_pipeline_validation_checks_every_section_and_how_they_fit():
                           (dict(top_k=200), r"index.candidates \(100\) must be >= top_k")):
         with pytest.raises(ConfigError, match=field):
             dataclasses.replace(bad, **change).validate()
+
+
+def test_example_gen_reads_back_the_data_section_it_was_given():
+    from tfx.utils import proto_utils
+
+    from components.example_gen import executor as example_gen
+    from models.data.config import DataConfig
+
+    data = DataConfig(data_dir="/data", eval_fraction=0.3, split_strategy="global")
+    packed = proto_utils.proto_to_json(example_gen.pack_config(data))
+    assert example_gen.data_config({"custom_config": packed}) == data
+    assert example_gen.data_config({}) == DataConfig()

@@ -12,7 +12,7 @@ from models import arrays, features, records
 from models.data import download, examples, readers, splits, synthetic
 from models.data.errors import DataError
 from models.evaluation import metrics
-from tests.conftest import write
+from tests.support import BROKEN_FILES, write
 
 
 def test_canonical_layout_read_with_defaults(canonical):
@@ -52,21 +52,6 @@ def test_unknown_layout_names_what_it_expects(tmp_path):
         readers.read_dataset(str(tmp_path))
 
 
-BROKEN_FILES = [
-    # (file written, its content, what the DataError must say).
-    ("interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,11,yesterday\n",
-     r"interactions.csv:3: field 'timestamp': 'yesterday' is not an integer"),
-    ("interactions.csv", "user_id,item_id\n1,10\n",
-     r"interactions.csv:1: missing required column\(s\) \['timestamp'\]"),
-    ("interactions.csv", "user_id,item_id,timestamp\n1,10,100\n1,99,200\n",
-     r"interactions.csv:3: field 'item_id': item '99' is not in .*items.csv"),
-    ("interactions.csv", "user_id,item_id,timestamp\n7,10,100\n1,10,200\n",
-     r"interactions.csv:2: field 'user_id': user '7' is not in"),
-    ("interactions.csv", "", "interactions.csv: the file is empty"),
-    ("users.csv", "user_id,age\n", "users.csv: the file has a header but no data rows"),
-    ("items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n",
-     "items.csv:5: field 'item_id': id '10' already listed on line 2"),
-]
 
 
 @pytest.mark.parametrize("name,content,message", BROKEN_FILES,

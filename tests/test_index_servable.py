@@ -8,82 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models import features
 from models.index import contract, searcher, servable
-from models.transform import raw
 from pipeline.config import IndexConfig
-
-ITEMS = np.array(["a", "b", "c", "d", "e"])
-# Item i lies along axis i: a query's dot products are just its coordinates.
-ITEM_VECTORS = np.eye(5, dtype=np.float32)
-USERS = np.array(["u1", "u2"])
-USER_VECTORS = np.array([[5, 4, 3, 2, 1], [1, 2, 3, 4, 5]], dtype=np.float32)
-POPULARITY = np.array([1, 9, 3, 7, 5], dtype=np.float32)
-
-
-class TableEncoder(tf.Module):
-    """A stand-in query tower with known answers.
-
-    query = the user's vector (zero if unknown) + for each history item the axis
-    of the *next* item in the catalogue (a -> b, ..., e -> a) + 3 * axis 'd' if
-    gender is 'F'.
-    """
-
-    def __init__(self, users, vectors, items):
-        super().__init__()
-        dim = vectors.shape[1]
-        self.vectors = tf.Variable(np.vstack([vectors, np.zeros((1, dim))]).astype(np.float32))
-        self.users = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(list(users), tf.range(len(users), dtype=tf.int64)),
-            len(users))
-        self.next_item = tf.lookup.StaticHashTable(
-            tf.lookup.KeyValueTensorInitializer(
-                list(items), tf.constant([(i + 1) % len(items) for i in range(len(items))], tf.int64)),
-            -1)
-        self.dim = dim
-
-    @tf.function(input_signature=[raw.USER_SIGNATURE])
-    def query_embedding(self, inputs):
-        query = tf.gather(self.vectors, self.users.lookup(inputs[features.USER_ID]))
-        following = self.next_item.lookup(inputs[features.HISTORY])
-        query += tf.reduce_sum(tf.one_hot(following, self.dim), axis=1)  # -1 -> zeros
-        female = tf.cast(inputs[features.GENDER] == "F", tf.float32)[:, None]
-        return {"embedding": query + 3.0 * female * tf.one_hot([3], self.dim)}
-
-
-def make_users(ids, seen, histories=None):
-    splits = np.cumsum([0] + [len(s) for s in seen])
-    histories = histories if histories is not None else [[""] * 2 for _ in ids]
-    return servable.Users(
-        ids=np.array(ids), ages=np.full(len(ids), 30), genders=np.array(["M"] * len(ids)),
-        occupations=np.array(["x"] * len(ids)), histories=np.array(histories, dtype=object),
-        last_seen=np.arange(len(ids)), seen_row_splits=splits,
-        seen_items=np.array([p for row in seen for p in row], np.int32))
-
-
-def make_index(candidates=3):
-    # u1 saw 'a'; u2 saw 'e' and 'd'. Stored histories are empty, so queries are the vectors.
-    users = make_users(USERS, [[0], [4, 3]])
-    return servable.RetrievalIndex(ITEMS, ITEM_VECTORS, [f"T {i}" for i in ITEMS], POPULARITY, users,
-                                   TableEncoder(USERS, USER_VECTORS, ITEMS), candidates)
-
-
-def context(user_ids, histories, genders=None, exclude=None):
-    width = max(1, max(len(h) for h in histories))
-    exclude = exclude or [[] for _ in user_ids]
-    excluded = max(1, max(len(e) for e in exclude))
-    return {
-        servable.EXCLUDE: tf.constant([e + [""] * (excluded - len(e)) for e in exclude]),
-        features.USER_ID: tf.constant(user_ids),
-        features.AGE: tf.zeros([len(user_ids)], tf.int64),
-        features.GENDER: tf.constant(genders or [""] * len(user_ids)),
-        features.OCCUPATION: tf.constant([""] * len(user_ids)),
-        features.HISTORY: tf.constant([h + [""] * (width - len(h)) for h in histories]),
-    }
-
-
-def ids(out):
-    return [[i.decode() for i in row] for row in out["item_ids"].numpy()]
+from tests.support import (
+    TableEncoder,
+    context,
+    ids,
+    make_index,
+    make_users,
+)
 
 
 def test_exact_index_excludes_seen_items_and_ranks_by_dot_product():

@@ -25,11 +25,11 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     spec, _ = runner.load(str(spec_path))
     lines = []
     # Run parameters as a submission would set them: another serving directory, a longer list,
-    # one retrieval epoch.
+    # one retrieval epoch and no refit (--no-refit: the holdout model is deployed).
     retrieval = json.loads(spec["root"]["inputDefinitions"]["parameters"]["retrieval"]["defaultValue"])
     published = harness.run(spec, str(tmp_path / "kfp-root"), mode="oss", emit=lines.append,
                             parameters={"top_k": 20, "serving_dir": str(tmp_path / "elsewhere"),
-                                        "retrieval": json.dumps({**retrieval, "epochs": 1})})
+                                        "retrieval": json.dumps({**retrieval, "epochs": 1, "refit": False})})
     assert set(published) == set(spec["root"]["dag"]["tasks"])
     # The first run serves nothing: ServedModel's artifact is marked empty and the entrypoint
     # dropped it, so the stock Evaluator ran without a baseline instead of failing on it.
@@ -44,6 +44,7 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     training = json.load(open(os.path.join(published["RetrievalTrainer"]["model_run"][0]["uri"],
                                            "training.json")))
     assert training["epochs_run"] == 1
+    assert training["config"]["refit"] is False and training["refit"] is None
     blessing = published["RecommenderEvaluator"]["blessing"][0]
     assert int(blessing["metadata"]["blessed"]) == 1
     metrics = json.load(open(os.path.join(published["RecommenderEvaluator"]["evaluation"][0]["uri"],
@@ -55,10 +56,10 @@ def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     assert "artifact types filled in" in log and "baseline_model (empty)" in log
 
 
-def test_oss_mode_refuses_constant_value_parameters_as_the_driver_does():
+def test_oss_mode_refuses_constant_value_parameters_as_the_driver_does(tmp_path):
     spec = {"root": {"dag": {"tasks": {"A": {"componentRef": {"name": "a"}, "inputs": {
         "parameters": {"x": {"runtimeValue": {"constantValue": {"stringValue": "v"}}}}}}}}},
         "components": {"a": {"executorLabel": "e"}},
         "deploymentSpec": {"executors": {"e": {"container": {"command": ["true"]}}}}}
     with pytest.raises(harness.HarnessError, match="ConstantValue not implemented"):
-        harness.run(spec, "/tmp/unused-root", mode="oss", emit=lambda line: None)
+        harness.run(spec, str(tmp_path / "root"), mode="oss", emit=lambda line: None)

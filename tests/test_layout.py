@@ -140,3 +140,21 @@ def test_the_check_finds_an_upward_import_and_a_cycle(tmp_path):
     assert len(upward) == 1 and "models.index.servable (model code) imports pipeline.config" \
         in upward[0] and upward[0].startswith(os.path.join("models", "index", "servable.py") + ":2")
     assert cycles == [["models.index", "models.ranking", "models.index"]]
+
+
+def test_test_modules_share_helpers_only_through_the_support_module():
+    """A test module imports tests/support.py (fixtures live in tests/conftest.py), never
+    another test module or the conftest: each test file can be run, moved or removed alone."""
+    tests = modules(ROOT, ("tests",))
+    wrong = []
+    for path in tests.values():
+        for node in ast.walk(ast.parse(open(path, encoding="utf-8").read(), path)):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            wrong += [(os.path.relpath(path, ROOT), node.lineno, name) for name in names
+                      if name.startswith("tests.") and name != "tests.support"]
+    assert not wrong, wrong
+    # The check sees such an import.
+    assert any(name == "tests.support" for path in tests.values()
+               for node in ast.walk(ast.parse(open(path, encoding="utf-8").read()))
+               if isinstance(node, ast.ImportFrom) for name in [node.module])

@@ -1,7 +1,9 @@
-"""Notebooks import from the package and are executed here, with small data, in name order
-(the model-analysis notebook reads the walkthrough's run)."""
+"""Notebooks import from the package and are executed here with small data. The walkthrough
+runs the pipeline itself; the model-analysis notebook reads the suite's shared run."""
 
+import json
 import os
+import re
 
 import nbformat
 import pytest
@@ -16,33 +18,64 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
-def notebook_env(tmp_path_factory):
-    """The environment the notebooks read: small data, one shared output folder."""
-    output = tmp_path_factory.mktemp("notebooks")
-    saved = dict(os.environ)
-    os.environ.update({"RECSYS_NOTEBOOK_USERS": "200", "RECSYS_NOTEBOOK_OUTPUT": str(output),
-                       "TF_USE_LEGACY_KERAS": "1"})
-    yield output
-    os.environ.clear()
-    os.environ.update(saved)
-
-
 def test_every_notebook_is_covered():
     assert sorted(n for n in os.listdir(NOTEBOOKS) if n.endswith(".ipynb")) == sorted(EXPECTED)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_notebook_executes(name, notebook_env):
-    notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
-    NotebookClient(notebook, timeout=900, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.dirname(NOTEBOOKS)}}).execute()
+def _execute(name, env, tmp_path):
+    """The notebook's printed text, executed in a kernel with ``env`` (and temporary files
+    under ``tmp_path``)."""
+    saved = dict(os.environ)
+    os.environ.update({**env, "TF_USE_LEGACY_KERAS": "1", "TMPDIR": str(tmp_path)})
+    try:
+        notebook = nbformat.read(os.path.join(NOTEBOOKS, name), as_version=4)
+        NotebookClient(notebook, timeout=900, kernel_name="python3",
+                       resources={"metadata": {"path": os.path.dirname(NOTEBOOKS)}}).execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
     for expected in EXPECTED[name]:
         assert expected in text, (expected, text[-3000:])
-    if name == "01-walkthrough.ipynb":
-        # The walkthrough's run wrote its report, which the analysis notebook's run does not need.
-        assert os.listdir(os.path.join(notebook_env, "reports"))
+    return text
+
+
+def _recall_lines(text):
+    """{model: recall@10} as the notebook printed it."""
+    return {m.group(1): float(m.group(2)) for m in re.finditer(r"^(\w+) +recall@10=([0-9.]+)", text, re.M)}
+
+
+@pytest.mark.e2e
+def test_the_walkthrough_runs_the_pipeline_and_prints_its_figures(tmp_path):
+    output = tmp_path / "output"
+    text = _execute("01-walkthrough.ipynb", {"RECSYS_NOTEBOOK_USERS": "200",
+                                             "RECSYS_NOTEBOOK_OUTPUT": str(output)}, tmp_path)
+    summary = json.load(open(output / "summary.json"))
+    assert "exit code 0" in text and summary["pushed"]
+    printed = _recall_lines(text)
+    assert printed == {name: round(values["recall@10"], 4)
+                       for name, values in summary["evaluation"]["metrics"].items()}
+    assert os.listdir(output / "reports")
+
+
+@pytest.mark.e2e
+def test_the_model_analysis_reads_a_run_and_prints_its_figures(shared_run, tmp_path):
+    text = _execute("02-model-analysis.ipynb", {"RECSYS_NOTEBOOK_OUTPUT": shared_run.out}, tmp_path)
+    # It analyses the run it was pointed at (no run of its own): the figures are that run's.
+    printed = _recall_lines(text)
+    assert printed == {name: round(values["recall@10"], 4)
+                       for name, values in shared_run.summary["evaluation"]["metrics"].items()}
+    assert "pushed: True" in text
+    cases = re.search(r"(\d+) new users: recall@10 of their later items with a 3-item history "
+                      r"([0-9.]+), with nothing \(popularity\) ([0-9.]+)", text)
+    assert cases and int(cases.group(1)) > 0, text[-2000:]
+
+
+@pytest.mark.slow
+def test_the_quickstart_scores_the_baselines(tmp_path):
+    text = _execute("quickstart.ipynb", {"QUICKSTART_USERS": "300"}, tmp_path)
+    assert re.search(r"\S+ \d{4,} interactions, 300 users, 400 items", text), text
+    printed = _recall_lines(text)
+    assert set(printed) == {"popularity", "EASE"} and 0 < printed["popularity"] < printed["EASE"]

@@ -11,6 +11,7 @@ import re
 import sys
 from unittest import mock
 
+import pytest
 import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.proto.orchestration import pipeline_pb2
@@ -20,6 +21,8 @@ from models.data import schema
 from pipeline import local_runner, portable
 from pipeline import pipeline as pipeline_def
 from pipeline.config import DataConfig, PipelineConfig
+
+pytestmark = pytest.mark.slow
 
 
 def _run_data_steps(data_dir, out, beam_runner, beam_args):

@@ -119,6 +119,7 @@ def _ndcg(order_scores, labels, k=5):
 
 
 @pytest.mark.parametrize("loss", [POINTWISE, LISTWISE])
+@pytest.mark.slow
 def test_the_ranker_learns_what_retrieval_order_misses(loss):
     rng = np.random.default_rng(1)
     tf.keras.utils.set_random_seed(1)

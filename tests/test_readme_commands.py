@@ -12,8 +12,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.e2e
 def test_make_run_pushes_a_model_on_the_embedded_data(tmp_path):
     args = f"--output-dir {tmp_path}/out --serving-dir {tmp_path}/serving"
-    result = subprocess.run(["make", "run", f"ARGS={args}"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=1800)
+    # `-o`: the suite runs in the installed .venv (make test installed it first), which a
+    # changed setup.py must not make `make run` reinstall in the middle of the suite.
+    result = subprocess.run(["make", "-o", ".venv/bin/recsys", "run", f"ARGS={args}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1800)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Blessed: True" in result.stdout
     assert f"Pushed to: {tmp_path}/serving/recommender/1" in result.stdout

@@ -17,7 +17,7 @@ from models.ranking import features as ranking_features
 from pipeline.config import RerankConfig
 from recommender import client
 from recommender import servable as recommender
-from tests.test_index_servable import context, ids, make_index
+from tests.support import context, ids, make_index
 
 # Items a..e have popularity 1, 9, 3, 7, 5 (tests/test_index_servable.py).
 
@@ -114,6 +114,7 @@ def test_score_examples_of_a_mixed_batch_equal_each_example_scored_alone():
     assert alone[0] == 1.0 and alone[2] == 0.75 and alone[5] == 1.0 and alone[6] == 0.0
 
 
+@pytest.mark.slow
 def test_saved_recommender_answers_every_signature_in_a_fresh_process(tmp_path):
     model = make_recommender()
     recommender.save(model, str(tmp_path / "1"))

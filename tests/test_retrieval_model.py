@@ -3,12 +3,15 @@
 import dataclasses
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from models import features
 from models.retrieval import trainer
 from models.retrieval.model import TwoTowerModel
 from pipeline.config import RetrievalConfig
+
+pytestmark = pytest.mark.slow
 
 SIZES = {features.USER_VOCAB: 200, features.ITEM_VOCAB: 80, features.GENDER_VOCAB: 2,
          features.OCCUPATION_VOCAB: 3,

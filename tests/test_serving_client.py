@@ -27,7 +27,9 @@ from models.index import servable
 from pipeline.config import RerankConfig
 from recommender import client, remote
 from recommender import servable as recommender
-from tests.test_index_servable import make_index
+from tests.support import make_index
+
+pytestmark = pytest.mark.slow
 
 MODEL = "recommender"
 

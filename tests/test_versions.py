@@ -57,6 +57,7 @@ def test_rollback_serves_an_earlier_version_again(tmp_path, capsys):
         versions.push(str(tmp_path), base)
 
 
+@pytest.mark.slow
 def test_a_push_killed_midway_leaves_only_complete_versions(tmp_path):
     """SIGKILL of the pushing process group while it copies: the served version stays the
     previous one, and the next push publishes a complete version over the leftovers."""
