@@ -54,18 +54,11 @@ def ml100k(tmp_path):
     write(tmp_path, "u.data", "1\t1\t5\t874965758\n1\t2\t3\t876893171\n2\t1\t4\t878542960\n"
                               "3\t3\t1\t879372434\n")
     write(tmp_path, "u.user", "1|24|M|technician|85711\n2|53|F|other|94043\n3|23|M|writer|32067\n")
-    genres = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-              "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-              "Romance", "Sci-Fi", "Thriller", "War", "Western"]
-    write(tmp_path, "u.genre", "".join(f"{g}|{i}\n" for i, g in enumerate(genres)))
-
-    def flags(*on):
-        return "|".join("1" if g in on else "0" for g in genres)
-
+    write(tmp_path, "u.genre", "".join(f"{g}|{i}\n" for i, g in enumerate(ML100K_GENRES)))
     write(tmp_path, "u.item",
-          f"1|Toy Story (1995)|01-Jan-1995||http://x|{flags('Animation', 'Comedy')}\n"
-          f"2|GoldenEye (1995)|01-Jan-1995||http://x|{flags('Action')}\n"
-          f"3|Am\xe9lie|01-Jan-2001||http://x|{flags('Romance')}\n", encoding="latin-1")
+          f"1|Toy Story (1995)|01-Jan-1995||http://x|{ml100k_flags('Animation', 'Comedy')}\n"
+          f"2|GoldenEye (1995)|01-Jan-1995||http://x|{ml100k_flags('Action')}\n"
+          f"3|Am\xe9lie|01-Jan-2001||http://x|{ml100k_flags('Romance')}\n", encoding="latin-1")
     return str(tmp_path)
 
 
@@ -83,6 +76,13 @@ def ml1m(tmp_path):
 ML100K_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
                  "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
                  "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+
+
+def ml100k_flags(*on):
+    """u.item's genre columns: 1 for each genre in ``on``, in u.genre's order."""
+    return "|".join("1" if g in on else "0" for g in ML100K_GENRES)
+
+
 # Latin-1 titles as GroupLens ships them (u.item is latin-1, not UTF-8).
 LATIN1_TITLES = ["Misérables, Les (1995)", "Cité des enfants perdus, La (1995)",
                  "Niño, El \"The Kid\" (1996)", "Über (Alles), Das (1997)", "Être et avoir (1997)"]
@@ -121,21 +121,16 @@ def ml100k_hazards(tmp_path_factory):
     write(folder, "u.genre", "".join(f"{g}|{n}\n" for n, g in enumerate(ML100K_GENRES)) + "\n",
           encoding="latin-1")
     lines = []
-
-    def flags_of(*on):
-        return "|".join("1" if g in on else "0" for g in ML100K_GENRES)
-
     for n, (item, title, genres, year) in enumerate(data["items"]):
         if n < len(LATIN1_TITLES):
             title = LATIN1_TITLES[n]
         title = title.encode("latin-1", "replace").decode("latin-1")  # no CJK in latin-1
-        flags = "|".join("1" if g in genres.split("|") else "0" for g in ML100K_GENRES)
+        flags = ml100k_flags(*genres.split("|"))
         lines.append(f"{iid[item]}|{title}|01-Jan-{year}||http://us.imdb.com/M/title-exact?x|{flags}\n")
-    lines.append(f"{ACCENTED_ITEM}|Crème brûlée (1999)|01-Jan-1999||http://x|{flags_of('Comedy')}\n")
+    lines.append(f"{ACCENTED_ITEM}|Crème brûlée (1999)|01-Jan-1999||http://x|{ml100k_flags('Comedy')}\n")
     # The 'unknown' item of ML-100K, and catalogue items without interactions.
-    unknown = "|".join("1" if g == "unknown" else "0" for g in ML100K_GENRES)
-    lines.append(f"99999267|unknown||||{unknown}\n")
-    none = "|".join("1" if g == "Drama" else "0" for g in ML100K_GENRES)
+    lines.append(f"99999267|unknown||||{ml100k_flags('unknown')}\n")
+    none = ml100k_flags("Drama")
     lines += [f"{99_999_300 + n}|Jamais vu n° {n} (1998)|01-Jan-1998||http://x|{none}\n" for n in range(4)]
     write(folder, "u.item", "".join(lines), encoding="latin-1")
     return str(folder)
@@ -172,5 +167,5 @@ def shared_run(tiny_data, tmp_path_factory):
     )
     out = str(root / "out")
     summary = run_pipeline(config, out)
-    return SharedRun(config=config, summary=summary, out=out, given_dir=given_dir, dataset=dataset,
-                     given=given, future=future)
+    return SharedRun(config=config, summary=summary, out=out, dataset=dataset, given=given,
+                     future=future)

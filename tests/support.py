@@ -171,18 +171,22 @@ class SharedRun:
     config: object
     summary: Dict[str, object]
     out: str
-    given_dir: str
     dataset: object
     given: Dict[str, list]
     future: Dict[str, set]
 
 
+def plain_argv():
+    """A context in which sys.argv holds the program name only: TFX parses absl flags from
+    sys.argv, and pytest's own (-v, -rA, -n) must not reach it."""
+    return mock.patch.object(sys, "argv", [sys.argv[0]])
+
+
 def run_pipeline(config, output_dir, main=False):
-    """``local_runner.run`` (``main``: ``local_runner.main``, its exit code) with pytest's own
-    flags kept from TFX, which parses absl flags from sys.argv."""
+    """``local_runner.run`` (``main``: ``local_runner.main``, its exit code) under plain_argv."""
     from pipeline import local_runner
 
-    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+    with plain_argv():
         return (local_runner.main if main else local_runner.run)(config, str(output_dir))
 
 

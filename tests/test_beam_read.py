@@ -7,8 +7,6 @@ read in one range or in many 1 KiB ranges whose boundaries fall inside rows.
 
 import os
 import shutil
-import sys
-from unittest import mock
 
 import apache_beam as beam
 import pytest
@@ -17,7 +15,7 @@ import tensorflow as tf
 from models import features
 from models.data import beam_read, examples, readers, schema, splits
 from models.data.errors import DataError
-from tests.support import BROKEN_FILES, write
+from tests.support import BROKEN_FILES, plain_argv, write
 
 ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -156,8 +154,7 @@ def _run_executor(data_dir, out, data=None, args=ARGS):
     os.makedirs(artifact.uri, exist_ok=True)
     context = base_beam_executor.BaseBeamExecutor.Context(beam_pipeline_args=list(args),
                                                           tmp_dir=str(out) + "-tmp")
-    # TFX parses absl flags from sys.argv; pytest's own flags (-v, -rA) must not reach it.
-    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+    with plain_argv():
         example_gen.InteractionsExecutor(context).Do(
             {}, {"examples": [artifact]},
             gen_properties(data_dir, data or DataConfig(data_dir=data_dir), (features.TRAIN, features.EVAL)))

@@ -1,13 +1,12 @@
 """The cost benchmark: its stock-chain baseline for real (level 4) and its table (level 1)."""
 
 import os
-import sys
 import time
-from unittest import mock
 
 import pytest
 
 from bench import cost, measure
+from tests.support import plain_argv
 
 
 @pytest.mark.e2e
@@ -19,7 +18,7 @@ def test_the_stock_chain_runs_pushes_a_servable_model_and_is_measured_per_step(t
     sampler = measure.Sampler()
     sampler.start()
     started = time.time()
-    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+    with plain_argv():
         metadata_path = stock_chain.run(tiny_data, str(tmp_path / "stock"))
     sampler.stop()
     steps = {s["component"]: s for s in measure.steps(metadata_path, started, sampler)}

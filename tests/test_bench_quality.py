@@ -3,8 +3,6 @@ same outer split `make bench-quality` makes), its cold-start table on a run of i
 
 import json
 import os
-import sys
-from unittest import mock
 
 import pytest
 import tensorflow as tf
@@ -12,7 +10,7 @@ import tensorflow as tf
 from bench import quality
 from models.evaluation import metrics
 from pipeline.config import PipelineConfig
-from tests.support import IN_PROCESS
+from tests.support import IN_PROCESS, plain_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -60,8 +58,7 @@ def cold(tiny_data, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("cold"))
     base = PipelineConfig(serving_dir=os.path.join(output, "serving"),
                           beam_args=IN_PROCESS).with_lists(50)
-    # TFX parses absl flags from sys.argv; pytest's own flags must not reach it.
-    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+    with plain_argv():
         return quality.cold_start(tiny_data, base, output, fraction=0.1, history=5)
 
 

@@ -121,8 +121,8 @@ def _context_lists(model, user_ids, histories, demographics):
 
 def test_users_the_model_never_saw_get_personal_lists_from_a_request_history(run, shared_run):
     """Every held-out user is sent under a new id with only their given history and
-    demographics: the lists must exclude that history, beat popularity on the later
-    items and come close to the lists the same users get as known users."""
+    demographics: the lists must exclude that history, score near popularity on the later
+    items (bound below) and come close to the lists the same users get as known users."""
     config, _, _ = run
     ds, seen, held, train_items = _held_out(shared_run)
     model = tf.saved_model.load(client.latest_version(config.push_dir))

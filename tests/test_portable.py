@@ -8,8 +8,6 @@ real TFX components and ML Metadata, and their outputs equal the DirectRunner's.
 
 import os
 import re
-import sys
-from unittest import mock
 
 import pytest
 import tensorflow as tf
@@ -21,6 +19,7 @@ from models.data import schema
 from pipeline import local_runner, portable
 from pipeline import pipeline as pipeline_def
 from pipeline.config import DataConfig, PipelineConfig
+from tests.support import plain_argv
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +35,7 @@ def _run_data_steps(data_dir, out, beam_runner, beam_args):
     # A partial run: the data steps and what they need, nothing downstream of Transform.
     options = pipeline_pb2.RunOptions(partial_run=pipeline_pb2.PartialRun(
         to_nodes=[pipeline_def.CATALOGUE_GEN, "Transform"]))
-    with mock.patch.object(sys, "argv", [sys.argv[0]]):
+    with plain_argv():
         tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_def.compile_ir(whole), run_options=options)
 
 
