@@ -197,7 +197,7 @@ def cold_users_table(model, dataset, cold_users, popular: Sequence[str], history
                 history=tf.constant(padded, tf.string),
                 exclude=tf.constant([[""]] * len(chunk)), k=tf.constant(0))
             for user, row in zip(chunk, response["item_ids"].numpy()):
-                lists[user] = [i.decode("utf-8") for i in row]
+                lists[user] = [i.decode("utf-8") for i in row if i]  # "" pads a short list
         baseline = metrics.popularity_recommendations(
             popular, {u: set(timeline[u][:given]) for u in users}, users, k)
         out[f"cold users, {label}: model"] = metrics.mean_metrics(lists, held_out, (10, k), num_items)

@@ -65,7 +65,7 @@ def list_figures(model: servable.Recommender, users: np.ndarray, held: Dict[str,
         found = index.retrieve_positions(tf.constant(chunk, tf.string))
         times = found["time"].numpy()
         for user, row, now in zip(chunk, lists, times):
-            items = [i.decode("utf-8") for i in row][:k]
+            items = [i.decode("utf-8") for i in row if i][:k]  # "" pads a short list
             figures = metrics.user_metrics(items, held[user], (k,))
             sums["ndcg@10"] += figures[f"ndcg@{k}"]
             sums["recall@10"] += figures[f"recall@{k}"]

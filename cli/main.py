@@ -19,6 +19,7 @@ import os
 import sys
 from typing import List, Optional
 
+from models.evaluation.config import EvalConfig
 from pipeline.config import PipelineConfig
 from recommender.config import base_of
 
@@ -108,8 +109,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dislike-similarity", type=float, default=None,
                    help="re-ranking: demote items this similar (cosine) to one the user rated "
                         "low (default 0.9; 1: off)")
-    p.add_argument("--min-lift", type=float, default=1.0,
-                   help="push only if the model's recall is at least this multiple of popularity's")
+    p.add_argument("--min-lift", type=float, default=EvalConfig.min_lift_over_popularity,
+                   help="push only if the model's recall is at least this multiple of popularity's "
+                        f"(default {EvalConfig.min_lift_over_popularity})")
 
 
 def _cmd_run(args) -> int:
@@ -138,11 +140,18 @@ def _cmd_compile(args) -> int:
         return 2
     output = args.output or ("kubeflow/pipeline.json" if args.target == "vertex"
                              else "kubeflow/pipeline.yaml")
-    path = runner.compile_pipeline(_config(args), output, image=args.image,
-                                   data_root=args.data or runner.DEFAULT_DATA_ROOT,
-                                   pipeline_root=args.pipeline_root, gpus=args.gpus,
-                                   target=args.target, node_selector=node_selector,
-                                   tolerations=tolerations, beam_args=args.beam_arg)
+    # Not given: the placeholders (gs://YOUR_BUCKET/...), which a run's parameters replace.
+    serving_dir = args.serving_dir or runner.DEFAULT_SERVING_DIR
+    try:
+        path = runner.compile_pipeline(
+            _config(argparse.Namespace(**{**vars(args), "serving_dir": serving_dir})), output,
+            image=args.image, data_root=args.data or runner.DEFAULT_DATA_ROOT,
+            pipeline_root=args.pipeline_root, gpus=args.gpus, target=args.target,
+            node_selector=node_selector, tolerations=tolerations, beam_args=args.beam_arg,
+            serving_dir=serving_dir)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     kind = ("Vertex AI PipelineJob" if args.target == "vertex"
             else "KFP v2 PipelineSpec + Kubernetes platform spec")
     print(f"Wrote {path} ({kind})")
@@ -150,7 +159,7 @@ def _cmd_compile(args) -> int:
 
 
 def _cmd_recommend(args) -> int:
-    from recommender import client, remote
+    from recommender import client, remote, versions
 
     history = [i for i in (args.history or "").split(",") if i]
     exclude = [i for i in (args.exclude or "").split(",") if i]
@@ -165,7 +174,7 @@ def _cmd_recommend(args) -> int:
             source = client.latest_version(base_of(args.serving_dir))
             items = client.recommend(source, args.user, history, args.age, args.gender,
                                      args.occupation, exclude, args.k)
-    except (FileNotFoundError, ValueError, remote.ServingError) as e:
+    except (FileNotFoundError, ValueError, remote.ServingError, versions.ServingDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if getattr(items, "unknown_items", 0):
@@ -178,13 +187,13 @@ def _cmd_recommend(args) -> int:
 
 
 def _cmd_rollback(args) -> int:
-    from recommender import versions
+    from recommender import push_lock, versions
 
     base = base_of(args.serving_dir)
     try:
         before = versions.versions(base)
         path = versions.rollback(base, args.to)
-    except ValueError as e:
+    except (ValueError, versions.ServingDirError, push_lock.PushBusyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     source = args.to if args.to is not None else before[-2]
@@ -289,7 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
                            "nvidia.com/gpu:NoSchedule)")
     comp.add_argument("--image", default=None, help="container image with this package installed")
     comp.add_argument("--pipeline-root", default=None, help="e.g. gs://bucket/tfx-recommender")
-    comp.set_defaults(func=_cmd_compile)
+    # --data, --serving-dir and --pipeline-root must be object store URIs (the pods read them);
+    # not given, they are placeholders that each run's parameters replace.
+    comp.set_defaults(func=_cmd_compile, serving_dir=None)
 
     rec = sub.add_parser("recommend", help="print a user's list from the newest pushed model")
     rec.add_argument("--user", required=True)

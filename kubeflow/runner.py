@@ -93,12 +93,24 @@ def platform_spec(executor_labels: Dict[str, str], node_selector: Optional[Dict[
     return {"platforms": {"kubernetes": {"deploymentSpec": {"executors": executors}}}}
 
 
+def check_remote(paths: Dict[str, str]) -> None:
+    """Raises ValueError naming the first flag whose path is local: a Kubeflow pod reads and
+    writes object stores (gs://, s3://, ...), not the disk of the machine that compiled."""
+    for flag, path in paths.items():
+        if "://" not in path:
+            raise ValueError(f"{flag} {path} is a local path, which the pipeline's pods cannot "
+                             f"read; give an object store URI (e.g. gs://BUCKET/tfx-recommender/"
+                             f"{flag.lstrip('-').replace('-', '_')}), or set it per run as a run "
+                             f"parameter")
+
+
 def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] = None,
                      data_root: str = DEFAULT_DATA_ROOT, pipeline_root: Optional[str] = None,
                      gpus: int = 1, target: str = "kfp",
                      node_selector: Optional[Dict[str, str]] = None,
                      tolerations: Sequence[Dict[str, str]] = DEFAULT_TOLERATIONS,
-                     beam_args: Sequence[str] = (), serving_dir: Optional[str] = None) -> str:
+                     beam_args: Sequence[str] = (), serving_dir: Optional[str] = None,
+                     local_paths: bool = False) -> str:
     """Compiles the pipeline for open-source Kubeflow Pipelines v2 or Vertex AI Pipelines.
 
     Spec schema 2.1 (parameters as ``runtimeValue.constant``, which the open-source driver
@@ -112,16 +124,24 @@ def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] =
       beam_args: Beam options of every Beam-using component (default: the DirectRunner on
         every core of the pod).
       serving_dir: where the Pusher publishes (default: the config's when it is an object
-        store URI, else DEFAULT_SERVING_DIR; a local path only makes sense for the harness).
+        store URI, else DEFAULT_SERVING_DIR).
+      local_paths: accept local ``data_root``, ``pipeline_root`` and ``serving_dir`` (the
+        harness runs the tasks on this machine); otherwise a local path is refused, since the
+        pods cannot read this machine's disk.
 
     Returns:
       The path written.
+
+    Raises:
+      ValueError: an unknown target, or a local path without ``local_paths``.
     """
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
     serving_dir = serving_dir or (config.serving_dir if "://" in config.serving_dir
                                   else DEFAULT_SERVING_DIR)
     root = pipeline_root or DEFAULT_PIPELINE_ROOT
+    if not local_paths:
+        check_remote({"--data": data_root, "--pipeline-root": root, "--serving-dir": serving_dir})
     config = dataclasses.replace(config, pipeline_root=root, metadata_path=None,
                                  serving_dir=serving_dir,
                                  beam_args=tuple(beam_args) or config.beam_args)

@@ -16,6 +16,7 @@ from typing import Optional, Tuple
 from models.config import ConfigError, check
 from models.data.config import DataConfig
 from models.evaluation.config import EvalConfig
+from models.index import config as index_config
 from models.index.config import IndexConfig
 from models.ranking.config import RankingConfig
 from models.retrieval.config import RetrievalConfig
@@ -29,8 +30,8 @@ DIRECT_DEFAULTS = (("--direct_running_mode", "multi_processing"), ("--direct_num
 # Every Beam step in the run's own process (PipelineConfig.for_input chooses it for small input).
 IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
-# Retrieved candidates per served item when the list is long (PipelineConfig.with_lists).
-CANDIDATES_PER_ITEM = 2
+# Retrieved candidates per served item when the list is long (IndexConfig.for_list).
+CANDIDATES_PER_ITEM = index_config.CANDIDATES_PER_ITEM
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,16 +88,13 @@ class PipelineConfig:
             index's default, and at least CANDIDATES_PER_ITEM x top_k, so that
             the ranker chooses which items make the list, not only their order.
         """
-        candidates = candidates or max(self.index.candidates, CANDIDATES_PER_ITEM * top_k)
-        evaluation = dataclasses.replace(self.evaluation,
-                                         cutoffs=tuple(sorted({10, 50, 100, top_k})))
-        if top_k < 10:
-            evaluation = dataclasses.replace(evaluation, gate_metric=f"recall@{top_k}")
+        # The same derivations run in the Kubeflow tasks from a run's top_k parameter.
+        index = (dataclasses.replace(self.index, candidates=candidates) if candidates
+                 else self.index.for_list(top_k))
         return dataclasses.replace(
-            self, top_k=top_k, evaluation=evaluation,
-            index=dataclasses.replace(self.index, candidates=candidates),
-            ranking=dataclasses.replace(self.ranking, list_length=candidates),
-            rerank=dataclasses.replace(self.rerank, max_k=max(self.rerank.max_k, top_k)))
+            self, top_k=top_k, evaluation=self.evaluation.for_list(top_k), index=index,
+            ranking=dataclasses.replace(self.ranking, list_length=index.candidates),
+            rerank=self.rerank.for_list(top_k))
 
     def for_input(self, input_bytes: int) -> "PipelineConfig":
         """This configuration with the DirectRunner's running mode chosen for ``input_bytes`` of

@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import re
+import signal
+import threading
 import time
 from typing import Dict, Optional
 
@@ -123,6 +125,41 @@ def locked(output_dir: str):
         handle.close()
 
 
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT reached the run (a BaseException, like KeyboardInterrupt: no
+    component's ``except Exception`` swallows it). ``summary``: what completed, once known."""
+
+    def __init__(self, signum: int, summary: Optional[Dict[str, object]] = None):
+        super().__init__(f"interrupted by signal {signum} ({signal.Signals(signum).name})")
+        self.signum, self.summary = signum, summary
+
+
+@contextlib.contextmanager
+def interruptible():
+    """Turns SIGTERM and SIGINT into ``Interrupted`` in the main thread for the ``with``
+    block, so the run unwinds: its lock is released, a push in progress removes its unfinished
+    copy, and what completed is reported. A second signal while it unwinds gets the signal's
+    default action. Elsewhere than in the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    wanted = (signal.SIGTERM, signal.SIGINT)
+    saved = {signum: signal.getsignal(signum) for signum in wanted}
+
+    def handler(signum, _frame):
+        for other in wanted:
+            signal.signal(other, signal.SIG_DFL)
+        raise Interrupted(signum)
+
+    for signum in wanted:
+        signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, previous in saved.items():
+            signal.signal(signum, previous)
+
+
 def with_output_dir(config: PipelineConfig, output_dir: str) -> PipelineConfig:
     """Places pipeline root and metadata under ``output_dir``."""
     return dataclasses.replace(
@@ -177,6 +214,12 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
         tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_def.compile_ir(pipe))
     except DataError:
         raise
+    except Interrupted as e:  # report what completed, then unwind
+        result = summary.collect(config, started)
+        result["failed"] = str(e)
+        _report(result, output_dir, config)
+        _write(result, output_dir)
+        raise Interrupted(e.signum, result) from None
     except Exception as e:  # any component failure: report what completed, then re-raise
         lines = [line for line in str(e).splitlines() if line.strip()]
         result = summary.collect(config, started)
@@ -234,7 +277,8 @@ def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output"
       verbose: stream the whole log to stderr as well.
 
     Returns:
-      0 pushed, 1 not pushed or failed, 2 refused before any component ran.
+      0 pushed, 1 not pushed or failed, 2 refused before any component ran, 128 + N
+      interrupted by signal N (SIGTERM, SIGINT).
     """
     config = config or PipelineConfig()
     from pipeline import summary
@@ -244,7 +288,15 @@ def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output"
                          metadata_path=metadata_path) as log_path:
         print(f"Run log: {log_path}" + ("" if verbose else " (--verbose streams it)"), flush=True)
         try:
-            result = run(config, output_dir)
+            with interruptible():
+                result = run(config, output_dir)
+        except Interrupted as e:
+            if e.summary:
+                print(summary.render(e.summary), flush=True)
+            done = "What completed is above" if e.summary else "No component had started"
+            print(f"error: {e}. {done}; the pushed model is as it was and the run's lock is "
+                  f"released. The whole log: {log_path}", flush=True)
+            return 128 + e.signum
         except ConfigError as e:
             print(f"error: {_with_flags(str(e), flags or {})}", flush=True)
             return 2

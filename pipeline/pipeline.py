@@ -142,6 +142,7 @@ def create_pipeline(
         candidates=catalogue.outputs["examples"],
         examples=interactions.outputs["examples"],
         config=encode(config.index),
+        top_k=parameters.get("top_k", config.top_k),
     )
     ranking = tfx.components.Trainer(
         run_fn="models.ranking.trainer.run_fn",
@@ -182,6 +183,7 @@ def create_pipeline(
         examples=interactions.outputs["examples"],
         candidates=catalogue.outputs["examples"],
         config=parameters.get("evaluation", encode(config.evaluation)),
+        top_k=parameters.get("top_k", config.top_k),
         index_blessing=index.outputs["blessing"],
         baseline=baseline,
         tfma_evaluation=tfma_evaluator.outputs["evaluation"],

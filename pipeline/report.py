@@ -119,7 +119,7 @@ def example_lists(model_dir: str, train_files: List[str], eval_files: List[str],
     order = np.argsort(train[features.TIMESTAMP], kind="stable")
     out = []
     for user, row in zip(users, lists):
-        items = arrays.to_str(row).tolist()[:k]
+        items = [i for i in arrays.to_str(row).tolist() if i][:k]  # "" pads a short list
         history = [train[features.ITEM_ID][i] for i in order if train[features.USER_ID][i] == user][-5:]
         out.append({"user": user, "items": items, "titles": titles(items),
                     "hits": [i in held_out[user] for i in items],

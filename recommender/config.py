@@ -43,6 +43,10 @@ class RerankConfig:
     freshness_boost: float = 0.0
     max_k: int = 100
 
+    def for_list(self, top_k: int) -> "RerankConfig":
+        """These rules for served lists of ``top_k`` items: a request may ask for top_k."""
+        return dataclasses.replace(self, max_k=max(self.max_k, top_k))
+
     def validate(self) -> None:
         """Raises ConfigError naming the field when a value is out of range."""
         check([

@@ -136,8 +136,13 @@ def recommend(server, user_id: str, history: Optional[Sequence[str]] = None, age
     signature, inputs = request_inputs(user_id, history, age, gender, occupation, exclude, k)
     out = server.predict(signature, inputs)
     item_ids = [_text(i) for i in out["item_ids"][0]]
-    titles = server.predict("lookup_titles", {"item_ids": item_ids})
-    titles = titles.get("titles", titles.get("output"))
+    # A row's first `count` entries are its list; the rest pad a batch (recommender/servable.py).
+    if "count" in out:
+        item_ids = item_ids[:int(out["count"][0])]
+    titles = []
+    if item_ids:  # an empty list (nothing left to recommend) needs no titles
+        titles = server.predict("lookup_titles", {"item_ids": item_ids})
+        titles = titles.get("titles", titles.get("output"))
     found = Recommendations((i, _text(t), float(s))
                             for i, t, s in zip(item_ids, titles, out["scores"][0]))
     found.unknown_items = int(out["unknown_items"][0]) if "unknown_items" in out else 0

@@ -3,13 +3,22 @@
 retrieve (the index servable) -> rank (the ranking model) -> re-rank (rules,
 recommender/rerank.py). Signatures:
   serving_default(user_id [batch] string) -> item_ids [batch, K] string,
-    scores [batch, K] float: the configured K, for users known or not
+    scores [batch, K] float, count [batch] int32: the configured K, for users
+    known or not
   recommend_with_context(user_id, age, gender, occupation [batch], history
     [batch, n] item ids oldest first, exclude [batch, m] item ids, both padded
     with "", k int32 scalar, 0 for the default K) -> item_ids, scores [batch, k] and unknown_items
-    int32 [batch] (request ids outside the catalogue); "" / 0 mean not given.
+    int32 [batch] (request ids outside the catalogue), count; "" / 0 mean not given.
     A brand-new user with a history or demographics gets a personal list.
-  retrieve(user_id) -> the retrieval stage's own top K, for comparison and debugging
+  retrieve(user_id) -> item_ids, scores, count: the retrieval stage's own top
+    K, for comparison and debugging
+Every list is best first and never holds an item the user interacted with, an
+item of the request's history or exclusions, or a -inf score. When fewer than k
+items remain (a catalogue nearly all seen or excluded), a row's first
+``count`` entries are its list and the rest are padding: item id "" and score
+0 (a batch is one [batch, k] tensor, so rows cannot differ in length). The
+clients (recommender/remote.py) and ``recsys recommend`` return the first
+``count`` items.
   rank(user_id [batch], item_ids [batch, n]) -> scores [batch, n]: the ranker's
     scores of the given items as a candidate list in that order (-inf for ids
     outside the catalogue), for debugging
@@ -46,6 +55,8 @@ from recommender.config import RerankConfig
 
 USER_ID_SPEC = tf.TensorSpec([None], tf.string, name="user_id")
 K = "k"
+COUNT = "count"
+PAD_ID = ""
 RECOMMEND_CONTEXT_SIGNATURE = {**CONTEXT_SIGNATURE, K: tf.TensorSpec([], tf.int32, name=K)}
 RANK_SIGNATURE = [USER_ID_SPEC, tf.TensorSpec([None, None], tf.string, name="item_ids")]
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
@@ -141,7 +152,7 @@ class Recommender(tf.Module):
         order, scores = rerank.apply(self._ranked(found, first_seen), items, fresh, disliked, k,
                                      self.rules)
         top = tf.gather(positions, order, batch_dims=1)
-        return {"item_ids": tf.gather(self.index.item_ids, top), "scores": scores}
+        return _listed(tf.gather(self.index.item_ids, top), scores)
 
     def _list_length(self, k):
         """The requested length: k, or the default K for k = 0; k < 0 or > max_k is an error."""
@@ -184,7 +195,7 @@ class Recommender(tf.Module):
         found = Retrieved.of(self.index.retrieve_positions(user_id))
         top_scores, order = tf.math.top_k(found.scores, k=self.top_k)
         top = tf.gather(found.positions, order, batch_dims=1)
-        return {"item_ids": tf.gather(self.index.item_ids, top), "scores": top_scores}
+        return _listed(tf.gather(self.index.item_ids, top), top_scores)
 
     @tf.function(input_signature=RANK_SIGNATURE)
     def rank(self, user_id, item_ids):
@@ -211,10 +222,19 @@ class Recommender(tf.Module):
         found = Retrieved.of(self.index.retrieve_positions(users))
         listed = self._rerank(found, self.index.lookup_users(users), self.max_k)["item_ids"]
         listed = tf.gather(listed, row)
-        match = tf.equal(listed, item_id[:, None])
+        match = tf.equal(listed, item_id[:, None]) & tf.not_equal(listed, PAD_ID)
         position = tf.cast(tf.argmax(tf.cast(match, tf.int32), axis=1), tf.float32)
         scores = tf.where(tf.reduce_any(match, axis=1), 1.0 - position / float(self.max_k), 0.0)
         return {"scores": scores}
+
+
+def _listed(item_ids, scores):
+    """A list's outputs, its -inf entries (no candidate: seen, excluded, or none left) made
+    padding. -inf entries come last: top_k and MMR rank every finite score before them."""
+    valid = tf.math.is_finite(scores)
+    return {"item_ids": tf.where(valid, item_ids, PAD_ID),
+            "scores": tf.where(valid, scores, tf.zeros_like(scores)),
+            COUNT: tf.reduce_sum(tf.cast(valid, tf.int32), axis=1)}
 
 
 @dataclasses.dataclass(frozen=True)

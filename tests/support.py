@@ -6,7 +6,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import subprocess
 import sys
+import textwrap
 from typing import Dict, Tuple
 from unittest import mock
 
@@ -49,7 +51,19 @@ BROKEN_FILES = [
     ("users.csv", "user_id,age\n", "users.csv: the file has a header but no data rows"),
     ("items.csv", "item_id,title\n10,A\n11,B\n12,C\n10,D\n",
      "items.csv:5: field 'item_id': id '10' already listed on line 2"),
+    # TensorFlow Transform's vocabularies would drop this id silently.
+    ("interactions.csv", 'user_id,item_id,timestamp\n1,10,100\n"1\n2",10,200\n',
+     r"interactions.csv:3: field 'user_id': id '1\\n2' holds a line break \(U\+000A\)"),
 ]
+BROKEN_IDS = ["malformed", "missing-column", "unknown-item", "unknown-user", "empty", "header-only",
+              "duplicate-id", "newline-id"]
+
+# Files in the wide Unicode encodings (Excel's "Unicode text" is UTF-16 LE with a mark):
+# (label, the bytes of a canonical interactions.csv, the encoding the error names).
+_CSV = "user_id,item_id,timestamp\n1,10,100\n"
+WIDE_FILES = [("utf-16-le", _CSV.encode("utf-16"), "UTF-16LE"),
+              ("utf-16-be", b"\xfe\xff" + _CSV.encode("utf-16-be"), "UTF-16BE"),
+              ("utf-32-le", _CSV.encode("utf-32"), "UTF-32LE")]
 
 
 # --- ExampleGen executor properties (tests/test_components.py, tests/test_beam_read.py) ---
@@ -188,6 +202,20 @@ def run_pipeline(config, output_dir, main=False):
 
     with plain_argv():
         return (local_runner.main if main else local_runner.run)(config, str(output_dir))
+
+
+def pipeline_process(config, output_dir, **popen):
+    """``local_runner.main(config, output_dir)`` in a process of its own (its exit code is the
+    process's), started with ``subprocess.Popen(**popen)`` from the project's root."""
+    script = textwrap.dedent(f"""
+        import sys
+        from pipeline import local_runner
+        from pipeline.config import *
+        sys.exit(local_runner.main({config!r}, {str(output_dir)!r}))
+    """)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.Popen([sys.executable, "-c", script], cwd=root,
+                            env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, **popen)
 
 
 def fork(run: SharedRun, folder, **changes) -> Tuple[object, str]:

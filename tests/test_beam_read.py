@@ -15,7 +15,7 @@ import tensorflow as tf
 from models import features
 from models.data import beam_read, examples, readers, schema, splits
 from models.data.errors import DataError
-from tests.support import BROKEN_FILES, plain_argv, write
+from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, plain_argv, write
 
 ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -81,8 +81,7 @@ def test_ml1m_and_missing_side_tables(ml1m, tmp_path):
 
 
 @pytest.mark.parametrize("name,content,message", BROKEN_FILES,
-                         ids=["malformed", "missing-column", "unknown-item", "unknown-user", "empty",
-                              "header-only", "duplicate-id"])
+                         ids=BROKEN_IDS)
 def test_broken_files_stop_with_the_same_message(canonical, tmp_path, name, content, message):
     write(canonical, name, content)
     with pytest.raises(DataError, match=message):
@@ -226,3 +225,13 @@ def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
     written = sum(os.path.getsize(os.path.join(root, name))
                   for root, _, names in os.walk(artifact.uri) for name in names)
     assert written > size / 4  # the examples were written, by the workers
+
+
+@pytest.mark.parametrize("name,content,encoding", WIDE_FILES, ids=[w[0] for w in WIDE_FILES])
+def test_a_utf16_or_utf32_file_is_named_with_the_conversion_that_fits(canonical, tmp_path, name,
+                                                                     content, encoding):
+    with open(os.path.join(canonical, "interactions.csv"), "wb") as f:
+        f.write(content)
+    with pytest.raises(DataError, match=rf"interactions.csv:1: the file is {encoding} .*"
+                                        rf"iconv -f {encoding[:6]} -t UTF-8"):
+        beam_examples(canonical, tmp_path)

@@ -1,5 +1,9 @@
 """Level 1: command-line flags land in the typed configuration."""
 
+import os
+import signal
+import time
+
 import pytest
 
 from cli import main as cli
@@ -158,3 +162,23 @@ def test_the_pre_flight_check_names_the_problem_before_any_component_runs(tmp_pa
     printed = capsys.readouterr()
     assert message in printed.out + printed.err, printed
     assert sorted(p.name for p in out.iterdir()) == ["logs", "run.lock"]  # nothing generated or run
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_unwinds_the_run_as_interrupted_and_the_handlers_come_back(signum):
+    """What `recsys run` does on SIGINT and SIGTERM (the end-to-end test sends SIGTERM to a
+    training run): the signal becomes Interrupted, which no `except Exception` in a component
+    swallows, and the previous handlers are restored after."""
+    from pipeline import local_runner
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    with pytest.raises(local_runner.Interrupted) as caught:
+        with local_runner.interruptible():
+            try:
+                os.kill(os.getpid(), signum)
+                time.sleep(10)
+            except Exception:  # noqa: BLE001 (what a component's handler would do)
+                pytest.fail("the interruption was caught as an Exception")
+    assert caught.value.signum == signum
+    assert str(caught.value) == f"interrupted by signal {int(signum)} ({signum.name})"
+    assert {s: signal.getsignal(s) for s in before} == before

@@ -311,6 +311,12 @@ def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, 
                                         {"serving_dir": str(serving)})
     assert list(result.output_artifacts["model"].artifacts) == []
     assert result.execution_properties["reason"].string_value.startswith("nothing is served yet")
+    # A serving directory that cannot be read fails the task (fail closed): it is not "nothing
+    # served", which would skip the served-model gates and push over what is served.
+    with pytest.raises(versions.ServingDirError, match="cannot read the serving directory s3://"):
+        served_model.Executor().Do({"examples": [examples[0]]},
+                                   {"model": [_artifact(standard_artifacts.Model, root / "served-x")]},
+                                   {"serving_dir": "s3://bucket/serving"})
     versions.push(path_utils.serving_model_path(assembled[0].uri), base_of(str(serving)))
     second = _artifact(standard_artifacts.Model, root / "served-2")
     result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [second]},

@@ -53,3 +53,23 @@ def test_example_gen_reads_back_the_data_section_it_was_given():
     packed = proto_utils.proto_to_json(example_gen.pack_config(data))
     assert example_gen.data_config({"custom_config": packed}) == data
     assert example_gen.data_config({}) == DataConfig()
+
+
+def test_a_run_parameter_top_k_is_derived_and_checked_as_the_flag_is():
+    """The Kubeflow tasks derive the sections from a run's top_k with the functions with_lists
+    uses, and the index builder (the first task that reads it) refuses a bad one by name."""
+    from components.index.executor import check_top_k
+
+    compiled = PipelineConfig().with_lists(10)
+    for top_k in (5, 20, 80):
+        flag = PipelineConfig().with_lists(top_k)
+        assert compiled.index.for_list(top_k) == flag.index
+        assert compiled.evaluation.for_list(top_k) == flag.evaluation
+        assert compiled.rerank.for_list(top_k) == flag.rerank
+    assert compiled.evaluation.for_list(5).gate_metric == "recall@5"
+    assert compiled.index.for_list(80).candidates == 160
+    assert check_top_k(20, 400) == 20
+    with pytest.raises(ValueError, match="run parameter top_k must be >= 1"):
+        check_top_k(0)
+    with pytest.raises(ValueError, match="run parameter top_k 500 is more than the 400 items"):
+        check_top_k(500, 400)

@@ -12,7 +12,7 @@ from models import arrays, features, records
 from models.data import download, examples, readers, splits, synthetic
 from models.data.errors import DataError
 from models.evaluation import metrics
-from tests.support import BROKEN_FILES, write
+from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, write
 
 
 def test_canonical_layout_read_with_defaults(canonical):
@@ -55,8 +55,7 @@ def test_unknown_layout_names_what_it_expects(tmp_path):
 
 
 @pytest.mark.parametrize("name,content,message", BROKEN_FILES,
-                         ids=["malformed", "missing-column", "unknown-item", "unknown-user", "empty",
-                              "header-only", "duplicate-id"])
+                         ids=BROKEN_IDS)
 def test_broken_file_stops_with_where_and_what(canonical, name, content, message):
     write(canonical, name, content)
     with pytest.raises(DataError, match=message):
@@ -292,3 +291,12 @@ def test_examples_written_byte_by_byte_equal_protobufs_deterministic_serializati
         expected = tf.train.Example(features=tf.train.Features(feature=proto)).SerializeToString(
             deterministic=True)
         assert wire.example(raw) == expected
+
+
+@pytest.mark.parametrize("name,content,encoding", WIDE_FILES, ids=[w[0] for w in WIDE_FILES])
+def test_a_utf16_or_utf32_file_is_named_with_the_conversion_that_fits(canonical, name, content, encoding):
+    with open(os.path.join(canonical, "interactions.csv"), "wb") as f:
+        f.write(content)
+    with pytest.raises(DataError, match=rf"interactions.csv:1: the file is {encoding} .*"
+                                        rf"iconv -f {encoding[:6]} -t UTF-8"):
+        readers.read_dataset(canonical)

@@ -33,8 +33,8 @@ from models.data import readers
 from models.evaluation import metrics
 from pipeline import summary as summary_lib
 from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
-from recommender import client
-from tests.support import ACCENTED_ITEM, IN_PROCESS, SHARED_RUN_SEED, fork, run_pipeline
+from recommender import client, push_lock
+from tests.support import ACCENTED_ITEM, IN_PROCESS, SHARED_RUN_SEED, fork, pipeline_process, run_pipeline
 
 pytestmark = pytest.mark.e2e
 
@@ -505,20 +505,11 @@ def test_a_run_killed_while_the_pusher_copies_leaves_only_complete_versions_and_
     import time
 
     config, out = fork(shared_run, tmp_path)
-    script = textwrap.dedent(f"""
-        import dataclasses, sys
-        from pipeline import local_runner
-        from pipeline.config import *
-        config = {config!r}
-        config = dataclasses.replace(config, rerank=dataclasses.replace(config.rerank, diversity=0.1))
-        sys.exit(local_runner.main(config, {out!r}))
-    """)
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1"}
-    cwd = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    config = dataclasses.replace(config, rerank=dataclasses.replace(config.rerank, diversity=0.1))
     before = client.latest_version(config.push_dir)
     log = open(tmp_path / "killed.log", "w")
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=log, stderr=subprocess.STDOUT,
-                            env=env, cwd=cwd, start_new_session=True)
+    proc = pipeline_process(config, out, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     copying = None
     deadline = time.time() + 900
     while proc.poll() is None and time.time() < deadline:
@@ -531,18 +522,84 @@ def test_a_run_killed_while_the_pusher_copies_leaves_only_complete_versions_and_
     log.close()
     assert copying and proc.returncode == -signal.SIGKILL, open(tmp_path / "killed.log").read()[-3000:]
     time.sleep(0.5)
-    names = os.listdir(config.push_dir)
+    names = [n for n in os.listdir(config.push_dir) if n != push_lock.LOCK_NAME]
     for name in names:
         if name.isdigit():
             assert os.path.exists(os.path.join(config.push_dir, name, "saved_model.pb")), names
         else:
             assert name.startswith("incoming-"), names
-    rerun = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                           cwd=cwd, timeout=900)
-    assert rerun.returncode == 0, rerun.stdout[-3000:]
-    after = os.listdir(config.push_dir)
+    rerun = pipeline_process(config, out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
+    printed = rerun.communicate(timeout=900)[0]
+    assert rerun.returncode == 0, printed[-3000:]
+    after = [n for n in os.listdir(config.push_dir) if n != push_lock.LOCK_NAME]
     assert not [n for n in after if not n.isdigit()], after
     assert int(os.path.basename(client.latest_version(config.push_dir))) > int(os.path.basename(before))
+
+
+def test_two_whole_runs_pushing_into_one_serving_directory_both_publish_complete_versions(
+        shared_run, tmp_path):
+    """Two `recsys run`s (forks of the shared run: each its own output directory) started
+    together with one serving directory, as a scheduled run and a manual one would be: both
+    push, one after the other, and every numbered version is complete and loads."""
+    serving = tmp_path / "serving"
+    shutil.copytree(shared_run.config.serving_dir, serving)
+    procs, logs = [], []
+    for name in ("scheduled", "manual"):
+        config, out = fork(shared_run, tmp_path / name)
+        logs.append(open(tmp_path / f"{name}.log", "w"))
+        procs.append(pipeline_process(dataclasses.replace(config, serving_dir=str(serving)), out,
+                                      stdout=logs[-1], stderr=subprocess.STDOUT))
+    for proc, log in zip(procs, logs):
+        proc.wait(timeout=1200)
+        log.close()
+    texts = [open(tmp_path / f"{name}.log").read() for name in ("scheduled", "manual")]
+    assert [p.returncode for p in procs] == [0, 0], [t[-2000:] for t in texts]
+    base = dataclasses.replace(shared_run.config, serving_dir=str(serving)).push_dir
+    assert client.latest_version(base) and sorted(
+        n for n in os.listdir(base) if n != push_lock.LOCK_NAME) == ["1", "2", "3"]
+    for version in ("1", "2", "3"):
+        model = tf.saved_model.load(os.path.join(base, version))
+        assert "serving_default" in model.signatures
+
+
+def test_sigterm_during_training_reports_what_completed_and_releases_the_lock(shared_run, tmp_path):
+    """SIGTERM to the run (only its main process, as `kill PID` or Kubernetes sends it) while
+    the ranking trainer trains: it exits 128 + 15 printing the components that completed, the
+    signal and the log path; its output directory's lock is free and the served model is as
+    it was."""
+    import fcntl
+    import signal
+    import time
+
+    config, out = fork(shared_run, tmp_path)
+    config = dataclasses.replace(config, ranking=dataclasses.replace(config.ranking, epochs=3))
+    served = sorted(os.listdir(config.push_dir))
+    proc = pipeline_process(config, out, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if re.match(r"\s+RankingTrainer\s+started", line):
+            time.sleep(1.0)  # inside training, not at its first line
+            sent = time.time()
+            proc.send_signal(signal.SIGTERM)
+            break
+    rest, _ = proc.communicate(timeout=300)
+    took = time.time() - sent
+    text = "".join(lines) + rest
+    assert proc.returncode == 128 + signal.SIGTERM, text[-3000:]
+    assert "error: interrupted by signal 15 (SIGTERM)" in text, text[-3000:]
+    log_path = re.search(r"The whole log: (\S+)", text).group(1)
+    assert os.path.exists(log_path) and log_path.startswith(out)
+    # What completed: the summary names the components that ran before the signal.
+    assert re.search(r"RetrievalTrainer", rest) and "Not pushed: the run failed" in rest, rest
+    assert json.load(open(os.path.join(out, "summary.json")))["failed"].startswith(
+        "interrupted by signal 15")
+    with open(os.path.join(out, "run.lock"), "a+") as handle:  # free: no BlockingIOError
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert sorted(os.listdir(config.push_dir)) == served
+    print(f"exited {took:.1f} s after SIGTERM")
 
 
 @pytest.fixture(scope="module")
@@ -552,14 +609,37 @@ def hazard_run(ml100k_hazards, tmp_path_factory):
                             data=DataConfig(data_dir=ml100k_hazards),
                             retrieval=RetrievalConfig(learning_rate=0.005, epochs=4),
                             ranking=RankingConfig(epochs=1))
-    return config, run_pipeline(config, root / "out")
+    return config, run_pipeline(config, root / "out"), str(root / "out")
+
+
+def test_every_trained_id_of_the_hazards_is_in_transforms_vocabularies(hazard_run):
+    """No id silently lost: every user and item id of the train split the ExampleGen wrote
+    (accented, large, the 'unknown' item) is in Transform's vocabularies, byte for byte."""
+    import glob
+
+    import tensorflow_transform as tft
+
+    from models import records
+
+    _, summary, out = hazard_run
+    root = os.path.join(out, "pipeline_root")
+    train = records.read_columns(glob.glob(os.path.join(
+        root, "InteractionsExampleGen", "examples", "*", "Split-train", "*")))
+    (graph,) = glob.glob(os.path.join(root, "Transform", "transform_graph", "*"))
+    output = tft.TFTransformOutput(graph)
+    for vocab, field in ((features.USER_VOCAB, features.USER_ID),
+                         (features.ITEM_VOCAB, features.ITEM_ID)):
+        kept = {v.decode("utf-8") for v in output.vocabulary_by_name(vocab)}
+        given = set(train[field])
+        assert len(given) > 100 and given <= kept, sorted(given - kept)[:5]
+    assert {"zoë-71", "rené-72"} <= set(train[features.USER_ID])
 
 
 def test_ml100k_layout_with_real_world_hazards_serves_every_user(hazard_run, ml100k_hazards, capsys):
     """Latin-1 accents, large ids, the 'unknown' item, one-interaction users and a user
     whose interactions share a second: the run pushes, and every user's list through
     serving_default holds catalogue items they never interacted with, titles intact."""
-    config, summary = hazard_run
+    config, summary, _ = hazard_run
     assert summary["pushed"], summary_lib.render(summary)
     ds = readers.read_dataset(ml100k_hazards)
     seen = metrics.group_by_user(ds.interactions[features.USER_ID], ds.interactions[features.ITEM_ID])

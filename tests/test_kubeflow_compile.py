@@ -157,3 +157,27 @@ def test_entrypoint_drops_input_artifacts_marked_empty():
     assert dropped == ["baseline_model"]
     assert fixed["inputs"]["artifacts"]["baseline_model"]["artifacts"] == []
     assert len(fixed["inputs"]["artifacts"]["model"]["artifacts"]) == 1
+
+
+@pytest.mark.parametrize("flag", ["--serving-dir", "--data", "--pipeline-root"])
+def test_cli_compile_refuses_a_local_path_the_pods_cannot_read(tmp_path, capsys, flag):
+    """A local path was compiled as gs://YOUR_BUCKET/... (serving) without a word; now it is
+    refused naming its flag, and nothing is written."""
+    from cli import main as cli
+
+    out = tmp_path / "p.yaml"
+    assert cli.main(["compile", "--output", str(out), flag, str(tmp_path / "local")]) == 2
+    err = capsys.readouterr().err
+    assert f"{flag} {tmp_path / 'local'} is a local path" in err and not out.exists()
+    # Given as URIs, the same paths are compiled in (the pipeline root as Vertex's output
+    # directory: a KFP spec leaves it to the submission), the others as run parameter defaults.
+    job = tmp_path / "p.json"
+    assert cli.main(["compile", "--target", "vertex", "--output", str(job), flag, "gs://b/x"]) == 0
+    compiled = json.loads(job.read_text())
+    defaults = compiled["runtimeConfig"]["parameterValues"]
+    if flag == "--serving-dir":
+        assert defaults["serving_dir"] == "gs://b/x"
+    elif flag == "--data":
+        assert defaults["data_root"] == "gs://b/x"
+    else:
+        assert compiled["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/x"

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from models.ranking import features as ranking_features
 from pipeline.config import RerankConfig
-from recommender import client
+from recommender import client, remote
 from recommender import servable as recommender
 from tests.support import context, ids, make_index
 
@@ -72,6 +72,62 @@ def test_request_context_exclusions_k_and_unknown_items():
     # k = 0: the model's default length.
     assert out["item_ids"].shape[1] == 2
     assert model.recommend_with_context(with_k(request, 0))["item_ids"].shape[1] == 3
+
+
+def _whole_catalogue_lists(model, users, exclude, k):
+    """(ids, scores, counts) of recommend_with_context at k for users with no request history."""
+    out = model.recommend_with_context(with_k(context(users, [[] for _ in users], exclude=exclude), k))
+    return ids(out), out["scores"].numpy(), out["count"].numpy().tolist()
+
+
+@pytest.mark.parametrize("rules", [RULES_OFF, RerankConfig(diversity=0.5, freshness_boost=0.2)],
+                         ids=["top-k", "mmr"])
+def test_a_list_longer_than_what_remains_is_short_and_never_holds_seen_or_excluded_items(rules):
+    # k equal to the catalogue (5 items, candidates 5): u1 saw 'a', u2 saw 'e' and 'd'; the
+    # anonymous user "" has seen nothing. Exclusions leave fewer than k items for every row.
+    model = recommender.Recommender(make_index(candidates=5), PopularityAverse(), rules, top_k=5)
+    users = ["u1", "u2", "", ""]
+    exclude = [["b", "c", "d"], [], ["a", "b", "c", "d"], list("abcde")]
+    got, scores, counts = _whole_catalogue_lists(model, users, exclude, 5)
+    assert counts == [1, 3, 1, 0]
+    assert [row[:n] for row, n in zip(got, counts)] == [["e"], sorted(["a", "b", "c"], key=lambda
+                                                       i: got[1].index(i)), ["e"], []]
+    assert sorted(got[1][:3]) == ["a", "b", "c"]
+    for row, n, score in zip(got, counts, scores):
+        assert row[n:] == [""] * (5 - n) and np.all(score[n:] == 0.0)
+    assert np.all(np.isfinite(scores))
+    # The same rule in serving_default and retrieve (u2: three items remain of five).
+    for out in (model.recommend(tf.constant(["u1", "u2"])), model.retrieve(tf.constant(["u1", "u2"]))):
+        assert out["count"].numpy().tolist() == [4, 3]
+        assert ids(out)[1][3:] == ["", ""] and "a" not in ids(out)[0] and "e" not in ids(out)[1]
+        assert np.all(np.isfinite(out["scores"].numpy()))
+
+
+def test_the_clients_return_a_short_list_as_short():
+    # TF Serving's answer for a row with 2 of k = 4 left: REST sends lists of str, gRPC's
+    # make_ndarray(...).tolist() lists of bytes; both return the first `count` items.
+    class Answer:
+        def __init__(self, text):
+            self.text = text
+
+        def predict(self, signature, inputs):
+            if signature == "lookup_titles":
+                return {"titles": [self.text(f"T {i}") for i in inputs["item_ids"]]}
+            return {"item_ids": [[self.text(i) for i in ["c", "b", "", ""]]],
+                    "scores": [[0.9, 0.5, 0.0, 0.0]], "count": [2], "unknown_items": [0]}
+
+    for text in (str, str.encode):
+        found = remote.recommend(Answer(text), "u1", exclude=["a"], k=4)
+        assert found == [("c", "T c", 0.9), ("b", "T b", 0.5)]
+
+    class Nothing(Answer):  # every item seen or excluded: count 0, no titles asked for
+        def predict(self, signature, inputs):
+            assert signature != "lookup_titles"
+            return {"item_ids": [["", ""]], "scores": [[0.0, 0.0]], "count": [0],
+                    "unknown_items": [1]}
+
+    found = remote.recommend(Nothing(str), "u1", exclude=["zzz"], k=2)
+    assert found == [] and found.unknown_items == 1
 
 
 @pytest.mark.parametrize("k", [-1, 5, 10**9])

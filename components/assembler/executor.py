@@ -26,6 +26,7 @@ class Executor(base_executor.BaseExecutor):
         self._log_startup(input_dict, output_dict, exec_properties)
         rules = decode(RerankConfig, exec_properties["config"])
         top_k = int(exec_properties["top_k"])
+        rules = rules.for_list(top_k)  # a run's top_k parameter may exceed the compiled max_k
         index_uri = artifact_utils.get_single_instance(input_dict["index"]).uri
         ranker_uri = artifact_utils.get_single_instance(input_dict["ranker"]).uri
         model = artifact_utils.get_single_instance(output_dict["model"])

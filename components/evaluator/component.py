@@ -15,6 +15,8 @@ class RecommenderEvaluatorSpec(ComponentSpec):
     PARAMETERS = {
         # dataclasses.asdict(EvalConfig) as JSON: recorded in ML Metadata.
         "config": ExecutionParameter(type=str),
+        # The served list's length (a Kubeflow run parameter): the cutoffs and the gate follow it.
+        "top_k": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -57,9 +59,9 @@ class RecommenderEvaluator(base_component.BaseComponent):
                  config: str, index_blessing: Optional[BaseChannel] = None,
                  baseline: Optional[BaseChannel] = None,
                  tfma_evaluation: Optional[BaseChannel] = None,
-                 tfma_blessing: Optional[BaseChannel] = None):
+                 tfma_blessing: Optional[BaseChannel] = None, top_k=None):
         super().__init__(spec=RecommenderEvaluatorSpec(
-            model=model, examples=examples, candidates=candidates, config=config,
+            model=model, examples=examples, candidates=candidates, config=config, top_k=top_k,
             index_blessing=index_blessing, baseline=baseline, tfma_evaluation=tfma_evaluation,
             tfma_blessing=tfma_blessing,
             evaluation=types.Channel(type=standard_artifacts.ModelEvaluation),

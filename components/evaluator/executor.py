@@ -27,6 +27,8 @@ class Executor(base_executor.BaseExecutor):
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         config = decode(EvalConfig, exec_properties["config"])
+        if exec_properties.get("top_k") is not None:
+            config = config.for_list(int(exec_properties["top_k"]))
         model = artifact_utils.get_single_instance(input_dict["model"])
         served = input_dict.get("baseline") or []
         result = evaluate.evaluate(

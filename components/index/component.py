@@ -13,6 +13,8 @@ class IndexBuilderSpec(ComponentSpec):
     PARAMETERS = {
         # dataclasses.asdict(IndexConfig) as JSON: recorded in ML Metadata.
         "config": ExecutionParameter(type=str),
+        # The served list's length (a Kubeflow run parameter): the candidates follow it.
+        "top_k": ExecutionParameter(type=int, optional=True),
     }
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -49,9 +51,9 @@ class IndexBuilder(base_beam_component.BaseBeamComponent):
     EXECUTOR_SPEC = executor_spec.BeamExecutorSpec(executor.Executor)
 
     def __init__(self, model: BaseChannel, transform_graph: BaseChannel, candidates: BaseChannel,
-                 examples: BaseChannel, config: str):
+                 examples: BaseChannel, config: str, top_k=None):
         super().__init__(spec=IndexBuilderSpec(
             model=model, transform_graph=transform_graph, candidates=candidates,
-            examples=examples, config=config,
+            examples=examples, config=config, top_k=top_k,
             index=types.Channel(type=standard_artifacts.Model),
             blessing=types.Channel(type=standard_artifacts.ModelBlessing)))

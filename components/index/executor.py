@@ -23,11 +23,28 @@ STATS_FILE = "index_stats.json"
 EMBEDDINGS_DIR = "embeddings"
 
 
+def check_top_k(top_k: int, items: int = None) -> int:
+    """``top_k`` when a list of that length can be served from ``items`` catalogue items.
+
+    Raises:
+      ValueError: naming the top_k run parameter (Kubeflow runs set it past the CLI's checks).
+    """
+    if top_k < 1:
+        raise ValueError(f"run parameter top_k must be >= 1 (the served list's length), got {top_k}")
+    if items is not None and top_k > items:
+        raise ValueError(f"run parameter top_k {top_k} is more than the {items} items of the "
+                         f"catalogue; ask for at most {items}")
+    return top_k
+
+
 class Executor(base_beam_executor.BaseBeamExecutor):
     def Do(self, input_dict: Dict[str, List[types.Artifact]],  # noqa: N802 (TFX API)
            output_dict: Dict[str, List[types.Artifact]], exec_properties: Dict[str, Any]) -> None:
         self._log_startup(input_dict, output_dict, exec_properties)
         config = decode(IndexConfig, exec_properties["config"])
+        top_k = exec_properties.get("top_k")
+        if top_k is not None:
+            config = config.for_list(check_top_k(int(top_k)))
         model = artifact_utils.get_single_instance(input_dict["model"])
         transform = artifact_utils.get_single_instance(input_dict["transform_graph"])
         index = artifact_utils.get_single_instance(output_dict["index"])
@@ -46,6 +63,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             holdout=(holdout.holdout_path(model.uri), train_files, holdout.holdout_dir(export_dir)),
         )
         logging.info("Index: %s", json.dumps(figures))
+        if top_k is not None:
+            check_top_k(int(top_k), int(figures["items"]))
         for key, value in figures.items():
             if isinstance(value, str):
                 index.set_string_custom_property(key, value)

@@ -63,6 +63,7 @@ def header(table: Table) -> Optional[List[str]]:
         rest = first + f.read(1 << 16) if not first.strip() else first
     if not rest.strip():
         raise DataError(f"{table.path}: the file is empty; it needs at least one data row.")
+    tables.check_head(table.path, rest[:4], table.spec.encoding)
     if not table.spec.header:
         return None
     text = _decode(table.path, first, 1, 0, table.spec.encoding).lstrip("\ufeff")
@@ -97,13 +98,12 @@ def survey(folder: str) -> Dict[str, object]:
 
 
 def _decode(path: str, raw: bytes, line: int, offset: int, encoding: str) -> str:
+    if offset == 0:
+        tables.check_head(path, raw[:4], encoding)
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as e:
-        raise DataError(
-            f"{path}:{line}: not valid {encoding} (byte 0x{raw[e.start]:02x} at offset "
-            f"{offset + e.start}). Save the file as {encoding.upper()} (e.g. `iconv -f latin1 -t "
-            f"utf-8`).") from None
+        raise tables.decode_error(path, line, offset + e.start, raw[e.start], encoding) from None
 
 
 def _ranges(path: str, whole: bool, range_bytes: int) -> List[Tuple[int, int]]:

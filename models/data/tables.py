@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import io
 import math
+import unicodedata
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import tensorflow as tf
@@ -23,9 +24,17 @@ Parser = Callable[[str], object]
 
 
 def parse_id(value: str) -> str:
+    """An id, stripped. One holding a control character other than tab is refused:
+    TensorFlow Transform's vocabularies silently drop tokens with a line break (\\n, \\r),
+    so the id would reach no model, and the others are never intended in an id."""
     value = value.strip()
     if not value:
         raise ValueError("empty id")
+    bad = next((c for c in value if c != "\t" and unicodedata.category(c) == "Cc"), None)
+    if bad is not None:
+        kind = "a line break" if bad in "\n\r" else "a control character"
+        raise ValueError(f"id {value!r} holds {kind} (U+{ord(bad):04X}), which no vocabulary "
+                         f"keeps; remove it from the id")
     return value
 
 
@@ -63,17 +72,47 @@ def parse_genres(value: str) -> Tuple[str, ...]:
     return tuple(g.strip() for g in value.split("|") if g.strip())
 
 
+# Byte-order marks of the Unicode encodings that are not ASCII-compatible (UTF-32 first: its
+# little-endian mark starts with UTF-16's). Excel's "Unicode text" is UTF-16 LE with a mark.
+_WIDE_MARKS = ((b"\xff\xfe\x00\x00", "utf-32le"), (b"\x00\x00\xfe\xff", "utf-32be"),
+               (b"\xff\xfe", "utf-16le"), (b"\xfe\xff", "utf-16be"))
+
+
+def wide_encoding(head: bytes) -> Optional[str]:
+    """The UTF-16 / UTF-32 variant whose byte-order mark ``head`` (a file's first bytes)
+    starts with, or None."""
+    return next((name for mark, name in _WIDE_MARKS if head.startswith(mark)), None)
+
+
+def check_head(path: str, head: bytes, encoding: str) -> None:
+    """Raises DataError when a file's first bytes are a UTF-16 or UTF-32 byte-order mark: such
+    a file is read as neither UTF-8 nor latin-1 (every other byte is 0)."""
+    wide = wide_encoding(head)
+    if wide:
+        raise DataError(
+            f"{path}:1: the file is {wide.upper()} (its first bytes are that encoding's "
+            f"byte-order mark); this layout reads {encoding.upper()}. Convert it, e.g. "
+            f"`iconv -f {wide[:6].upper()} -t {encoding.upper()} {path} > converted.csv` "
+            f"(or save it from the spreadsheet as \"CSV UTF-8\").")
+
+
+def decode_error(path: str, line: int, offset: int, byte: int, encoding: str) -> DataError:
+    """The error of a byte that is not valid in ``encoding``, with the advice that fits it."""
+    return DataError(
+        f"{path}:{line}: not valid {encoding} (byte 0x{byte:02x} at offset {offset}). Save the "
+        f"file as {encoding.upper()} (e.g. `iconv -f latin1 -t {encoding}` when it is latin-1, "
+        f"as the MovieLens 100K and 1M files are).")
+
+
 def _read_text(path: str, encoding: str) -> str:
     with tf.io.gfile.GFile(path, "rb") as f:
         raw = f.read()
+    check_head(path, raw[:4], encoding)
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
-        line = raw[: e.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}:{line}: not valid {encoding} (byte 0x{raw[e.start]:02x} at offset {e.start}). "
-            f"Save the file as {encoding.upper()} (e.g. `iconv -f latin1 -t utf-8`)."
-        ) from None
+        raise decode_error(path, raw[: e.start].count(b"\n") + 1, e.start, raw[e.start],
+                           encoding) from None
     # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name.
     return text[1:] if text.startswith("\ufeff") else text
 

@@ -22,7 +22,7 @@ def servable_lists(model, signature: str, users: Sequence[str], batch_size: int)
         chunk = list(users[start:start + batch_size])
         item_ids = call(user_id=tf.constant(chunk))["item_ids"].numpy()
         for user, row in zip(chunk, item_ids):
-            out[user] = [i.decode("utf-8") for i in row]
+            out[user] = [i.decode("utf-8") for i in row if i]  # "" pads a short list
     return out
 
 

@@ -7,6 +7,9 @@ from typing import Optional
 
 from models.config import check
 
+# Retrieved candidates per served item when the list is long (IndexConfig.for_list).
+CANDIDATES_PER_ITEM = 2
+
 
 @dataclasses.dataclass(frozen=True)
 class IndexConfig:
@@ -55,6 +58,11 @@ class IndexConfig:
     batch_size: int = 4096
     eval_queries: int = 1000
     min_recall: float = 0.95
+
+    def for_list(self, top_k: int) -> "IndexConfig":
+        """This section for served lists of ``top_k`` items: at least CANDIDATES_PER_ITEM x
+        top_k candidates, so that the ranker chooses which items make the list."""
+        return dataclasses.replace(self, candidates=max(self.candidates, CANDIDATES_PER_ITEM * top_k))
 
     def validate(self) -> None:
         """Raises ConfigError naming the field when a value is out of range."""

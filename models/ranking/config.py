@@ -21,8 +21,9 @@ class RankingConfig:
         (0: full-rank).
       hidden_units: sizes of the ReLU tower on top of the cross layers.
       epochs, batch_size (lists per step), learning_rate: optimisation (Adam).
-      list_length: retrieved candidates per training list (at most the
-        index's candidates).
+      list_length: retrieved candidates per training list: the index's candidates
+        (PipelineConfig.with_lists sets it so; the trainer reads them from the index
+        it ranks for, so a Kubeflow run's top_k parameter reaches it too).
       anchor_fractions: where each user's training timeline is cut into a
         (history, next window) training list.
       label_window: share of the user's interactions after an anchor that

@@ -53,7 +53,9 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
         queries.append(index.encoder.query_embedding(query_features)["embedding"].numpy())
     queries = np.vstack(queries) if queries else np.zeros((0, index.item_embeddings.shape[1]),
                                                           np.float32)
-    length = min(config.list_length, contract.candidates_of(index))
+    # What the served ranker ranks: the index's candidates (a Kubeflow run's top_k parameter
+    # may have raised them past the compiled list_length).
+    length = contract.candidates_of(index)
     positions, scores = lists.top_candidates(queries, index.item_embeddings.numpy(), cut.excluded,
                                          length)
     history = np.asarray(index.lookup_items(tf.constant(
