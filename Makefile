@@ -6,7 +6,6 @@ PYTHON ?= $(shell for p in python3.10 "$$(pyenv root 2>/dev/null)"/versions/3.10
 	&& { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
-export TF_USE_LEGACY_KERAS := 1
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 ARGS ?=
@@ -40,14 +39,15 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -v -m "not e2e and not slow" $(ARGS)
 
-# Debian's Chromium, for the test that renders the run report (tests/test_e2e.py); needs root.
+# Debian's Chromium, for the test that renders the run report (tests/e2e/test_e2e.py); needs root.
 browser:
 	command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-# Style, and the import direction: a module never imports a layer above its own (tests/test_layout.py).
+# Style, and the import direction: a module never imports a layer above its own
+# (tests/unit/test_layout.py).
 lint: install
-	$(BIN)/ruff check models recommender components pipeline kubeflow cli bench tests
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_layout.py
+	$(BIN)/ruff check models recommender components pipeline presentation local kubeflow cli bench tests
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit/test_layout.py
 
 compile: install
 	$(BIN)/recsys compile $(ARGS)

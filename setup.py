@@ -8,11 +8,13 @@ setup(
     description="Two-tower retrieval, ScaNN index, ranking and serving as a TFX pipeline on Kubeflow.",
     python_requires=">=3.9,<3.11",
     # Layers, lowest first: models (ML code), recommender (the servable and its clients),
-    # components (TFX), pipeline, kubeflow (runner), cli. kubeflow/serving/ (image build context and
-    # manifests) is not a package and does not ship in the wheel.
+    # components (TFX), pipeline, presentation (summary, report), local and kubeflow (runners),
+    # cli.
+    # kubeflow/serving/ (image build context and manifests) is not a package and does not ship
+    # in the wheel.
     packages=find_packages(include=["models", "models.*", "recommender", "recommender.*",
                                     "components", "components.*", "pipeline", "pipeline.*",
-                                    "kubeflow", "cli"]),
+                                    "presentation", "local", "kubeflow", "cli"]),
     install_requires=[
         "tfx[kfp]==1.16.0",
         "tensorflow==2.16.2",

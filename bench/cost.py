@@ -27,10 +27,9 @@ import sys
 import time
 from typing import Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench import measure, scale  # noqa: E402
+from bench import measure, scale
 
 # size -> (interactions, users, items, seed, retrieval epochs or None for the default).
 SIZES = {"fixed": (100, 5, 40, 5, 1), "15k": (15_000, 300, 400, 3, 3),

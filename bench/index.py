@@ -27,13 +27,11 @@ import tempfile
 import time
 from typing import Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from models.index import evaluation, searcher  # noqa: E402
-from pipeline.config import IndexConfig  # noqa: E402
+from models.index import evaluation, searcher
+from pipeline.config import IndexConfig
 
 K = 10
 TARGETS = {"recall@10": 0.95, "batched_speedup": 30.0, "single_latency_ratio": 100.0}

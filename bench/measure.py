@@ -68,7 +68,7 @@ def steps(metadata_path: str, started: float, sampler: Sampler) -> List[dict]:
     from ml_metadata.metadata_store import metadata_store
     from tfx.orchestration import metadata
 
-    from pipeline import summary
+    from presentation import summary
 
     store = metadata_store.MetadataStore(metadata.sqlite_metadata_connection_config(metadata_path))
     out = []

@@ -38,24 +38,21 @@ import time
 from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
+import tensorflow as tf
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-
-import tensorflow as tf  # noqa: E402
-
-from bench import baselines  # noqa: E402
-from models import (  # noqa: E402
+from bench import baselines
+from local import runner as local_runner
+from models import (
     arrays,
-    features,  # noqa: E402
+    features,
     records,
 )
-from models.data import readers, splits, writer  # noqa: E402
+from models.data import readers, splits, writer
 from models.evaluation import (
-    evaluate,  # noqa: E402
-    metrics,  # noqa: E402
+    evaluate,
+    metrics,
 )
-from pipeline import local_runner  # noqa: E402
-from pipeline.config import DataConfig, PipelineConfig  # noqa: E402
+from pipeline.config import DataConfig, PipelineConfig
 
 CUTOFFS = (10, 50, 100)
 COLUMNS = ("recall@10", "recall@50", "recall@100", "ndcg@10", "hr@10", "mrr", "coverage@10")

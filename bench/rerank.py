@@ -21,18 +21,16 @@ import os
 import tempfile
 from typing import Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from bench.serving import models_of, pipeline_run, write_results  # noqa: E402
+from bench.serving import models_of, pipeline_run, write_results
 from models import (
-    features,  # noqa: E402
-    records,  # noqa: E402
+    features,
+    records,
 )
-from models.evaluation import metrics  # noqa: E402
-from recommender import servable  # noqa: E402
+from models.evaluation import metrics
+from recommender import servable
 
 SETTINGS = {
     "no rules (ranked order)": dict(dislike_similarity=1.0),

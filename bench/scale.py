@@ -28,7 +28,6 @@ from typing import List, Sequence
 
 from bench import measure
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # name -> (interactions, users, items): MovieLens shapes.
@@ -50,7 +49,7 @@ def run_one(data_dir: str, output: str, epochs, beam_runner: str, beam_args: Seq
     """Runs the pipeline once in this process with the sampler on; returns the figures."""
     import dataclasses
 
-    from pipeline import local_runner
+    from local import runner as local_runner
     from pipeline.config import DataConfig, PipelineConfig
 
     config = PipelineConfig(serving_dir=os.path.join(output, "serving"), beam_runner=beam_runner,

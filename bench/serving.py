@@ -31,18 +31,16 @@ import tempfile
 import time
 from typing import Dict, List
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import numpy as np
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from bench.index import clustered  # noqa: E402
-from models import arrays  # noqa: E402
-from models.index import contract, evaluation, searcher, servable  # noqa: E402
-from models.ranking import neighbours as item_neighbours  # noqa: E402
-from pipeline import local_runner  # noqa: E402
-from pipeline.config import IndexConfig, PipelineConfig  # noqa: E402
-from recommender import client  # noqa: E402
+from bench.index import clustered
+from local import runner as local_runner
+from models import arrays
+from models.index import contract, evaluation, searcher, servable
+from models.ranking import neighbours as item_neighbours
+from pipeline.config import IndexConfig, PipelineConfig
+from recommender import client
 from recommender import servable as recommender
 
 BATCH = 32

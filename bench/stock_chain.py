@@ -16,7 +16,6 @@ import shutil
 import sys
 import tempfile
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _USER, _ITEM, _TIME, _RATING = "user_id", "item_id", "timestamp", "rating"

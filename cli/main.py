@@ -19,8 +19,7 @@ import os
 import sys
 from typing import List, Optional
 
-from models.evaluation.config import EvalConfig
-from pipeline.config import PipelineConfig
+from pipeline.config import CANDIDATES_PER_ITEM, PipelineConfig
 from recommender.config import base_of
 
 # Configuration fields the flags of `recsys run` set: errors name the flag too.
@@ -67,57 +66,66 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     return config.with_lists(args.top_k, args.candidates)
 
 
+# Every flag's default, and every default a help text quotes, comes from the dataclasses.
+DEFAULTS = PipelineConfig()
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--beam-runner", default="DirectRunner",
+    d = DEFAULTS
+    p.add_argument("--beam-runner", default=d.beam_runner,
                    help="Beam runner of the data steps: DirectRunner (default: every core), "
                         "PortableRunner (Flink, Spark or a Beam job service; give --beam-arg="
                         "--job_endpoint=HOST:PORT and an environment), DataflowRunner, ...")
-    p.add_argument("--beam-arg", action="append", default=[], metavar="ARG",
+    p.add_argument("--beam-arg", action="append", default=list(d.beam_args), metavar="ARG",
                    help="Beam option of every Beam-using component (repeatable), e.g. "
                         "--beam-arg=--direct_num_workers=4 or --beam-arg=--job_endpoint=localhost:8099")
-    p.add_argument("--data", default=None,
+    p.add_argument("--data", default=d.data.data_dir,
                    help="data folder (interactions.csv, or a MovieLens 100K/1M download); "
                         "default: the embedded synthetic dataset")
-    p.add_argument("--serving-dir", default="serving",
+    p.add_argument("--serving-dir", default=d.serving_dir,
                    help="the model is pushed to SERVING_DIR/recommender/<version>/")
-    p.add_argument("--top-k", type=int, default=10, help="length of the recommended list")
+    p.add_argument("--top-k", type=int, default=d.top_k, help="length of the recommended list")
     p.add_argument("--candidates", type=int, default=None,
-                   help="items retrieval hands the ranker per request (default: 100, and at "
-                        "least twice --top-k, so the ranker chooses the list)")
+                   help=f"items retrieval hands the ranker per request (default: {d.index.candidates}, "
+                        f"and at least {CANDIDATES_PER_ITEM} x --top-k, so the ranker chooses the list)")
     p.add_argument("--epochs", type=int, default=None,
-                   help="retrieval training epochs (0: an untrained model, which the gates refuse)")
+                   help=f"retrieval training epochs (default {d.retrieval.epochs}; 0: an untrained "
+                        "model, which the gates refuse)")
     p.add_argument("--no-refit", action="store_true",
                    help="deploy the models trained on the train split only (default: after the "
                         "held-out checks, retrieval and ranking learn again from every interaction)")
-    p.add_argument("--eval-fraction", type=float, default=0.2,
-                   help="latest share of each user's interactions held out for evaluation")
-    p.add_argument("--max-bad-rows-fraction", type=float, default=0.0,
+    p.add_argument("--eval-fraction", type=float, default=d.data.eval_fraction,
+                   help="latest share of each user's interactions held out for evaluation "
+                        f"(default {d.data.eval_fraction})")
+    p.add_argument("--max-bad-rows-fraction", type=float, default=d.data.max_bad_row_fraction,
                    help="skip (and report) invalid rows up to this share of a file; "
-                        "default 0: any invalid row stops the run")
+                        f"default {d.data.max_bad_row_fraction}: any invalid row stops the run")
     p.add_argument("--index-flavour", choices=("auto", "exact", "scann"), default=None,
                    help="exact (stock TF Serving), scann (TF Serving with ScaNN's ops) or auto: "
-                        "exact below 20,000 items")
+                        f"exact below {d.index.brute_force_below:,} items (default {d.index.flavour})")
     p.add_argument("--index-min-recall", type=float, default=None,
                    help="push only if the index's recall against exact search reaches this "
-                        "(default 0.95)")
+                        f"(default {d.index.min_recall})")
     p.add_argument("--ranking-loss", choices=("pointwise", "listwise"), default=None,
-                   help="the ranking model's loss (default pointwise)")
+                   help=f"the ranking model's loss (default {d.ranking.loss})")
     p.add_argument("--diversity", type=float, default=None,
-                   help="re-ranking: MMR trade-off in [0, 1) on item embeddings (default 0: off)")
+                   help="re-ranking: MMR trade-off in [0, 1) on item embeddings "
+                        f"(default {d.rerank.diversity}: off)")
     p.add_argument("--freshness-boost", type=float, default=None,
-                   help="re-ranking: boost of recently released items (default 0: off)")
+                   help="re-ranking: boost of recently released items "
+                        f"(default {d.rerank.freshness_boost}: off)")
     p.add_argument("--dislike-similarity", type=float, default=None,
                    help="re-ranking: demote items this similar (cosine) to one the user rated "
-                        "low (default 0.9; 1: off)")
-    p.add_argument("--min-lift", type=float, default=EvalConfig.min_lift_over_popularity,
+                        f"low (default {d.rerank.dislike_similarity}; 1: off)")
+    p.add_argument("--min-lift", type=float, default=d.evaluation.min_lift_over_popularity,
                    help="push only if the model's recall is at least this multiple of popularity's "
-                        f"(default {EvalConfig.min_lift_over_popularity})")
+                        f"(default {d.evaluation.min_lift_over_popularity})")
 
 
 def _cmd_run(args) -> int:
     if not args.verbose:  # TensorFlow's C++ INFO/WARNING lines go nowhere else
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from pipeline import local_runner
+    from local import runner as local_runner
 
     try:
         config = _config(args)
@@ -202,7 +210,7 @@ def _cmd_rollback(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from pipeline import report
+    from presentation import report
 
     path = report.latest(args.output_dir)
     if path is None:
@@ -304,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rec = sub.add_parser("recommend", help="print a user's list from the newest pushed model")
     rec.add_argument("--user", required=True)
-    rec.add_argument("--serving-dir", default="serving",
+    rec.add_argument("--serving-dir", default=DEFAULTS.serving_dir,
                      help="load the newest pushed model from here (without --server)")
     rec.add_argument("--server", default=None,
                      help="HOST:PORT of a running TF Serving instead (8501 REST, 8500 gRPC)")
@@ -324,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     back = sub.add_parser("rollback", help="serve an earlier pushed version again (republished "
                                            "as the newest, so TF Serving picks it up)")
-    back.add_argument("--serving-dir", default="serving")
+    back.add_argument("--serving-dir", default=DEFAULTS.serving_dir)
     back.add_argument("--to", type=int, default=None,
                       help="the version to serve (default: the one before the newest)")
     back.set_defaults(func=_cmd_rollback)

@@ -3,7 +3,4 @@
 The logic they run lives in ``models/`` and ``recommender/``.
 """
 
-import os
-
-# See models/__init__.py: Keras 2 must be chosen before TensorFlow loads.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import models  # noqa: F401 (its import sets the Keras-2 switch before TensorFlow loads)

@@ -84,7 +84,6 @@ def _output_file(argv: List[str]) -> str:
 
 
 def main(argv: List[str]) -> int:
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     argv, repaired = repair_argv(argv)
     if repaired:
         logging.warning("Repaired inputs %s: artifact types filled in from the component's inputs "

@@ -4,7 +4,7 @@ Building an Example through the protobuf API costs tens of microseconds (a messa
 per feature and per list); the wire format of Example is small and fixed
 (tensorflow/core/example/{example,feature}.proto), so the bytes are joined here instead,
 several times faster, and equal to ``SerializeToString(deterministic=True)`` of the same
-Example (map entries sorted by key): tests/test_data.py checks that on random examples.
+Example (map entries sorted by key): tests/unit/test_data.py checks that on random examples.
 """
 
 from __future__ import annotations

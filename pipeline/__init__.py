@@ -1,6 +1,4 @@
-"""The pipeline definition, its composed configuration, the local runner and the run summary."""
+"""The pipeline definition and its composed configuration (the runners are local/ and kubeflow/,
+the run's summary and report presentation/)."""
 
-import os
-
-# See models/__init__.py: Keras 2 must be chosen before TensorFlow loads.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import models  # noqa: F401 (its import sets the Keras-2 switch before TensorFlow loads)

@@ -91,9 +91,10 @@ class PipelineConfig:
         # The same derivations run in the Kubeflow tasks from a run's top_k parameter.
         index = (dataclasses.replace(self.index, candidates=candidates) if candidates
                  else self.index.for_list(top_k))
+        # The ranker's training lists are the index's candidates: its trainer reads them from
+        # the index it ranks for, so a Kubeflow run's top_k parameter reaches them too.
         return dataclasses.replace(
             self, top_k=top_k, evaluation=self.evaluation.for_list(top_k), index=index,
-            ranking=dataclasses.replace(self.ranking, list_length=index.candidates),
             rerank=self.rerank.for_list(top_k))
 
     def for_input(self, input_bytes: int) -> "PipelineConfig":
@@ -135,8 +136,6 @@ class PipelineConfig:
             (self.in_process_bytes >= 0, "in_process_bytes must be >= 0"),
             (self.index.candidates >= self.top_k,
              f"index.candidates ({self.index.candidates}) must be >= top_k ({self.top_k})"),
-            (self.ranking.list_length >= self.top_k,
-             f"ranking.list_length ({self.ranking.list_length}) must be >= top_k ({self.top_k})"),
             (self.rerank.max_k >= self.top_k, "rerank.max_k must be >= top_k"),
             (self.evaluation.candidates_per_request <= self.index.candidates,
              f"evaluation.candidates_per_request ({self.evaluation.candidates_per_request}) must "

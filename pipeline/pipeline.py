@@ -21,14 +21,11 @@ import os
 from typing import Mapping, Optional, Sequence
 
 from tfx import v1 as tfx
-from tfx.components import FileBasedExampleGen
-from tfx.dsl.components.base import executor_spec
-from tfx.proto import example_gen_pb2
 
 from components.assembler.component import RecommenderAssembler
 from components.candidates.component import CandidateExamples
 from components.evaluator.component import RecommenderEvaluator
-from components.example_gen import executor as example_gen
+from components.example_gen.component import CatalogueExampleGen, InteractionsExampleGen
 from components.index.component import IndexBuilder
 from components.pusher.component import VersionedPusher
 from components.served.component import ServedModel
@@ -48,23 +45,6 @@ PUSHER = "Pusher"
 SERVED_MODEL = "ServedModel"
 # Nodes that read state outside the pipeline (the serving directory): never taken from the cache.
 NEVER_CACHED = (SERVED_MODEL,)
-
-
-def _example_gen(data_root: str, executor_class, splits: Sequence[str], config: PipelineConfig):
-    # Every split reads the whole folder; the executor assigns rows to splits.
-    output_config = None
-    if len(splits) == 1:
-        # One input split is otherwise hash-split into train/eval by ExampleGen.
-        output_config = example_gen_pb2.Output(split_config=example_gen_pb2.SplitConfig(
-            splits=[example_gen_pb2.SplitConfig.Split(name=splits[0], hash_buckets=1)]))
-    return FileBasedExampleGen(
-        input_base=data_root,
-        input_config=example_gen_pb2.Input(
-            splits=[example_gen_pb2.Input.Split(name=name, pattern="*") for name in splits]),
-        output_config=output_config,
-        custom_config=example_gen.pack_config(config.data),
-        custom_executor_spec=executor_spec.BeamExecutorSpec(executor_class),
-    )
 
 
 # What an orchestrator may set per run (``create_pipeline(parameters=...)``): the data folder,
@@ -102,10 +82,8 @@ def create_pipeline(
         raise ValueError(f"unknown run parameters {unknown}; known: {list(RUN_PARAMETERS)}")
     data_root = parameters.get("data_root", data_root)
     serving_dir = parameters.get("serving_dir", config.serving_dir)
-    interactions = _example_gen(data_root, example_gen.InteractionsExecutor,
-                                (features.TRAIN, features.EVAL), config).with_id(INTERACTIONS_GEN)
-    catalogue = _example_gen(data_root, example_gen.CatalogueExecutor,
-                             (features.CATALOGUE,), config).with_id(CATALOGUE_GEN)
+    interactions = InteractionsExampleGen(data_root, config.data).with_id(INTERACTIONS_GEN)
+    catalogue = CatalogueExampleGen(data_root, config.data).with_id(CATALOGUE_GEN)
     statistics = tfx.components.StatisticsGen(examples=interactions.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(schema_dir, "interactions", "schema.pbtxt"))

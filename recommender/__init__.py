@@ -6,7 +6,4 @@ their config), ``client`` (a pushed model loaded in process) and ``remote``
 (TF Serving over REST or gRPC).
 """
 
-import os
-
-# See models/__init__.py: Keras 2 must be chosen before TensorFlow loads.
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+import models  # noqa: F401 (its import sets the Keras-2 switch before TensorFlow loads)

@@ -2,7 +2,6 @@
 
 import os
 
-os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
@@ -139,7 +138,7 @@ def ml100k_hazards(tmp_path_factory):
 @pytest.fixture(scope="session")
 def shared_run(tiny_data, tmp_path_factory):
     """The suite's one full pipeline run, read by every test that only reads a run's outputs
-    (tests/test_e2e.py, the quality benchmark's main table, the report, the analysis notebook).
+    (tests/e2e/test_e2e.py, the quality benchmark's main table, the report, the analysis notebook).
 
     The pipeline is given the first 80% of each user's timeline of ``tiny_data`` (the quality
     benchmark's outer split); the later interactions judge the pushed model. Tests that run

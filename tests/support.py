@@ -19,10 +19,13 @@ from models import features
 from models.index import servable
 from models.transform import raw
 
+# The project's root: the folder of setup.py, README.md, notebooks/ and kubeflow/.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 # Beam options of the test runs that exercise something else than the runner: one in-process
 # worker, no worker start-up per Beam step (what a local run below in_process_bytes chooses by
-# itself). Worker processes are run by tests/test_beam_read.py; the PortableRunner by
-# tests/test_portable.py.
+# itself). Worker processes are run by tests/component/test_beam_read.py; the PortableRunner by
+# tests/compile/test_portable.py.
 IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
 
 
@@ -66,7 +69,7 @@ WIDE_FILES = [("utf-16-le", _CSV.encode("utf-16"), "UTF-16LE"),
               ("utf-32-le", _CSV.encode("utf-32"), "UTF-32LE")]
 
 
-# --- ExampleGen executor properties (tests/test_components.py, tests/test_beam_read.py) ---
+# --- ExampleGen executor properties (tests/component/test_components.py, test_beam_read.py) ---
 
 
 def split_config(*names):
@@ -82,15 +85,16 @@ def gen_properties(data_dir, data, splits, output=None):
     from tfx.utils import proto_utils
 
     from components.example_gen import executor as example_gen
+    from models.config import encode
 
     return {"input_base": data_dir, "input_config": split_config(*splits),
             "output_config": proto_utils.proto_to_json(output or example_gen_pb2.Output()),
-            "custom_config": proto_utils.proto_to_json(example_gen.pack_config(data)),
+            example_gen.DATA_CONFIG_KEY: encode(data),
             "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
             "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP}
 
 
-# --- a hand-made retrieval index (tests/test_index_servable.py and the servables built on it) ---
+# --- a hand-made retrieval index (tests/component/test_index_servable.py and the servables built on it) ---
 
 ITEMS = np.array(["a", "b", "c", "d", "e"])
 # Item i lies along axis i: a query's dot products are just its coordinates.
@@ -198,7 +202,7 @@ def plain_argv():
 
 def run_pipeline(config, output_dir, main=False):
     """``local_runner.run`` (``main``: ``local_runner.main``, its exit code) under plain_argv."""
-    from pipeline import local_runner
+    from local import runner as local_runner
 
     with plain_argv():
         return (local_runner.main if main else local_runner.run)(config, str(output_dir))
@@ -209,13 +213,13 @@ def pipeline_process(config, output_dir, **popen):
     process's), started with ``subprocess.Popen(**popen)`` from the project's root."""
     script = textwrap.dedent(f"""
         import sys
-        from pipeline import local_runner
+        from local import runner as local_runner
         from pipeline.config import *
         sys.exit(local_runner.main({config!r}, {str(output_dir)!r}))
     """)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.Popen([sys.executable, "-c", script], cwd=root,
-                            env={**os.environ, "TF_USE_LEGACY_KERAS": "1"}, **popen)
+    # Without the Keras-2 switch in its environment: the package sets it (models/__init__.py).
+    env = {name: value for name, value in os.environ.items() if name != "TF_USE_LEGACY_KERAS"}
+    return subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env=env, **popen)
 
 
 def fork(run: SharedRun, folder, **changes) -> Tuple[object, str]:

@@ -3,9 +3,8 @@
 They extend the stock ``BaseExampleGenExecutor``, so output format, split
 naming, payload format and ML Metadata properties are TFX's own; only the
 generation of the splits is ours. Both take ``input_base`` (the data folder)
-and the data section (``models.data.config.DataConfig``) as ``custom_config``:
-ExampleGen's spec only takes a ``CustomConfig`` proto, so the section's JSON
-text (``models.config.encode``) travels in it as a ``StringValue``.
+and the data section (``models.data.config.DataConfig``) as its JSON text in
+``data_config`` (components/example_gen/component.py), read once per execution.
 """
 
 from __future__ import annotations
@@ -15,35 +14,23 @@ import os
 from typing import Any, Dict
 
 import apache_beam as beam
-from google.protobuf import wrappers_pb2
 from tfx.components.example_gen.base_example_gen_executor import BaseExampleGenExecutor
 from tfx.proto import example_gen_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import proto_utils
 
 from models import features
-from models.config import decode, encode
-from models.data import beam_read, schema
+from models.config import decode
+from models.data import beam as data_beam
+from models.data import schema
 from models.data.config import DataConfig
 
-
-def pack_config(data: DataConfig) -> example_gen_pb2.CustomConfig:
-    """The data section as ExampleGen's ``custom_config`` proto (its JSON text in an Any)."""
-    config = example_gen_pb2.CustomConfig()
-    config.custom_config.Pack(wrappers_pb2.StringValue(value=encode(data)))
-    return config
+DATA_CONFIG_KEY = "data_config"
 
 
 def data_config(exec_properties: Dict[str, Any]) -> DataConfig:
     """The data section an ExampleGen execution was given (its defaults when none was)."""
-    raw = exec_properties.get("custom_config")
-    if not raw:
-        return DataConfig()
-    config = example_gen_pb2.CustomConfig()
-    proto_utils.json_to_proto(raw, config)
-    text = wrappers_pb2.StringValue()
-    config.custom_config.Unpack(text)
-    return decode(DataConfig, text.value)
+    return decode(DataConfig, exec_properties.get(DATA_CONFIG_KEY) or None)
 
 
 def _split_names(exec_properties: Dict[str, Any]):
@@ -62,8 +49,9 @@ class _Checked(BaseExampleGenExecutor):
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         self._report = os.path.join(examples.uri, self.REPORT)
+        self._config = data_config(exec_properties)
         super().Do(input_dict, output_dict, exec_properties)
-        report = beam_read.check(self._report, data_config(exec_properties).max_bad_row_fraction)
+        report = data_beam.check(self._report, self._config.max_bad_row_fraction)
         logging.info("%s: %s", exec_properties["input_base"], report.summary())
         if report.skipped or report.warnings:
             logging.warning("%s", report.summary())
@@ -71,7 +59,7 @@ class _Checked(BaseExampleGenExecutor):
 
 class InteractionsExecutor(_Checked):
     """Interactions joined with user and item features and the user's history, split by time
-    into train and eval, all in Beam (models/data/beam_read.py)."""
+    into train and eval, all in Beam (models/data/beam/)."""
 
     def GetInputSourceToExamplePTransform(self) -> beam.PTransform:  # noqa: N802 (TFX API)
         raise NotImplementedError("splits are generated together in GenerateExamplesByBeam")
@@ -81,11 +69,11 @@ class InteractionsExecutor(_Checked):
         if sorted(names) != sorted([features.TRAIN, features.EVAL]):
             raise ValueError(f"interactions ExampleGen needs input splits "
                              f"'{features.TRAIN}' and '{features.EVAL}', got {names}")
-        config = data_config(exec_properties)
-        out = beam_read.interactions(pipeline, exec_properties["input_base"], config.eval_fraction,
+        config = self._config
+        out = data_beam.interactions(pipeline, exec_properties["input_base"], config.eval_fraction,
                                      config.split_strategy, schema.domains(), config.range_bytes,
                                      config.side_input_bytes)
-        beam_read.write_report(pipeline, out.problems, self._report)
+        data_beam.write_report(pipeline, out.problems, self._report)
         return out.splits
 
 
@@ -98,8 +86,7 @@ class CatalogueExecutor(_Checked):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
         (name,) = _split_names(exec_properties)
-        config = data_config(exec_properties)
-        items, problems = beam_read.catalogue(pipeline, exec_properties["input_base"], schema.domains(),
-                                              config.range_bytes)
-        beam_read.write_report(pipeline, problems, self._report)
+        items, problems = data_beam.catalogue(pipeline, exec_properties["input_base"], schema.domains(),
+                                              self._config.range_bytes)
+        data_beam.write_report(pipeline, problems, self._report)
         return {name: items}

@@ -8,7 +8,7 @@ Layouts:
   ml-1m: ``ratings.dat``, ``users.dat``, ``movies.dat`` ('::', latin-1).
 
 Both readers use these declarations: the in-memory one (``models.data.readers``)
-and the Beam one the ExampleGens run (``models.data.beam_read``). Every table
+and the Beam one the ExampleGens run (``models.data.beam``). Every table
 ends as canonical rows: users {user_id, age, gender, occupation}, items
 {item_id, title, genres, year}, interactions {user_id, item_id, timestamp, rating}.
 """

@@ -2,7 +2,7 @@
 
 For tools and tests that hold a dataset in one process (the quality benchmark's
 outer split, notebooks). The ExampleGens read with Beam instead
-(``models.data.beam_read``); both parse every row with the same declarations
+(``models.data.beam``); both parse every row with the same declarations
 (``models.data.layouts``) and the same ``tables.RowParser``.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from models import features
-from models.data import layouts, schema, tables
+from models.data import errors, layouts, schema, tables
 from models.data.errors import ValidationReport
 from models.data.layouts import CANONICAL, ML_1M, ML_100K  # noqa: F401 (the layout names)
 
@@ -64,7 +64,7 @@ def read_dataset(folder: str, max_bad_fraction: float = 0.0) -> Dataset:
         users = {u: dict(layouts.UNKNOWN_USER) for u in inter[features.USER_ID]}
     if items is None:
         items = {i: dict(layouts.UNKNOWN_ITEM) for i in inter[features.ITEM_ID]}
-    report.warnings.extend(time_warnings(min(inter[features.TIMESTAMP], default=0),
+    report.warnings.extend(errors.time_warnings(min(inter[features.TIMESTAMP], default=0),
                                          max(inter[features.TIMESTAMP], default=0),
                                          len(inter[features.TIMESTAMP])))
     if report.skipped or report.warnings:
@@ -86,27 +86,14 @@ def _side_table(table: layouts.Table, report, max_bad: float, domains) -> Option
     return out
 
 
-def time_warnings(first: int, last: int, count: int) -> List[str]:
-    """What makes the temporal split less temporal than it looks."""
-    if count > 1 and first == last:
-        return [f"all {count} interactions have the same timestamp ({first}): the "
-                f"'temporal' split and the histories follow file order. Give real times for a "
-                f"split that holds out each user's latest interactions."]
-    return []
-
-
 def _known_ids(users, users_path: str, items, items_path: str):
     """A row check that rejects interactions naming ids absent from the side tables."""
 
     def check(row: dict) -> Optional[Tuple[str, str]]:
         if users is not None and row[features.USER_ID] not in users:
-            return features.USER_ID, unknown_id("user", row[features.USER_ID], users_path)
+            return features.USER_ID, errors.unknown_id("user", row[features.USER_ID], users_path)
         if items is not None and row[features.ITEM_ID] not in items:
-            return features.ITEM_ID, unknown_id("item", row[features.ITEM_ID], items_path)
+            return features.ITEM_ID, errors.unknown_id("item", row[features.ITEM_ID], items_path)
         return None
 
     return check
-
-
-def unknown_id(kind: str, value: str, path: str) -> str:
-    return f"{kind} '{value}' is not in {path}"

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, 
 
 import tensorflow as tf
 
+from models.data import errors
 from models.data.errors import BadRow, DataError, ValidationReport
 
 Parser = Callable[[str], object]
@@ -96,14 +97,6 @@ def check_head(path: str, head: bytes, encoding: str) -> None:
             f"(or save it from the spreadsheet as \"CSV UTF-8\").")
 
 
-def decode_error(path: str, line: int, offset: int, byte: int, encoding: str) -> DataError:
-    """The error of a byte that is not valid in ``encoding``, with the advice that fits it."""
-    return DataError(
-        f"{path}:{line}: not valid {encoding} (byte 0x{byte:02x} at offset {offset}). Save the "
-        f"file as {encoding.upper()} (e.g. `iconv -f latin1 -t {encoding}` when it is latin-1, "
-        f"as the MovieLens 100K and 1M files are).")
-
-
 def _read_text(path: str, encoding: str) -> str:
     with tf.io.gfile.GFile(path, "rb") as f:
         raw = f.read()
@@ -111,7 +104,7 @@ def _read_text(path: str, encoding: str) -> str:
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError as e:
-        raise decode_error(path, raw[: e.start].count(b"\n") + 1, e.start, raw[e.start],
+        raise errors.decode_error(path, raw[: e.start].count(b"\n") + 1, e.start, raw[e.start],
                            encoding) from None
     # A UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the first column's name.
     return text[1:] if text.startswith("\ufeff") else text
@@ -183,7 +176,7 @@ class RowParser:
     """Parses the cells of one record of a table into a row, or names what is wrong.
 
     The same parser serves the in-memory reader (``read_table``) and the Beam
-    reader (``models.data.beam_read``), so a row is judged alike by both.
+    reader (``models.data.beam``), so a row is judged alike by both.
     """
 
     def __init__(self, path: str, spec: TableSpec, names: Optional[Sequence[str]],
@@ -241,25 +234,6 @@ class RowParser:
         return row, None
 
 
-def repeated_id(path: str, number: int, field: str, value, first: int) -> BadRow:
-    return BadRow(path, number, field, f"id '{value}' already listed on line {first}; "
-                                       f"each id must be listed once")
-
-
-def over_budget(path: str, bad: Sequence[BadRow], count: int, total: int,
-                max_bad_fraction: float) -> Optional[str]:
-    """The error message when ``count`` bad rows of ``total`` exceed the allowed fraction, else
-    None; it lists the first ten of ``bad`` by line."""
-    if not count or count <= max_bad_fraction * total:
-        return None
-    bad = sorted(bad, key=lambda b: b.line)
-    listed = "\n  ".join(str(b) for b in bad[:10])
-    more = f"\n  ... and {count - 10} more" if count > 10 else ""
-    return (f"{path}: {count} of {total} row(s) are invalid (allowed: "
-            f"{max_bad_fraction:.2%}):\n  {listed}{more}\n"
-            f"Fix the rows, or raise --max-bad-rows-fraction to skip them.")
-
-
 def read_table(
     path: str,
     spec: TableSpec,
@@ -307,7 +281,7 @@ def read_table(
                 problem = BadRow(path, number, found[0], found[1])
         if problem is None and spec.unique is not None:
             if row[spec.unique] in first_line:
-                problem = repeated_id(path, number, spec.unique, row[spec.unique],
+                problem = errors.repeated_id(path, number, spec.unique, row[spec.unique],
                                       first_line[row[spec.unique]])
             else:
                 first_line[row[spec.unique]] = number
@@ -317,17 +291,13 @@ def read_table(
         for name, value in row.items():
             columns[name].append(value)
     if total == 0:
-        raise DataError(no_rows(path))
+        raise DataError(errors.no_rows(path))
     report.rows_read[path] = total
-    message = over_budget(path, bad, len(bad), total, max_bad_fraction)
+    message = errors.over_budget(path, bad, len(bad), total, max_bad_fraction)
     if message:
         raise DataError(message)
     report.skipped.extend(bad)
     return columns
-
-
-def no_rows(path: str) -> str:
-    return f"{path}: the file has a header but no data rows."
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,9 +21,6 @@ class RankingConfig:
         (0: full-rank).
       hidden_units: sizes of the ReLU tower on top of the cross layers.
       epochs, batch_size (lists per step), learning_rate: optimisation (Adam).
-      list_length: retrieved candidates per training list: the index's candidates
-        (PipelineConfig.with_lists sets it so; the trainer reads them from the index
-        it ranks for, so a Kubeflow run's top_k parameter reaches it too).
       anchor_fractions: where each user's training timeline is cut into a
         (history, next window) training list.
       label_window: share of the user's interactions after an anchor that
@@ -43,7 +40,6 @@ class RankingConfig:
     epochs: int = 6
     batch_size: int = 32
     learning_rate: float = 0.001
-    list_length: int = 100
     anchor_fractions: Tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
     label_window: float = 0.2
     min_interactions: int = 5

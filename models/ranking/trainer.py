@@ -53,8 +53,8 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
         queries.append(index.encoder.query_embedding(query_features)["embedding"].numpy())
     queries = np.vstack(queries) if queries else np.zeros((0, index.item_embeddings.shape[1]),
                                                           np.float32)
-    # What the served ranker ranks: the index's candidates (a Kubeflow run's top_k parameter
-    # may have raised them past the compiled list_length).
+    # What the served ranker ranks, read from the index it ranks for (the one place the list
+    # length is derived: IndexConfig.for_list, in the index builder's task as in the config).
     length = contract.candidates_of(index)
     positions, scores = lists.top_candidates(queries, index.item_embeddings.numpy(), cut.excluded,
                                          length)

@@ -14,10 +14,11 @@ import tensorflow as tf
 from tfx import v1 as tfx
 from tfx.proto.orchestration import pipeline_pb2
 
+from local import runner as local_runner
 from models import features
 from models.data import schema
-from pipeline import local_runner, portable
 from pipeline import pipeline as pipeline_def
+from pipeline import portable
 from pipeline.config import DataConfig, PipelineConfig
 from tests.support import plain_argv
 

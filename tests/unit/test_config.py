@@ -44,15 +44,27 @@ def test_pipeline_validation_checks_every_section_and_how_they_fit():
 
 
 def test_example_gen_reads_back_the_data_section_it_was_given():
+    from tfx.proto import example_gen_pb2
     from tfx.utils import proto_utils
 
-    from components.example_gen import executor as example_gen
+    from components.example_gen import component, executor
+    from models import features
     from models.data.config import DataConfig
 
     data = DataConfig(data_dir="/data", eval_fraction=0.3, split_strategy="global")
-    packed = proto_utils.proto_to_json(example_gen.pack_config(data))
-    assert example_gen.data_config({"custom_config": packed}) == data
-    assert example_gen.data_config({}) == DataConfig()
+    gen = component.InteractionsExampleGen("/data", data)
+    # One JSON string in the execution's properties, read back in one call.
+    assert isinstance(gen.exec_properties[executor.DATA_CONFIG_KEY], str)
+    assert executor.data_config(gen.exec_properties) == data
+    assert executor.data_config({}) == DataConfig()
+    assert "custom_config" not in gen.exec_properties or gen.exec_properties["custom_config"] is None
+    # Splits named as the executors expect: train and eval by time; the catalogue in one split.
+    given = proto_utils.json_to_proto(gen.exec_properties["input_config"], example_gen_pb2.Input())
+    assert [s.name for s in given.splits] == [features.TRAIN, features.EVAL]
+    catalogue = component.CatalogueExampleGen("/data", data).exec_properties
+    output = proto_utils.json_to_proto(catalogue["output_config"], example_gen_pb2.Output())
+    assert [s.name for s in output.split_config.splits] == [features.CATALOGUE]
+    assert catalogue["output_file_format"] == example_gen_pb2.FORMAT_TFRECORDS_GZIP
 
 
 def test_a_run_parameter_top_k_is_derived_and_checked_as_the_flag_is():

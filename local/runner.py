@@ -20,11 +20,12 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from models.data import beam_read, schema, synthetic
+from models.data import schema, synthetic
+from models.data.beam import files as data_files
 from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
-from pipeline import run_log
 from pipeline.config import ConfigError, PipelineConfig
+from presentation import run_log
 
 SCHEMA_DIR = schema.SCHEMA_DIR
 
@@ -54,7 +55,7 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
             num_interactions=data.synthetic_interactions, seed=data.synthetic_seed)
     # The rows are read and validated by the ExampleGens (in Beam, on the pipeline's runner);
     # here only what can be known without reading them: layout, files, headers, catalogue size.
-    found = beam_read.survey(data.data_dir)
+    found = data_files.survey(data.data_dir)
     files = ", ".join(f"{os.path.basename(p)} {size / 1e6:.1f} MB" for p, size in found["sizes"].items())
     print(f"Data: {data.data_dir} ({found['layout']}): {files}", flush=True)
     if found["items"] is not None:
@@ -208,7 +209,7 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path))
     started = time.time()
-    from pipeline import summary  # local import: reads ML Metadata after the run
+    from presentation import summary  # local import: reads ML Metadata after the run
 
     try:
         tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_def.compile_ir(pipe))
@@ -245,7 +246,7 @@ def _beam_line(config: PipelineConfig, n_bytes: int, by_size: bool) -> str:
 
 def _report(result: Dict[str, object], output_dir: str, config: PipelineConfig) -> None:
     """Writes the run's HTML report; a report that cannot be written never fails the run."""
-    from pipeline import report
+    from presentation import report
 
     try:
         result["report"] = report.write(output_dir, result, config.name)
@@ -281,7 +282,7 @@ def main(config: Optional[PipelineConfig] = None, output_dir: str = "tfx_output"
       interrupted by signal N (SIGTERM, SIGINT).
     """
     config = config or PipelineConfig()
-    from pipeline import summary
+    from presentation import summary
 
     metadata_path = with_output_dir(config, os.path.abspath(output_dir)).metadata_path
     with run_log.capture(os.path.abspath(output_dir), verbose,

@@ -19,7 +19,7 @@ from recommender import client, remote
 from recommender import servable as recommender
 from tests.support import context, ids, make_index
 
-# Items a..e have popularity 1, 9, 3, 7, 5 (tests/test_index_servable.py).
+# Items a..e have popularity 1, 9, 3, 7, 5 (tests/component/test_index_servable.py).
 
 
 class PopularityAverse(tf.Module):

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from pipeline import charts, summary
+from presentation import charts, summary
 
 REPORTS = "reports"
 DRIFT_FLAG = 0.1  # L-infinity distance (categorical) or relative mean change (numeric) shown as drift

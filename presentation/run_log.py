@@ -20,7 +20,7 @@ from ml_metadata.metadata_store import metadata_store
 from tfx.orchestration import metadata
 
 from models.progress import LOGGER
-from pipeline import summary
+from presentation import summary
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 

@@ -19,9 +19,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from kubeflow import runner
 from pipeline.config import PipelineConfig
 from recommender import remote
+from tests.support import ROOT
 
-SERVING_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kubeflow",
-                           "serving")
+SERVING_DIR = os.path.join(ROOT, "kubeflow", "serving")
 
 
 def _load_script(name: str):
@@ -137,8 +137,7 @@ def test_an_unexpected_layout_stops_with_the_file_named(trees, capsys):
     assert link.main([serving, os.path.join(scann, "nowhere")]) == 1
 
 
-K8S = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "kubeflow", "serving",
-                   "k8s")
+K8S = os.path.join(ROOT, "kubeflow", "serving", "k8s")
 
 
 def _yaml(*parts):

@@ -249,7 +249,7 @@ def test_index_builder_do_blesses_an_exact_index_that_keeps_the_contract(index):
     out, blessing = index
     stats = json.load(open(os.path.join(out.uri, index_builder.STATS_FILE)))
     # (An exact index's recall against exact search is 1.0 by construction: not a check here;
-    # tests/test_e2e.py's coarse ScaNN index shows the gate measuring.)
+    # tests/e2e/test_e2e.py's coarse ScaNN index shows the gate measuring.)
     assert stats["flavour"] == "exact" and f"recall@{ITEMS}" in stats
     assert os.path.exists(os.path.join(blessing.uri, "BLESSED"))
     for path in (path_utils.serving_model_path(out.uri), os.path.join(out.uri, holdout.HOLDOUT)):

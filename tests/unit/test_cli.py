@@ -1,13 +1,15 @@
 """Level 1: command-line flags land in the typed configuration."""
 
+import dataclasses
 import os
 import signal
 import time
+from unittest import mock
 
 import pytest
 
 from cli import main as cli
-from pipeline.config import IndexConfig, RankingConfig, RetrievalConfig
+from pipeline.config import IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
 from tests.support import IN_PROCESS, write
 
 
@@ -19,6 +21,16 @@ def test_defaults_are_the_typed_defaults():
     config = _config()
     assert config.index == IndexConfig() and config.top_k == 10
     assert config.ranking == RankingConfig() and config.retrieval == RetrievalConfig()
+    # Every field: the flags add nothing of their own to the dataclasses' defaults.
+    assert config == PipelineConfig().with_lists(PipelineConfig().top_k)
+
+
+def test_flags_take_their_defaults_from_the_dataclasses():
+    defaults = dataclasses.replace(PipelineConfig(), top_k=7, serving_dir="elsewhere",
+                                   data=dataclasses.replace(PipelineConfig().data, eval_fraction=0.3))
+    with mock.patch.object(cli, "DEFAULTS", defaults):
+        config = _config()
+    assert (config.top_k, config.serving_dir, config.data.eval_fraction) == (7, "elsewhere", 0.3)
 
 
 def test_index_flags_override_flavour_and_recall_threshold():
@@ -26,11 +38,11 @@ def test_index_flags_override_flavour_and_recall_threshold():
     assert (config.index.flavour, config.index.min_recall) == ("scann", 0.99)
     # The ranker picks the list from twice as many retrieved candidates, and learns on lists
     # as long as those it ranks when served.
-    assert config.index.candidates == config.ranking.list_length == 300
+    assert config.index.candidates == 300
     assert config.rerank.max_k == 150 and 150 in config.evaluation.cutoffs
     config.validate()
     config = _config("--top-k", "150", "--candidates", "150", "--no-refit")
-    assert config.index.candidates == config.ranking.list_length == 150
+    assert config.index.candidates == 150
     assert config.retrieval.refit is False
     config.validate()
 
@@ -101,7 +113,7 @@ def _small(tmp_path):
 
 
 def test_a_second_run_on_the_same_output_dir_is_refused(tmp_path, capsys):
-    from pipeline import local_runner
+    from local import runner as local_runner
 
     out = str(tmp_path / "out")
     with local_runner.locked(out):
@@ -114,7 +126,7 @@ def test_a_failed_run_prints_what_completed_and_one_line_why(tmp_path, capsys):
 
     from tfx import v1 as tfx
 
-    from pipeline import local_runner
+    from local import runner as local_runner
 
     failure = RuntimeError("Traceback (most recent call last):\n  ...\nValueError: the boom")
     with mock.patch.object(tfx.orchestration.LocalDagRunner, "run_with_ir", side_effect=failure):
@@ -169,7 +181,7 @@ def test_a_signal_unwinds_the_run_as_interrupted_and_the_handlers_come_back(sign
     """What `recsys run` does on SIGINT and SIGTERM (the end-to-end test sends SIGTERM to a
     training run): the signal becomes Interrupted, which no `except Exception` in a component
     swallows, and the previous handlers are restored after."""
-    from pipeline import local_runner
+    from local import runner as local_runner
 
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     with pytest.raises(local_runner.Interrupted) as caught:

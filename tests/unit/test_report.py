@@ -7,7 +7,7 @@ import pytest
 
 from models.evaluation import candidates, tfma_gate
 from models.evaluation.config import EvalConfig
-from pipeline import charts, report
+from presentation import charts, report
 
 
 def _stats(gender_f: float, mean_age: float):

@@ -9,7 +9,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
+from tests.support import ROOT
+
+NOTEBOOKS = os.path.join(ROOT, "notebooks")
 # What each notebook must print: a figure that is only there when its analysis ran.
 EXPECTED = {
     "01-walkthrough.ipynb": ("Pusher", "<- InteractionsExampleGen", "recall@10="),

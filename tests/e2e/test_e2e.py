@@ -31,10 +31,18 @@ from cli import main as cli
 from models import features
 from models.data import readers
 from models.evaluation import metrics
-from pipeline import summary as summary_lib
 from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
+from presentation import summary as summary_lib
 from recommender import client, push_lock
-from tests.support import ACCENTED_ITEM, IN_PROCESS, SHARED_RUN_SEED, fork, pipeline_process, run_pipeline
+from tests.support import (
+    ACCENTED_ITEM,
+    IN_PROCESS,
+    ROOT,
+    SHARED_RUN_SEED,
+    fork,
+    pipeline_process,
+    run_pipeline,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +76,7 @@ def test_every_component_ran_and_the_model_was_pushed(run):
     version = client.latest_version(config.push_dir)
     assert os.path.basename(version).isdigit()
     assert tf.io.gfile.exists(os.path.join(version, "saved_model.pb"))
-    # TF Serving replays these before serving the version (tests/test_serving_client.py).
+    # TF Serving replays these before serving the version (tests/compile/test_serving_client.py).
     assert tf.io.gfile.exists(os.path.join(version, "assets.extra", "tf_serving_warmup_requests"))
 
 
@@ -491,7 +499,7 @@ def cli_report_path(output_dir) -> str:
     """The path ``recsys report`` prints."""
     result = subprocess.run([sys.executable, "-m", "cli", "report", "--output-dir", str(output_dir)],
                             capture_output=True, text=True, timeout=120,
-                            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                            cwd=ROOT)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip().splitlines()[-1]
 

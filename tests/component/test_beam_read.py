@@ -13,7 +13,10 @@ import pytest
 import tensorflow as tf
 
 from models import features
-from models.data import beam_read, examples, readers, schema, splits
+from models.data import beam as data_beam
+from models.data import examples, readers, schema, splits
+from models.data.beam import files as data_files
+from models.data.config import DataConfig
 from models.data.errors import DataError
 from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, plain_argv, write
 
@@ -24,17 +27,17 @@ def _read_records(pattern):
     return sorted(r.numpy() for f in tf.io.gfile.glob(pattern) for r in tf.data.TFRecordDataset(f))
 
 
-def beam_examples(folder, out, strategy="per_user", max_bad=0.0, range_bytes=beam_read.RANGE_BYTES,
-                  args=ARGS, side_input_bytes=beam_read.SIDE_INPUT_BYTES):
+def beam_examples(folder, out, strategy="per_user", max_bad=0.0, range_bytes=DataConfig.range_bytes,
+                  args=ARGS, side_input_bytes=DataConfig.side_input_bytes):
     """{split: sorted serialized examples} of the interactions ExampleGen's steps, and the report."""
     out = str(out)
     with beam.Pipeline(argv=args) as p:
-        found = beam_read.interactions(p, folder, 0.2, strategy, schema.domains(), range_bytes,
+        found = data_beam.interactions(p, folder, 0.2, strategy, schema.domains(), range_bytes,
                                        side_input_bytes)
         for name, pc in found.splits.items():
             _ = pc | f"Write{name}" >> beam.io.WriteToTFRecord(os.path.join(out, name))
-        beam_read.write_report(p, found.problems, os.path.join(out, "report.json"))
-    report = beam_read.check(os.path.join(out, "report.json"), max_bad)
+        data_beam.write_report(p, found.problems, os.path.join(out, "report.json"))
+    report = data_beam.check(os.path.join(out, "report.json"), max_bad)
     return {name: _read_records(os.path.join(out, name + "*")) for name in found.splits}, report
 
 
@@ -47,7 +50,7 @@ def memory_examples(folder, strategy="per_user", max_bad=0.0):
 
 
 @pytest.mark.parametrize("range_bytes,side_input_bytes",
-                         [(beam_read.RANGE_BYTES, beam_read.SIDE_INPUT_BYTES), (1024, 0)],
+                         [(DataConfig.range_bytes, DataConfig.side_input_bytes), (1024, 0)],
                          ids=["one-range-items-side-input", "1KiB-ranges-items-cogroup"])
 def test_beam_examples_equal_the_in_memory_reader(tiny_data, tmp_path, range_bytes, side_input_bytes):
     got, report = beam_examples(tiny_data, tmp_path, range_bytes=range_bytes,
@@ -120,10 +123,10 @@ def test_non_utf8_line_is_named(canonical, tmp_path):
 def test_the_catalogue_reads_only_the_items_file(canonical, tmp_path):
     write(canonical, "interactions.csv", "user_id,item_id,timestamp\n1,10,oops\n")  # not read
     with beam.Pipeline(argv=ARGS) as p:
-        items, problems = beam_read.catalogue(p, canonical, schema.domains())
+        items, problems = data_beam.catalogue(p, canonical, schema.domains())
         _ = items | beam.io.WriteToTFRecord(str(tmp_path / "out" / "items"))
-        beam_read.write_report(p, problems, str(tmp_path / "report.json"))
-    report = beam_read.check(str(tmp_path / "report.json"), 0.0)
+        data_beam.write_report(p, problems, str(tmp_path / "report.json"))
+    report = data_beam.check(str(tmp_path / "report.json"), 0.0)
     assert list(report.rows_read) == [os.path.join(canonical, "items.csv")]
     got = _read_records(str(tmp_path / "out" / "items*"))
     assert got == sorted(examples.catalogue_examples(readers.read_dataset(
@@ -188,7 +191,7 @@ def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
                                        num_interactions=150_000, seed=1)
     size = os.path.getsize(os.path.join(folder, "interactions.csv"))
     read = []
-    opened = beam_read._open
+    opened = data_files.open_file
 
     class Counting:
         def __init__(self, f):
@@ -218,7 +221,7 @@ def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
             read.append(len(data))
             return data
 
-    monkeypatch.setattr(beam_read, "_open", lambda path: Counting(opened(path)))
+    monkeypatch.setattr(data_files, "open_file", lambda path: Counting(opened(path)))
     artifact = _run_executor(folder, tmp_path / "out", args=["--direct_running_mode=multi_processing",
                                                              "--direct_num_workers=2"])
     assert sum(read) < 3 * 65536 < size  # the three headers (and a 64 KiB look past a blank one)

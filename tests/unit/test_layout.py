@@ -3,8 +3,9 @@
 Layers, lowest first (README, "Layout"):
   shared basics (models/ root modules) -> model code (models/<role>/) -> the recommender
   servable and its clients (recommender/) -> TFX components (components/) -> the pipeline
-  definition and its config (pipeline/) -> runners (pipeline/local_runner.py, kubeflow/)
-  -> entry points (cli/, bench/).
+  definition and its config (pipeline/) -> the run's presentation: summary, report, charts,
+  run log (presentation/) -> runners (local/, kubeflow/) -> entry points
+  (cli/, bench/).
 A module may import its own layer and the ones below it, never one above; between folders
 imports must not form a cycle. Imports inside functions count.
 """
@@ -15,8 +16,10 @@ import ast
 import os
 from typing import Dict, List, Set, Tuple
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PACKAGES = ("models", "recommender", "components", "pipeline", "kubeflow", "cli", "bench")
+# The project's root, two folders up from tests/unit/.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PACKAGES = ("models", "recommender", "components", "pipeline", "presentation", "local", "kubeflow",
+            "cli", "bench")
 # (layer name, module prefixes); a module takes the layer of its longest matching prefix.
 LAYERS = (
     ("shared basics", ("models.features", "models.arrays", "models.config", "models.records",
@@ -26,7 +29,8 @@ LAYERS = (
     ("serving", ("recommender",)),
     ("components", ("components",)),
     ("pipeline", ("pipeline",)),
-    ("runners", ("pipeline.local_runner", "pipeline.run_log", "kubeflow")),
+    ("presentation", ("presentation",)),
+    ("runners", ("local", "kubeflow")),
     ("entry points", ("cli", "bench")),
 )
 
@@ -119,7 +123,8 @@ def test_imports_run_one_way_and_folders_have_no_cycles():
 def test_every_module_has_a_layer():
     assert all(layer_of(module) >= 0 for module in modules(ROOT))
     assert layer_of("models.ranking.trainer") == 1 and layer_of("models.features") == 0
-    assert layer_of("pipeline.local_runner") == 5 and layer_of("pipeline.pipeline") == 4
+    assert layer_of("local.runner") == 6 and layer_of("pipeline.pipeline") == 4
+    assert layer_of("presentation.summary") == 5
 
 
 def test_the_check_finds_an_upward_import_and_a_cycle(tmp_path):
@@ -158,3 +163,20 @@ def test_test_modules_share_helpers_only_through_the_support_module():
     assert any(name == "tests.support" for path in tests.values()
                for node in ast.walk(ast.parse(open(path, encoding="utf-8").read()))
                if isinstance(node, ast.ImportFrom) for name in [node.module])
+
+
+LEVELS = ("unit", "component", "compile", "e2e")
+
+
+def test_every_test_module_sits_in_its_level_folder():
+    """tests/<level>/test_*.py, one folder per level of ../shared/STYLE.md ("Tests"); the
+    tests/ root holds only the shared fixtures and helpers."""
+    tests = os.path.join(ROOT, "tests")
+    loose = sorted(name for name in os.listdir(tests) if name.startswith("test_"))
+    assert not loose, f"test modules outside a level folder: {loose}"
+    folders = sorted(name for name in os.listdir(tests)
+                     if os.path.isdir(os.path.join(tests, name)) and not name.startswith((".", "__")))
+    assert folders == sorted(LEVELS)
+    for level in LEVELS:
+        names = os.listdir(os.path.join(tests, level))
+        assert "__init__.py" in names and any(n.startswith("test_") for n in names), level
