@@ -7,7 +7,7 @@
   recsys report [--output-dir DIR] [--open]
   recsys submit --host URL [--package kubeflow/pipeline.yaml] [--experiment NAME] [--param K=V ...]
   recsys status RUN_ID --host URL [--follow]
-  recsys download ml-100k|ml-1m [--dest DIR]
+  recsys download ml-100k|ml-1m|ml-latest-small|ml-25m|ml-32m [--dest DIR]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import os
 import sys
 from typing import List, Optional
 
+from models.data import download
 from pipeline.config import CANDIDATES_PER_ITEM, PipelineConfig
 from recommender.config import base_of
 
@@ -267,8 +268,6 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_download(args) -> int:
-    from models.data import download
-
     folder = download.download(args.dataset, args.dest, base_url=args.base_url)
     print(f"Downloaded to {folder}; run: recsys run --data {folder}")
     return 0
@@ -366,16 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=_cmd_status)
 
     dl = sub.add_parser("download", help="download MovieLens from GroupLens (needs internet)")
-    dl.add_argument("dataset", choices=("ml-100k", "ml-1m"))
+    dl.add_argument("dataset", choices=download.DATASETS)
     dl.add_argument("--dest", default="data")
-    dl.add_argument("--base-url", default="https://files.grouplens.org/datasets/movielens")
+    dl.add_argument("--base-url", default=download.BASE_URL)
     dl.set_defaults(func=_cmd_download)
     return parser
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = build_parser().parse_args(argv)
-    # Warnings only on the console; a run sends the whole log to its file (pipeline/run_log.py).
+    # Warnings only on the console; a run sends the whole log to its file (presentation/run_log.py).
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s")
     return args.func(args)
 

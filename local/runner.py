@@ -20,7 +20,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from models.data import schema, synthetic
+from models.data import layouts, schema, synthetic
 from models.data.beam import files as data_files
 from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
@@ -58,9 +58,18 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
     found = data_files.survey(data.data_dir)
     files = ", ".join(f"{os.path.basename(p)} {size / 1e6:.1f} MB" for p, size in found["sizes"].items())
     print(f"Data: {data.data_dir} ({found['layout']}): {files}", flush=True)
+    for table in found["absent"]:
+        print(f"Data: no {table} file: {ABSENT[table]}", flush=True)
     if found["items"] is not None:
         _check_list_length(config, found["items"], data.data_dir)
     return data_root(config, output_dir)
+
+
+# What a run does without a side table (models/data/layouts.py: Table.present).
+ABSENT = {layouts.USERS: "every user's demographics are unknown; the query tower knows users by id and "
+                   "history alone",
+          layouts.ITEMS: "every item's title, genres and year are unknown; the candidate tower knows "
+                   "items by id alone"}
 
 
 def input_bytes(folder: str) -> int:

@@ -1,7 +1,7 @@
 """Progress messages: the one logger a local run shows on the console.
 
 Everything else TensorFlow, Beam and TFX log goes to the run's log file
-(``pipeline/run_log.py``); messages sent here (training epochs) are also
+(``presentation/run_log.py``); messages sent here (training epochs) are also
 printed as progress lines. On Kubeflow they are ordinary log lines.
 """
 

@@ -135,6 +135,50 @@ def ml100k_hazards(tmp_path_factory):
     return str(folder)
 
 
+# Titles as ml-latest's movies.csv spells them: commas (quoted), quotes, accents and scripts
+# in UTF-8, a year range, a trailing space, no year at all.
+ML_LATEST_TITLES = ["American President, The (1995)", '"Great Performances" Cats (1998)',
+                    "Amélie (Fabuleux destin d'Amélie Poulain, Le) (2001)",
+                    "Spirited Away (Sen to Chihiro no kamikakushi) (2001)", "千と千尋の神隠し (2001)",
+                    "Babylon 5 (1994–1998)", "Hyena Road (2015) ", "Black Mirror"]
+
+
+@pytest.fixture(scope="session")
+def ml_latest(tmp_path_factory):
+    """A folder as GroupLens ships ml-latest-small (and ml-25m / ml-32m): ratings.csv,
+    movies.csv, tags.csv, links.csv and README.txt, UTF-8 CSV with headers, no user file;
+    half-star ratings; titles of ML_LATEST_TITLES; '(no genres listed)'; movies nobody rated;
+    ids in the tens of thousands; users whose ratings share one second."""
+    import csv
+
+    folder = tmp_path_factory.mktemp("ml-latest-small")
+    data = synthetic.generate(num_users=150, num_items=300, num_interactions=7_000, seed=17)
+    iid = {i[0]: str(1_000 + 97 * int(i[0])) for i in data["items"]}
+
+    def table(name, header, rows):
+        with open(folder / name, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")  # csv quotes only what needs it
+            writer.writerow(header)
+            writer.writerows(rows)
+
+    ratings = [(u, iid[i], r - 0.5 if (int(u) + t) % 3 == 0 else float(r), t)
+               for u, i, t, r in data["interactions"]]
+    ratings = [(u, i, r, 1_500_000_000 if u == "2" else t) for u, i, r, t in ratings]
+    table("ratings.csv", ["userId", "movieId", "rating", "timestamp"],
+          [(u, i, f"{r:.1f}", t) for u, i, r, t in ratings])
+    movies = []
+    for n, (item, title, genres, _) in enumerate(data["items"]):
+        title = ML_LATEST_TITLES[n] if n < len(ML_LATEST_TITLES) else title
+        movies.append((iid[item], title, "(no genres listed)" if n % 50 == 7 else genres))
+    movies += [(str(200_000 + n), f"Nobody Rated This {n} (2018)", "Documentary") for n in range(3)]
+    table("movies.csv", ["movieId", "title", "genres"], movies)
+    table("tags.csv", ["userId", "movieId", "tag", "timestamp"],
+          [(u, i, "funny, dark", t) for u, i, _, t in ratings[:50]])
+    table("links.csv", ["movieId", "imdbId", "tmdbId"], [(m[0], f"{n:07d}", n) for n, m in enumerate(movies)])
+    (folder / "README.txt").write_text("Summary\n=======\nA small fixture shaped like ml-latest-small.\n")
+    return str(folder)
+
+
 @pytest.fixture(scope="session")
 def shared_run(tiny_data, tmp_path_factory):
     """The suite's one full pipeline run, read by every test that only reads a run's outputs

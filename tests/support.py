@@ -208,6 +208,25 @@ def run_pipeline(config, output_dir, main=False):
         return (local_runner.main if main else local_runner.run)(config, str(output_dir))
 
 
+def serves_every_user(push_dir: str, data_dir: str, k: int = 10):
+    """(the newest pushed model, the dataset of ``data_dir``), once every user's list through
+    ``serving_default`` is ``k`` distinct catalogue items, none the user interacted with."""
+    from models.data import readers
+    from models.evaluation import metrics
+    from recommender import client
+
+    ds = readers.read_dataset(data_dir)
+    seen = metrics.group_by_user(ds.interactions[features.USER_ID], ds.interactions[features.ITEM_ID])
+    users = sorted(ds.users)
+    model = tf.saved_model.load(client.latest_version(push_dir))
+    lists = model.signatures["serving_default"](user_id=tf.constant(users))["item_ids"].numpy()
+    for user, row in zip(users, lists):
+        items = [i.decode("utf-8") for i in row]
+        assert len(set(items)) == k and set(items) <= set(ds.items), user
+        assert not set(items) & seen.get(user, set()), user
+    return model, ds
+
+
 def pipeline_process(config, output_dir, **popen):
     """``local_runner.main(config, output_dir)`` in a process of its own (its exit code is the
     process's), started with ``subprocess.Popen(**popen)`` from the project's root."""

@@ -9,7 +9,9 @@ import urllib.request
 import zipfile
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
-DATASETS = ("ml-100k", "ml-1m")
+# The classic releases and what GroupLens ships today (ml-latest-small for development; the
+# ml-latest layout of models/data/layouts.py), each a <name>.zip holding a <name>/ folder.
+DATASETS = ("ml-100k", "ml-1m", "ml-latest-small", "ml-20m", "ml-25m", "ml-32m")
 
 
 def download(name: str, dest: str, base_url: str = BASE_URL, timeout: float = 60.0) -> str:

@@ -6,6 +6,10 @@ Layouts:
     ``items.csv`` (item_id[, title, genres, year]; genres '|'-separated).
   ml-100k: ``u.data``, ``u.user``, ``u.item``, ``u.genre`` (GroupLens).
   ml-1m: ``ratings.dat``, ``users.dat``, ``movies.dat`` ('::', latin-1).
+  ml-latest: ``ratings.csv`` (userId, movieId, rating, timestamp) and ``movies.csv``
+    (movieId, title, genres; the year in the title, '(no genres listed)' for none), UTF-8 CSV,
+    no user file: what GroupLens ships today (ml-latest-small, ml-20m, ml-25m, ml-32m).
+    Users then have unknown demographics and are known by id and history alone.
 
 Both readers use these declarations: the in-memory one (``models.data.readers``)
 and the Beam one the ExampleGens run (``models.data.beam``). Every table
@@ -27,13 +31,16 @@ from models.data import tables
 from models.data.errors import DataError, ValidationReport
 from models.data.tables import TableSpec
 
-CANONICAL, ML_100K, ML_1M = "canonical", "ml-100k", "ml-1m"
+CANONICAL, ML_100K, ML_1M, ML_LATEST = "canonical", "ml-100k", "ml-1m", "ml-latest"
 USERS, ITEMS, INTERACTIONS = "users", "items", "interactions"
 _MARKERS = {
     CANONICAL: ("interactions.csv",),
     ML_100K: ("u.data", "u.user", "u.item"),
     ML_1M: ("ratings.dat", "users.dat", "movies.dat"),
+    ML_LATEST: ("ratings.csv", "movies.csv"),
 }
+# What ml-latest's movies.csv says for a movie without genres.
+NO_GENRES = "(no genres listed)"
 _YEAR_IN_TITLE = re.compile(r"\((\d{4})\)\s*$")
 # The 19 genres of every ML-100K release, in flag order (when u.genre is absent).
 ML100K_GENRES = ("unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
@@ -80,6 +87,16 @@ class Ml1mItem:
                 features.GENRES: row[features.GENRES], features.YEAR: year(row[features.TITLE])}
 
 
+class MlLatestItem:
+    """movies.csv: the year from the title, no '(no genres listed)' genre."""
+
+    def __call__(self, row: dict) -> dict:
+        title = row[features.TITLE]
+        return {features.ITEM_ID: row[features.ITEM_ID], features.TITLE: title,
+                features.GENRES: tuple(g for g in row[features.GENRES] if g != NO_GENRES),
+                features.YEAR: year(title)}
+
+
 USER_FIELDS = (features.USER_ID, features.AGE, features.GENDER, features.OCCUPATION)
 ITEM_FIELDS = (features.ITEM_ID, features.TITLE, features.GENRES, features.YEAR)
 INTERACTION_FIELDS = (features.USER_ID, features.ITEM_ID, features.TIMESTAMP, features.RATING)
@@ -122,15 +139,16 @@ def detect(folder: str) -> str:
             return layout
     raise DataError(
         f"{folder}: no known layout. Expected interactions.csv (+ users.csv, items.csv), "
-        f"MovieLens 100K (u.data, u.user, u.item) or MovieLens 1M (ratings.dat, users.dat, "
-        f"movies.dat); found {sorted(names)[:10]}."
+        f"MovieLens 100K (u.data, u.user, u.item), MovieLens 1M (ratings.dat, users.dat, "
+        f"movies.dat) or a current GroupLens release such as ml-latest-small or ml-32m "
+        f"(ratings.csv, movies.csv); found {sorted(names)[:10]}."
     )
 
 
 def tables_of(folder: str, layout: Optional[str] = None) -> Dict[str, Table]:
     """The users, items and interactions tables of ``folder`` (its layout detected when None)."""
     layout = layout or detect(folder)
-    return {CANONICAL: _canonical, ML_100K: _ml100k, ML_1M: _ml1m}[layout](folder)
+    return {CANONICAL: _canonical, ML_100K: _ml100k, ML_1M: _ml1m, ML_LATEST: _ml_latest}[layout](folder)
 
 
 def _canonical(folder: str) -> Dict[str, Table]:
@@ -201,4 +219,21 @@ def _ml1m(folder: str) -> Dict[str, Table]:
             ((features.USER_ID, tables.parse_id), (features.ITEM_ID, tables.parse_id),
              (features.RATING, tables.parse_rating), (features.TIMESTAMP, tables.parse_int)),
             **latin), Canonical(INTERACTION_FIELDS)),
+    }
+
+
+def _ml_latest(folder: str) -> Dict[str, Table]:
+    users = os.path.join(folder, "users.csv")  # none in GroupLens's releases: derived
+    ids = {features.USER_ID: "userId", features.ITEM_ID: "movieId"}
+    return {
+        USERS: Table(users, TableSpec(((features.USER_ID, tables.parse_id),),
+                                      unique=features.USER_ID), Canonical(USER_FIELDS), False),
+        ITEMS: Table(os.path.join(folder, "movies.csv"), TableSpec(
+            ((features.ITEM_ID, tables.parse_id), (features.TITLE, tables.parse_text),
+             (features.GENRES, tables.parse_genres)), unique=features.ITEM_ID, checked=False,
+            columns=ids), MlLatestItem()),
+        INTERACTIONS: Table(os.path.join(folder, "ratings.csv"), TableSpec(
+            ((features.USER_ID, tables.parse_id), (features.ITEM_ID, tables.parse_id),
+             (features.RATING, tables.parse_rating), (features.TIMESTAMP, tables.parse_int)),
+            columns=ids), Canonical(INTERACTION_FIELDS)),
     }

@@ -15,7 +15,7 @@ from typing import Dict, Optional, Tuple
 from models import features
 from models.data import errors, layouts, schema, tables
 from models.data.errors import ValidationReport
-from models.data.layouts import CANONICAL, ML_1M, ML_100K  # noqa: F401 (the layout names)
+from models.data.layouts import CANONICAL, ML_1M, ML_100K, ML_LATEST  # noqa: F401 (the layout names)
 
 
 @dataclasses.dataclass

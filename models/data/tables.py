@@ -150,6 +150,8 @@ class TableSpec:
       unique: a field whose values must not repeat (an id column); a repeat
         is an invalid row naming the line of the first.
       checked: whether the schema's numeric domains apply to its fields.
+      columns: field -> the header's name for it, where the file names it otherwise
+        (ml-latest's ``userId``); errors name the file's column.
     """
 
     fields: Tuple[Tuple[str, Parser], ...]
@@ -160,6 +162,7 @@ class TableSpec:
     encoding: str = "utf-8"
     unique: Optional[str] = None
     checked: bool = True
+    columns: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def quoted(self) -> bool:
@@ -193,15 +196,18 @@ class RowParser:
         """
         self.path, self.spec = path, spec
         self.domains = dict(domains or {}) if spec.checked else {}
+        self.labels = {n: spec.columns.get(n, n) for n, _ in spec.fields}
         if spec.header:
             names = [n.strip() for n in names or ()]
-            missing = [n for n, _ in spec.fields if n not in names and n not in spec.optional]
+            missing = [self.labels[n] for n, _ in spec.fields
+                       if self.labels[n] not in names and n not in spec.optional]
             if missing:
                 raise DataError(
                     f"{path}:1: missing required column(s) {missing}; the header has {names}. "
                     f"Add the column(s) or rename the header."
                 )
-            self.positions = {n: names.index(n) for n, _ in spec.fields if n in names}
+            self.positions = {n: names.index(self.labels[n]) for n, _ in spec.fields
+                              if self.labels[n] in names}
             self.width, self.what = len(names), f"the header has {len(names)}"
         else:
             self.positions = {n: i for i, (n, _) in enumerate(spec.fields)}
@@ -221,16 +227,16 @@ class RowParser:
                 continue
             pos = self.positions[name]
             if pos >= len(cells):
-                return None, BadRow(self.path, number, name,
+                return None, BadRow(self.path, number, self.labels[name],
                                     f"missing value (row has {len(cells)} field(s))")
             try:
                 row[name] = self.parsers[name](cells[pos])
             except ValueError as e:
-                return None, BadRow(self.path, number, name, str(e))
+                return None, BadRow(self.path, number, self.labels[name], str(e))
             if name in self.domains:
                 outside = self.domains[name].violation(row[name])
                 if outside:
-                    return None, BadRow(self.path, number, name, outside)
+                    return None, BadRow(self.path, number, self.labels[name], outside)
         return row, None
 
 

@@ -37,8 +37,10 @@ class EvalConfig:
         is a random order of the retrieved list (a model's own top-50 is hard to order: a
         4-epoch model on MovieLens-100K-shaped data reached 0.547 while beating popularity).
       max_ndcg_drop: how far NDCG@ndcg_k may fall below the served model's (absolute).
-      ease_max_items: EASE (a dense item x item inverse) is scored beside popularity
-        when the catalogue has at most this many items.
+      ease_max_size, ease_max_cells: EASE is scored beside popularity when the smaller of
+        the training users and items is at most ``ease_max_size`` (its inverse is that side
+        squared: items x items, or users x users in the dual form) and users x items is at
+        most ``ease_max_cells`` (the dense interaction matrix, 8 bytes a cell).
     """
 
     cutoffs: Tuple[int, ...] = (10, 50, 100)
@@ -52,7 +54,8 @@ class EvalConfig:
     min_ndcg: float = 0.05
     min_auc: float = 0.5
     max_ndcg_drop: float = 0.01
-    ease_max_items: int = 5000
+    ease_max_size: int = 5000
+    ease_max_cells: int = 100_000_000
 
     def for_list(self, top_k: int) -> "EvalConfig":
         """This section for served lists of ``top_k`` items: the cutoffs include top_k, and a

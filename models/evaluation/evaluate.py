@@ -38,8 +38,8 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
       catalogue_files: catalogue examples (its size for coverage, genres for diversity).
       config: an EvalConfig.
       served_dir: the served model's holdout twin (recommender/baseline.py), or None.
-      ease: also fit and score EASE on the same split (a dense item x item
-        inverse; None: when the catalogue has at most ``config.ease_max_items``).
+      ease: also fit and score EASE on the same split (None: when its size is within
+        ``config.ease_max_size`` and ``config.ease_max_cells``).
 
     Returns:
       {'metrics': {name: {metric: value}}, 'list_length': int, 'cutoffs': [...]}:
@@ -63,7 +63,10 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
     length = max((len(v) for v in lists[MODEL].values()), default=0)
     lists[POPULARITY] = metrics.popularity_recommendations(
         metrics.popularity_ranking(train[features.ITEM_ID]), seen, users, length)
-    if ease if ease is not None else len(genres) <= config.ease_max_items:
+    trained = len({item for items in seen.values() for item in items})
+    fits = (min(len(seen), trained) <= config.ease_max_size
+            and len(seen) * trained <= config.ease_max_cells)
+    if ease if ease is not None else fits:
         lists[EASE] = metrics.ease_recommendations(seen, users, length)
     cutoffs = [k for k in config.cutoffs if k <= length] or [length]
     scores = {name: {**metrics.mean_metrics(recs, held_out, cutoffs, len(genres)),

@@ -19,7 +19,7 @@ Figures are means over users with at least one held-out item.
 from __future__ import annotations
 
 import collections
-from typing import Dict, Iterable, List, Mapping, Sequence, Set
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Set
 
 import numpy as np
 
@@ -148,16 +148,37 @@ def popularity_recommendations(
     return out
 
 
+def ease_scorer(x: np.ndarray, l2: float, dual: Optional[bool] = None):
+    """EASE (Steck, WWW 2019) fitted on the user x item matrix ``x``: a function from rows of
+    ``x`` to their scores x B, B = I - P / diag(P), P = (X'X + l2 I)^-1.
+
+    x B = x - (x P) / diag(P) never needs B itself. The dual form (``dual``; None: when there
+    are more items than users) takes P from Woodbury's identity, P = (I - X' K X) / l2 with
+    K = (X X' + l2 I)^-1: the inverse is users x users and no items x items matrix is formed,
+    for the same scores (tests/unit/test_metrics.py).
+    """
+    users, items = x.shape
+    if not (items > users if dual is None else dual):
+        p = np.linalg.inv(x.T @ x + l2 * np.eye(items))
+        diag = np.diag(p).copy()
+        return lambda rows: rows - (rows @ p) / diag
+    kx = np.linalg.solve(x @ x.T + l2 * np.eye(users), x)  # K X
+    diag = (1.0 - np.einsum("ui,ui->i", x, kx)) / l2
+    return lambda rows: rows - ((rows - (rows @ x.T) @ kx) / l2) / diag
+
+
 def ease_recommendations(
-    seen: Mapping[str, Set[str]], users: Iterable[str], k: int, l2: float = 500.0
+    seen: Mapping[str, Set[str]], users: Iterable[str], k: int, l2: float = 500.0,
+    batch: int = 256
 ) -> Dict[str, List[str]]:
-    """EASE (Steck, WWW 2019): closed-form item-item model, B = I - P / diag(P), P = (X'X + l2 I)^-1.
+    """EASE's top-k lists (``ease_scorer``; the inverse is of the smaller side, users or items).
 
     Args:
       seen: training items of each user (the rows of X).
       users: users to recommend for; users absent from ``seen`` get nothing.
       k: list length.
       l2: ridge penalty (500 is the paper's MovieLens setting order).
+      batch: users scored per matrix product.
 
     Returns:
       {user: top-k items, training items excluded}.
@@ -168,16 +189,15 @@ def ease_recommendations(
     x = np.zeros((len(seen), len(items)), dtype=np.float64)
     for user, r in row_of.items():
         x[r, [index[i] for i in seen[user]]] = 1.0
-    gram = x.T @ x + l2 * np.eye(len(items))
-    p = np.linalg.inv(gram)
-    b = -p / np.diag(p)
-    np.fill_diagonal(b, 0.0)
+    score = ease_scorer(x, l2)
+    asked = [user for user in users if user in row_of]
     out = {}
-    for user in users:
-        if user not in row_of:
-            continue
-        scores = x[row_of[user]] @ b
-        scores[x[row_of[user]] > 0] = -np.inf
-        top = np.argpartition(-scores, min(k, len(items) - 1))[:k]
-        out[user] = [items[j] for j in top[np.argsort(-scores[top])]]
+    for start in range(0, len(asked), batch):
+        chunk = asked[start:start + batch]
+        rows = x[[row_of[user] for user in chunk]]
+        scores = score(rows)
+        scores[rows > 0] = -np.inf
+        for user, row in zip(chunk, scores):
+            top = np.argpartition(-row, min(k, len(items) - 1))[:k]
+            out[user] = [items[j] for j in top[np.argsort(-row[top])]]
     return out

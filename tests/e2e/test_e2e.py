@@ -29,7 +29,6 @@ from bench import rerank as bench_rerank
 from bench import serving as bench_serving
 from cli import main as cli
 from models import features
-from models.data import readers
 from models.evaluation import metrics
 from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
 from presentation import summary as summary_lib
@@ -42,6 +41,7 @@ from tests.support import (
     fork,
     pipeline_process,
     run_pipeline,
+    serves_every_user,
 )
 
 pytestmark = pytest.mark.e2e
@@ -649,15 +649,7 @@ def test_ml100k_layout_with_real_world_hazards_serves_every_user(hazard_run, ml1
     serving_default holds catalogue items they never interacted with, titles intact."""
     config, summary, _ = hazard_run
     assert summary["pushed"], summary_lib.render(summary)
-    ds = readers.read_dataset(ml100k_hazards)
-    seen = metrics.group_by_user(ds.interactions[features.USER_ID], ds.interactions[features.ITEM_ID])
-    users = sorted(ds.users)
-    model = tf.saved_model.load(client.latest_version(config.push_dir))
-    lists = model.signatures["serving_default"](user_id=tf.constant(users))["item_ids"].numpy()
-    for user, row in zip(users, lists):
-        items = [i.decode("utf-8") for i in row]
-        assert len(set(items)) == 10 and set(items) <= set(ds.items), user
-        assert not set(items) & seen.get(user, set()), user
+    model, ds = serves_every_user(config.push_dir, ml100k_hazards)
     titles = model.signatures["lookup_titles"](
         item_ids=tf.constant(["90013", "99999267", ACCENTED_ITEM]))["titles"]
     assert [t.decode("utf-8") for t in titles.numpy()] == ["Misérables, Les (1995)", "unknown",

@@ -2,6 +2,7 @@
 
 import io
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 from models import arrays, features, records
 from models.data import download, examples, readers, splits, synthetic
+from models.data.beam import files as data_files
 from models.data.errors import DataError
 from models.evaluation import metrics
 from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, write
@@ -154,19 +156,30 @@ def test_synthetic_rewards_learning_and_punishes_guessing(tmp_path):
     assert recall["rand"] < 0.5 * recall["pop"]
 
 
-def test_download_unpacks_a_grouplens_zip(tmp_path, ml100k):
+def _download_served(tmp_path, folder, name):
+    """``download(name)`` from a file:// folder serving ``folder`` zipped as GroupLens does."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for name in os.listdir(ml100k):
-            archive.write(os.path.join(ml100k, name), f"ml-100k/{name}")
+        for file in os.listdir(folder):
+            archive.write(os.path.join(folder, file), f"{name}/{file}")
     served = tmp_path / "server"
-    served.mkdir()
-    (served / "ml-100k.zip").write_bytes(buffer.getvalue())
-    folder = download.download("ml-100k", str(tmp_path / "dest"), base_url=served.as_uri())
+    served.mkdir(exist_ok=True)
+    (served / f"{name}.zip").write_bytes(buffer.getvalue())
+    return download.download(name, str(tmp_path / "dest"), base_url=served.as_uri())
+
+
+def test_download_unpacks_a_grouplens_zip(tmp_path, ml100k):
+    folder = _download_served(tmp_path, ml100k, "ml-100k")
     assert readers.detect_layout(folder) == readers.ML_100K
     assert len(readers.read_dataset(folder)) == 4
     with pytest.raises(ValueError, match="unknown dataset"):
-        download.download("ml-25m", str(tmp_path))
+        download.download("ml-7m", str(tmp_path))
+
+
+def test_download_unpacks_a_current_grouplens_release(tmp_path, ml_latest):
+    folder = _download_served(tmp_path, ml_latest, "ml-latest-small")
+    assert readers.detect_layout(folder) == readers.ML_LATEST
+    assert sorted(os.listdir(folder)) == sorted(os.listdir(ml_latest))
 
 
 # --- real-world shape: encodings, CSV quoting, schema domains, duplicates ---
@@ -260,6 +273,46 @@ def test_ml100k_hazard_fixture_reads_as_real_data_would(ml100k_hazards):
     assert ds.users["800000"][features.AGE] == 30
     never = set(ds.items) - set(ds.interactions[features.ITEM_ID])
     assert {"99999300", "99999301"} <= never
+
+
+def test_ml_latest_layout_reads_as_grouplens_ships_it(ml_latest):
+    ds = readers.read_dataset(ml_latest)
+    assert ds.layout == readers.ML_LATEST
+    # Half stars; every rating of ratings.csv, of 150 users; every movie of movies.csv, rated or not.
+    lines = open(os.path.join(ml_latest, "ratings.csv"), encoding="utf-8").read().count("\n")
+    assert 2.5 in set(ds.interactions[features.RATING]) and len(ds) == lines - 1 > 6_000
+    assert len(ds.users) == 150 and len(ds.items) == 303
+    titles = {item[features.TITLE]: item for item in ds.items.values()}
+    assert titles["American President, The (1995)"][features.YEAR] == 1995
+    assert titles['"Great Performances" Cats (1998)'][features.YEAR] == 1998
+    assert titles["千と千尋の神隠し (2001)"][features.YEAR] == 2001
+    assert titles["Hyena Road (2015)"][features.YEAR] == 2015  # the trailing space trimmed
+    assert titles["Black Mirror"][features.YEAR] == 0  # no year in the title: unknown
+    assert titles["Babylon 5 (1994–1998)"][features.YEAR] == 0  # a range is not one year
+    # '(no genres listed)' is no genre, not a genre of its own.
+    assert all("(no genres listed)" not in item[features.GENRES] for item in ds.items.values())
+    assert sum(not item[features.GENRES] for item in ds.items.values()) == 6
+    # No user file: every user is known by id and history alone.
+    assert all(user == {features.AGE: 0, features.GENDER: "", features.OCCUPATION: ""}
+               for user in ds.users.values())
+    never = set(ds.items) - set(ds.interactions[features.ITEM_ID])
+    assert {"200000", "200001", "200002"} <= never
+    # What a run knows before reading rows: the layout, its three files... and no user file.
+    found = data_files.survey(ml_latest)
+    assert (found["layout"], found["absent"], found["items"]) == (readers.ML_LATEST, ["users"], 303)
+
+
+def test_ml_latest_errors_name_the_files_own_columns(ml_latest, tmp_path):
+    for name in ("ratings.csv", "movies.csv", "tags.csv", "links.csv"):
+        shutil.copy(os.path.join(ml_latest, name), tmp_path / name)
+    with open(tmp_path / "ratings.csv", "a", encoding="utf-8") as f:
+        f.write("7,1097,4.0,not-a-time\n")
+    last = open(tmp_path / "ratings.csv", encoding="utf-8").read().count("\n")
+    with pytest.raises(DataError, match=rf"ratings\.csv:{last}: field 'timestamp': 'not-a-time'"):
+        readers.read_dataset(str(tmp_path))
+    write(tmp_path, "ratings.csv", "user,movieId,rating,timestamp\n1,1097,4.0,1\n")
+    with pytest.raises(DataError, match=r"missing required column\(s\) \['userId'\]"):
+        readers.read_dataset(str(tmp_path))
 
 
 def test_examples_written_byte_by_byte_equal_protobufs_deterministic_serialization():

@@ -71,6 +71,21 @@ def test_ease_recovers_item_item_cooccurrence():
     assert recs["q"] == ["b"]
 
 
+def test_ease_dual_form_gives_the_primal_scores():
+    """Woodbury's users x users inverse scores exactly as the items x items one, both ways round."""
+    rng = np.random.default_rng(1)
+    for users, items in ((15, 60), (60, 15)):
+        x = (rng.random((users, items)) < 0.2).astype(np.float64)
+        primal = metrics.ease_scorer(x, 3.0, dual=False)(x)
+        dual = metrics.ease_scorer(x, 3.0, dual=True)(x)
+        assert np.allclose(primal, dual, atol=1e-9) and np.abs(primal).max() > 0.1
+    # The direct definition: B = I - P / diag(P) with a zero diagonal.
+    p = np.linalg.inv(x.T @ x + 3.0 * np.eye(items))
+    b = -p / np.diag(p)
+    np.fill_diagonal(b, 0.0)
+    assert np.allclose(metrics.ease_scorer(x, 3.0)(x), x @ b, atol=1e-9)
+
+
 def test_ease_never_recommends_seen():
     rng = np.random.default_rng(0)
     items = [str(i) for i in range(30)]

@@ -47,9 +47,10 @@ def header(table: Table) -> Optional[List[str]]:
 
 def survey(folder: str) -> Dict[str, object]:
     """What a run can know of ``folder`` without reading its rows: the layout, each file's size
-    and header (a missing file or column stops here), and the catalogue size (the items file's
-    non-blank lines, counted when the file is at most 16 MB; None without one or above that,
-    where no list length comes near it).
+    and header (a missing file or column stops here), the side tables it lacks ('users',
+    'items': their rows then come from the interactions, with unknown features), and the
+    catalogue size (the items file's non-blank lines, counted when the file is at most 16 MB;
+    None without one or above that, where no list length comes near it).
 
     Raises:
       DataError: no known layout, a required file missing or empty, a required column missing.
@@ -69,7 +70,8 @@ def survey(folder: str) -> Dict[str, object]:
             for line in f:
                 count += bool(line.strip())
         count -= int(items.spec.header)
-    return {"layout": layout, "sizes": sizes, "items": count}
+    absent = [name for name in (layouts.USERS, layouts.ITEMS) if not found[name].present]
+    return {"layout": layout, "sizes": sizes, "items": count, "absent": absent}
 
 
 def decode(path: str, raw: bytes, line: int, offset: int, encoding: str) -> str:
