@@ -13,7 +13,7 @@ ARGS ?=
 DATA ?=
 
 .PHONY: install run test test-fast lint browser compile bench bench-quality bench-index bench-serving \
-	bench-rerank bench-scale bench-cost clean
+	bench-rerank bench-scale bench-cost bench-ease clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -53,7 +53,7 @@ compile: install
 	$(BIN)/recsys compile $(ARGS)
 
 # Benchmarks print figures side by side with baselines measured in the same run.
-bench: bench-quality bench-index bench-serving bench-rerank bench-scale bench-cost
+bench: bench-quality bench-index bench-serving bench-rerank bench-scale bench-cost bench-ease
 
 bench-quality: install
 	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -78,6 +78,11 @@ bench-scale: install
 COST_SIZES ?= fixed,15k,100k,1m
 bench-cost: install
 	$(BIN)/python -m bench.cost --sizes $(COST_SIZES) $(ARGS)
+
+# EASE's items x items inverse vs Woodbury's users x users one at the ML-100K and ml-latest-small
+# shapes: time, memory and the scores' difference.
+bench-ease: install
+	$(BIN)/python -m bench.ease $(ARGS)
 
 # What each re-ranking rule costs and buys on held-out data (NDCG, diversity, freshness).
 bench-rerank: install

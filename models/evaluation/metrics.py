@@ -169,7 +169,7 @@ def ease_scorer(x: np.ndarray, l2: float, dual: Optional[bool] = None):
 
 def ease_recommendations(
     seen: Mapping[str, Set[str]], users: Iterable[str], k: int, l2: float = 500.0,
-    batch: int = 256
+    batch: int = 256, dual: Optional[bool] = None
 ) -> Dict[str, List[str]]:
     """EASE's top-k lists (``ease_scorer``; the inverse is of the smaller side, users or items).
 
@@ -179,6 +179,7 @@ def ease_recommendations(
       k: list length.
       l2: ridge penalty (500 is the paper's MovieLens setting order).
       batch: users scored per matrix product.
+      dual: ``ease_scorer``'s form (None: the smaller side's inverse).
 
     Returns:
       {user: top-k items, training items excluded}.
@@ -189,7 +190,7 @@ def ease_recommendations(
     x = np.zeros((len(seen), len(items)), dtype=np.float64)
     for user, r in row_of.items():
         x[r, [index[i] for i in seen[user]]] = 1.0
-    score = ease_scorer(x, l2)
+    score = ease_scorer(x, l2, dual)
     asked = [user for user in users if user in row_of]
     out = {}
     for start in range(0, len(asked), batch):
