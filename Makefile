@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONHASHSEED := 0
 ARGS ?=
-# Data folder of the quality benchmark; empty: the embedded synthetic data.
+# Data folder of the quality benchmark; empty: its synthetic shapes (ml-100k, the default data,
+# and long-tail; bench/quality.py SHAPES).
 DATA ?=
 
 .PHONY: install run test test-fast lint browser compile bench bench-quality bench-index bench-serving \

@@ -5,9 +5,10 @@ identity), on synthetic data of MovieLens shapes.
     make bench-ease                                  (ML-100K and ml-latest-small shapes)
     python -m bench.ease --shapes 943x1682x100000,610x9742x100836 --out bench/results/ease
 
-For each shape (users x items x interactions) and form: the wall time of every user's top-100
-list (``metrics.ease_recommendations``), the peak memory NumPy allocates for it
-(tracemalloc), and the largest difference of any user's score for any item from the primal
+For each shape (users x items x interactions) and form, one fit: the wall time of fitting and
+scoring every user for every item (``metrics.ease_scorer``, what ``ease_recommendations``
+does before it keeps each user's top 100), the peak memory NumPy allocates for it
+(tracemalloc), and the largest difference of the first users' scores from the primal
 form's (the forms are the same model: rounding only; items that tie, such as two items no
 user shares, may then swap places in a list). The evaluator chooses the form whose inverse is
 the smaller side (``ease_scorer``, dual=None).
@@ -27,7 +28,9 @@ import numpy as np
 from models.data import synthetic
 from models.evaluation import metrics
 
-K = 100
+# The lists' default L2 weight, and the users scored per matrix product (as the lists score them).
+L2 = 500.0
+BATCH = 256
 FORMS = (("primal", False), ("dual", True))
 
 
@@ -36,20 +39,19 @@ def measure(users: int, items: int, interactions: int, seed: int = 0) -> List[Di
                               seed=seed)
     seen = metrics.group_by_user([r[0] for r in data["interactions"]],
                                  [r[1] for r in data["interactions"]])
-    items = sorted({i for s in seen.values() for i in s})
-    column = {item: j for j, item in enumerate(items)}
-    x = np.zeros((len(seen), len(items)))
-    for row, user in enumerate(seen):
-        x[row, [column[i] for i in seen[user]]] = 1.0
+    x, items, _ = metrics.interaction_matrix(seen)
     rows, scores = [], {}
     for name, dual in FORMS:
         tracemalloc.start()
         started = time.perf_counter()
-        metrics.ease_recommendations(seen, list(seen), K, dual=dual)
+        score = metrics.ease_scorer(x, L2, dual)
+        for start in range(0, len(x), BATCH):
+            block = score(x[start:start + BATCH])
+            if start == 0:
+                scores[name] = block
         took = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        scores[name] = metrics.ease_scorer(x, 500.0, dual)(x[:256])  # the lists' default l2
         rows.append({"shape": f"{len(seen)}x{len(items)}", "form": name, "seconds": round(took, 2),
                      "peak_mib": round(peak / 2**20, 1),
                      "max_score_diff": float(np.abs(scores[name] - scores["primal"]).max()),

@@ -1,7 +1,8 @@
 """The users' question, measured: how good is the list the pushed model serves tomorrow?
 
-    make bench-quality [DATA=FOLDER]        (default: the embedded synthetic data)
+    make bench-quality [DATA=FOLDER]        (default: the synthetic shapes, SHAPES)
     python -m bench.quality --data FOLDER --output bench/results/quality [--no-refit]
+    python -m bench.quality --shapes long-tail
 
 Outer protocol: each user's timeline is split at 80% *before* the pipeline
 (the same per-user temporal rule as the pipeline's own split). The pipeline
@@ -24,7 +25,8 @@ which a share of the users and a share of the items are removed entirely:
     removed items are ranked by the served embeddings (built from the items'
     features alone) and compared with a genre-popularity ranking.
 
-Writes ``quality.json`` and ``quality.png`` into ``--output``.
+Writes ``quality.json`` and ``quality.png`` into ``--output`` (one folder per shape
+without --data, and a ``quality.json`` of every shape's table and lead over EASE).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from models import (
     features,
     records,
 )
-from models.data import readers, splits, writer
+from models.data import readers, splits, synthetic, writer
 from models.evaluation import (
     evaluate,
     metrics,
@@ -299,9 +301,26 @@ def chart(table: Dict[str, Dict[str, float]], path: str) -> None:
     plt.close(fig)
 
 
+# The synthetic shapes `make bench-quality` measures side by side. ml-100k: the embedded default
+# data (`recsys run`). long-tail: few users, ten times as many items, a wide popularity spread
+# and no user file, the regime of GroupLens's ml-latest releases (seed 7: 20% of the items never
+# interacted with, 42% twice or less, median 4 interactions an item; ml-latest-small has a
+# median of 3).
+SHAPES = {
+    "ml-100k": {"num_users": 943, "num_items": 1682, "num_interactions": 100_000},
+    "long-tail": {"num_users": 600, "num_items": 6000, "num_interactions": 90_000,
+                  "popularity_spread": 2.0, "user_features": False},
+}
+# Shapes whose users have demographics: the cold-start run asks by them.
+COLD_START_SHAPES = ("ml-100k",)
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=None, help="data folder; default: the synthetic data")
+    parser.add_argument("--data", default=None, help="data folder; default: the synthetic shapes")
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help=f"synthetic shapes measured without --data, comma-separated, of "
+                             f"{', '.join(SHAPES)} (default: all)")
     parser.add_argument("--output", default="bench/results/quality")
     parser.add_argument("--top-k", type=int, default=100)
     parser.add_argument("--candidates", type=int, default=None,
@@ -313,40 +332,82 @@ def parse_args(argv):
     parser.add_argument("--cold-history", type=int, default=5,
                         help="interactions a cold user gives at request time")
     parser.add_argument("--no-cold-start", action="store_true")
-    parser.add_argument("--synthetic-users", type=int, default=None)
-    parser.add_argument("--synthetic-items", type=int, default=None)
-    parser.add_argument("--synthetic-interactions", type=int, default=None)
-    return parser.parse_args(argv)
+    parser.add_argument("--synthetic-users", type=int, default=None, help="ml-100k shape's users")
+    parser.add_argument("--synthetic-items", type=int, default=None, help="ml-100k shape's items")
+    parser.add_argument("--synthetic-interactions", type=int, default=None,
+                        help="ml-100k shape's interactions")
+    args = parser.parse_args(argv)
+    args.shapes = [s for s in args.shapes.split(",") if s]
+    unknown = [s for s in args.shapes if s not in SHAPES]
+    if unknown or not args.shapes:
+        parser.error(f"--shapes: unknown shape(s) {unknown}; choose among {', '.join(SHAPES)}")
+    return args
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv if argv is not None else sys.argv[1:])
-    output = os.path.abspath(args.output)
-    sizes = {f"synthetic_{k}": getattr(args, f"synthetic_{k}")
-             for k in ("users", "items", "interactions") if getattr(args, f"synthetic_{k}")}
-    base = PipelineConfig(data=dataclasses.replace(DataConfig(), **sizes),
-                          serving_dir=os.path.join(output, "serving")).with_lists(args.top_k,
-                                                                                  args.candidates)
-    if args.no_refit:
-        base = dataclasses.replace(base, retrieval=dataclasses.replace(base.retrieval, refit=False))
+def synthetic_data(shape: str, args, folder: str) -> str:
+    """The data folder of a synthetic shape (the --synthetic-* flags resize ml-100k)."""
+    params = dict(SHAPES[shape], seed=DataConfig().synthetic_seed)
+    if shape == "ml-100k":
+        for key in ("users", "items", "interactions"):
+            if getattr(args, f"synthetic_{key}"):
+                params[f"num_{key}"] = getattr(args, f"synthetic_{key}")
+    return synthetic.write_canonical(folder, **params)
+
+
+def measure(data_dir: str, label: str, base: PipelineConfig, output: str, args,
+            cold: bool) -> Dict[str, object]:
+    """The outer protocol on one data folder: main table (and cold start), written to ``output``."""
     started = time.time()
-    data_dir = (os.path.abspath(args.data) if args.data
-                else local_runner.prepare_data(base, os.path.join(output, "data")))
+    base = dataclasses.replace(base, serving_dir=os.path.join(output, "serving"))
     dataset = readers.read_dataset(data_dir)
     given, future = outer_split(dataset, os.path.join(output, "given"))
     config = dataclasses.replace(base, data=dataclasses.replace(
         base.data, data_dir=os.path.join(output, "given")))
     result = _run(config, os.path.join(output, "run"))
-    report = score_run(result, dataset, given, future, args.top_k, args.data or "synthetic",
-                       refit=not args.no_refit)
-    if not args.no_cold_start:
-        cold = cold_start(data_dir, base, output, args.cold_fraction, args.cold_history)
-        report["cold_start"] = cold
+    report = score_run(result, dataset, given, future, args.top_k, label, refit=not args.no_refit)
+    if cold:
+        table = cold_start(data_dir, base, output, args.cold_fraction, args.cold_history)
+        report["cold_start"] = table
         print(f"\nCold start ({args.cold_fraction:.0%} of users and of items removed from training)")
-        print(render(cold, ("recall@10", f"recall@{args.top_k}", "ndcg@10", "hr@10")))
+        print(render(table, ("recall@10", f"recall@{args.top_k}", "ndcg@10", "hr@10")))
     report["seconds"] = round(time.time() - started, 1)
     write(report, output)
     print(f"\nWrote {output}/quality.json and quality.png ({report['seconds']:.0f} s)")
+    return report
+
+
+def lead(report: Dict[str, object], baseline: str = evaluate.EASE) -> Dict[str, float]:
+    """The pushed model's relative lead over ``baseline`` in NDCG@10 and Recall@100."""
+    main = report["main"]
+    return {m: main[evaluate.MODEL][m] / main[baseline][m] - 1.0 for m in ("ndcg@10", "recall@100")
+            if main[baseline].get(m)}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv if argv is not None else sys.argv[1:])
+    output = os.path.abspath(args.output)
+    base = PipelineConfig().with_lists(args.top_k, args.candidates)
+    if args.no_refit:
+        base = dataclasses.replace(base, retrieval=dataclasses.replace(base.retrieval, refit=False))
+    if args.data:
+        measure(os.path.abspath(args.data), args.data, base, output, args,
+                cold=not args.no_cold_start)
+        return 0
+    reports = {}
+    for shape in args.shapes:
+        print(f"\n=== shape {shape}: {SHAPES[shape]}", flush=True)
+        folder = os.path.join(output, shape)
+        data_dir = synthetic_data(shape, args, os.path.join(folder, "data"))
+        reports[shape] = measure(data_dir, f"synthetic {shape}", base, folder, args,
+                                 cold=shape in COLD_START_SHAPES and not args.no_cold_start)
+    print("\nThe pushed model against EASE, per shape (relative lead; > 0: ahead)")
+    for shape, report in reports.items():
+        gaps = lead(report)
+        print(f"  {shape:<10} NDCG@10 {gaps['ndcg@10']:+.1%}   Recall@100 {gaps['recall@100']:+.1%}   "
+              f"({report['main'][evaluate.MODEL]['users']:.0f} users)")
+    with open(os.path.join(output, "quality.json"), "w") as f:
+        json.dump({shape: {"main": r["main"], "lead_over_ease": lead(r), "seconds": r["seconds"]}
+                   for shape, r in reports.items()}, f, indent=2)
     return 0
 
 

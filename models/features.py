@@ -23,7 +23,10 @@ USER_FEATURES = (AGE, GENDER, OCCUPATION)
 TITLE = "title"
 GENRES = "genres"
 YEAR = "year"
-ITEM_FEATURES = (TITLE, GENRES, YEAR)
+# Words people attached to the item (ml-latest's tags.csv; a canonical items.csv's optional
+# '|'-separated column), most often given first: item text beside the title.
+TAGS = "tags"
+ITEM_FEATURES = (TITLE, GENRES, YEAR, TAGS)
 
 # Values used where a side feature is unknown.
 UNKNOWN = ""
@@ -53,6 +56,10 @@ TITLE_VOCAB = "title_token_vocab"
 # Fixed widths of padded multi-valued features; id 0 is padding.
 MAX_GENRES = 6
 MAX_TITLE_TOKENS = 8
+# The item text (title_tokens): the title's first MAX_TITLE_TOKENS words, then the tags' first
+# MAX_TAG_TOKENS words; MAX_TAGS tags kept per item.
+MAX_TAG_TOKENS = 8
+MAX_TAGS = 20
 MAX_HISTORY = 50
 AGE_BUCKETS = 8
 YEAR_BUCKETS = 10

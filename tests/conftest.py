@@ -172,8 +172,14 @@ def ml_latest(tmp_path_factory):
         movies.append((iid[item], title, "(no genres listed)" if n % 50 == 7 else genres))
     movies += [(str(200_000 + n), f"Nobody Rated This {n} (2018)", "Documentary") for n in range(3)]
     table("movies.csv", ["movieId", "title", "genres"], movies)
-    table("tags.csv", ["userId", "movieId", "tag", "timestamp"],
-          [(u, i, "funny, dark", t) for u, i, _, t in ratings[:50]])
+    # Tags as people type them: repeated in other cases and spacing, with commas, accents and
+    # CJK, on rated and unrated movies.
+    tags = [(u, i, "funny, dark", t) for u, i, _, t in ratings[:50]]
+    first, second = iid["1"], iid["2"]
+    tags += [("3", first, tag, 1_500_000_100 + n) for n, tag in enumerate(
+        ["Pixar", "pixar ", "PIXAR", "time travel", "Studio Ghibli 宮崎", "time  travel", "Ça va"])]
+    tags += [("4", second, "dark", 1_500_000_200), ("5", "200001", "never rated", 1_500_000_300)]
+    table("tags.csv", ["userId", "movieId", "tag", "timestamp"], tags)
     table("links.csv", ["movieId", "imdbId", "tmdbId"], [(m[0], f"{n:07d}", n) for n, m in enumerate(movies)])
     (folder / "README.txt").write_text("Summary\n=======\nA small fixture shaped like ml-latest-small.\n")
     return str(folder)

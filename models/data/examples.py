@@ -16,6 +16,7 @@ def item_fields(item_id: str, item: dict) -> Dict[str, bytes]:
         features.TITLE: wire.bytes_list([item[features.TITLE].encode("utf-8")]),
         features.GENRES: wire.bytes_list(g.encode("utf-8") for g in item[features.GENRES]),
         features.YEAR: wire.int64_list([item[features.YEAR]]),
+        features.TAGS: wire.bytes_list(t.encode("utf-8") for t in item.get(features.TAGS, ())),
     }
 
 

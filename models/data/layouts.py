@@ -33,6 +33,8 @@ from models.data.tables import TableSpec
 
 CANONICAL, ML_100K, ML_1M, ML_LATEST = "canonical", "ml-100k", "ml-1m", "ml-latest"
 USERS, ITEMS, INTERACTIONS = "users", "items", "interactions"
+# ml-latest's tags.csv (optional): each item's tags become item text (``item_tags``).
+TAGS = "tags"
 _MARKERS = {
     CANONICAL: ("interactions.csv",),
     ML_100K: ("u.data", "u.user", "u.item"),
@@ -66,6 +68,21 @@ class Canonical:
         return {name: row[name] for name in self.names}
 
 
+class CanonicalItem(Canonical):
+    """items.csv: its tags column as given, each tag once (case ignored), at most MAX_TAGS."""
+
+    def __init__(self):
+        super().__init__(ITEM_FIELDS)
+
+    def __call__(self, row: dict) -> dict:
+        out = super().__call__(row)
+        kept: Dict[str, str] = {}
+        for tag in out[features.TAGS]:
+            kept.setdefault(tag.lower(), tag)
+        out[features.TAGS] = tuple(kept.values())[:features.MAX_TAGS]
+        return out
+
+
 class Ml100kItem:
     """u.item's 19 genre flags and release date -> genres and year."""
 
@@ -76,7 +93,7 @@ class Ml100kItem:
         title = row[features.TITLE]
         return {features.ITEM_ID: row[features.ITEM_ID], features.TITLE: title,
                 features.GENRES: tuple(g for i, g in enumerate(self.genre_names) if row[f"g{i}"] == 1),
-                features.YEAR: year(title, row["release"][-4:])}
+                features.YEAR: year(title, row["release"][-4:]), features.TAGS: ()}
 
 
 class Ml1mItem:
@@ -84,7 +101,8 @@ class Ml1mItem:
 
     def __call__(self, row: dict) -> dict:
         return {features.ITEM_ID: row[features.ITEM_ID], features.TITLE: row[features.TITLE],
-                features.GENRES: row[features.GENRES], features.YEAR: year(row[features.TITLE])}
+                features.GENRES: row[features.GENRES], features.YEAR: year(row[features.TITLE]),
+                features.TAGS: ()}
 
 
 class MlLatestItem:
@@ -94,16 +112,17 @@ class MlLatestItem:
         title = row[features.TITLE]
         return {features.ITEM_ID: row[features.ITEM_ID], features.TITLE: title,
                 features.GENRES: tuple(g for g in row[features.GENRES] if g != NO_GENRES),
-                features.YEAR: year(title)}
+                features.YEAR: year(title), features.TAGS: ()}
 
 
 USER_FIELDS = (features.USER_ID, features.AGE, features.GENDER, features.OCCUPATION)
-ITEM_FIELDS = (features.ITEM_ID, features.TITLE, features.GENRES, features.YEAR)
+ITEM_FIELDS = (features.ITEM_ID, features.TITLE, features.GENRES, features.YEAR, features.TAGS)
 INTERACTION_FIELDS = (features.USER_ID, features.ITEM_ID, features.TIMESTAMP, features.RATING)
 UNKNOWN_USER = {features.AGE: features.UNKNOWN_NUMBER, features.GENDER: features.UNKNOWN,
                 features.OCCUPATION: features.UNKNOWN}
 UNKNOWN_ITEM = {features.TITLE: features.UNKNOWN, features.GENRES: (),
-                features.YEAR: features.UNKNOWN_NUMBER}
+                features.YEAR: features.UNKNOWN_NUMBER, features.TAGS: ()}
+TAG = "tag"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +165,8 @@ def detect(folder: str) -> str:
 
 
 def tables_of(folder: str, layout: Optional[str] = None) -> Dict[str, Table]:
-    """The users, items and interactions tables of ``folder`` (its layout detected when None)."""
+    """The users, items and interactions tables of ``folder`` (its layout detected when None),
+    and, for ml-latest, its tags table (``TAGS``; present or not)."""
     layout = layout or detect(folder)
     return {CANONICAL: _canonical, ML_100K: _ml100k, ML_1M: _ml1m, ML_LATEST: _ml_latest}[layout](folder)
 
@@ -162,9 +182,10 @@ def _canonical(folder: str) -> Dict[str, Table]:
             Canonical(USER_FIELDS), tf.io.gfile.exists(users)),
         ITEMS: Table(items, TableSpec(
             ((features.ITEM_ID, tables.parse_id), (features.TITLE, tables.parse_text),
-             (features.GENRES, tables.parse_genres), (features.YEAR, tables.parse_optional_int)),
+             (features.GENRES, tables.parse_genres), (features.YEAR, tables.parse_optional_int),
+             (features.TAGS, tables.parse_genres)),
             optional=features.ITEM_FEATURES, defaults=UNKNOWN_ITEM, unique=features.ITEM_ID),
-            Canonical(ITEM_FIELDS), tf.io.gfile.exists(items)),
+            CanonicalItem(), tf.io.gfile.exists(items)),
         INTERACTIONS: Table(os.path.join(folder, "interactions.csv"), TableSpec(
             ((features.USER_ID, tables.parse_id), (features.ITEM_ID, tables.parse_id),
              (features.TIMESTAMP, tables.parse_int), (features.RATING, tables.parse_rating)),
@@ -236,4 +257,30 @@ def _ml_latest(folder: str) -> Dict[str, Table]:
             ((features.USER_ID, tables.parse_id), (features.ITEM_ID, tables.parse_id),
              (features.RATING, tables.parse_rating), (features.TIMESTAMP, tables.parse_int)),
             columns=ids), Canonical(INTERACTION_FIELDS)),
+        TAGS: Table(os.path.join(folder, "tags.csv"), TableSpec(
+            ((features.USER_ID, tables.parse_id), (features.ITEM_ID, tables.parse_id),
+             (TAG, tables.parse_text), (features.TIMESTAMP, tables.parse_int)),
+            optional=(features.USER_ID, features.TIMESTAMP),
+            defaults={features.USER_ID: "", features.TIMESTAMP: 0}, columns=ids, checked=False),
+            Canonical((features.ITEM_ID, TAG)),
+            tf.io.gfile.exists(os.path.join(folder, "tags.csv"))),
     }
+
+
+def item_tags(tags) -> tuple:
+    """An item's tags as item text: each distinct tag (case and spacing ignored; its most
+    common spelling, lower case on a tie) once, the most often given first (ties by the tag), at most
+    ``features.MAX_TAGS``.
+
+    Args:
+      tags: the tag texts people gave the item, one per tags.csv row.
+    """
+    counts: Dict[str, Dict[str, int]] = {}
+    for tag in tags:
+        text = " ".join(tag.split())
+        if text:
+            spellings = counts.setdefault(text.lower(), {})
+            spellings[text] = spellings.get(text, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-sum(kv[1].values()), kv[0]))
+    return tuple(min(spellings, key=lambda s: (-spellings[s], s != s.lower(), s))
+                 for _, spellings in ranked[:features.MAX_TAGS])

@@ -55,6 +55,8 @@ def read_dataset(folder: str, max_bad_fraction: float = 0.0) -> Dataset:
     domains = schema.domains()
     users = _side_table(found[layouts.USERS], report, max_bad_fraction, domains)
     items = _side_table(found[layouts.ITEMS], report, max_bad_fraction, domains)
+    if items is not None and layouts.TAGS in found and found[layouts.TAGS].present:
+        _add_tags(items, found[layouts.TAGS], report, max_bad_fraction, domains)
     table = found[layouts.INTERACTIONS]
     inter = tables.read_table(table.path, table.spec, report, max_bad_fraction, domains=domains,
                               row_check=_known_ids(users, found[layouts.USERS].path, items,
@@ -84,6 +86,19 @@ def _side_table(table: layouts.Table, report, max_bad: float, domains) -> Option
         key = row.pop(table.spec.unique)
         out[key] = row
     return out
+
+
+def _add_tags(items: Dict[str, dict], table: layouts.Table, report, max_bad: float,
+              domains) -> None:
+    """Each item's tags (``layouts.item_tags``) into its features; tags of items the catalogue
+    lacks describe nothing and are left out."""
+    cols = tables.read_table(table.path, table.spec, report, max_bad, domains=domains)
+    given: Dict[str, list] = {}
+    for item, tag in zip(cols[features.ITEM_ID], cols[layouts.TAG]):
+        given.setdefault(item, []).append(tag)
+    for item, tags in given.items():
+        if item in items:
+            items[item][features.TAGS] = layouts.item_tags(tags)
 
 
 def _known_ids(users, users_path: str, items, items_path: str):

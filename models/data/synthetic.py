@@ -50,8 +50,12 @@ def generate(
     num_interactions: int = 100_000,
     seed: int = 7,
     dim: int = 8,
+    popularity_spread: float = 1.1,
 ) -> Dict[str, list]:
     """Generates the dataset in memory.
+
+    ``popularity_spread`` is the standard deviation of the items' log-popularity
+    bias: larger values give a longer tail of rarely chosen items.
 
     Returns:
       {'interactions': rows (user_id, item_id, timestamp, rating),
@@ -83,7 +87,7 @@ def generate(
             words.insert(0, rng.choice(common_words))
         title = f"{' '.join(words)} ({year})"
         items.append((str(i + 1), title, "|".join(GENRES[k] for k in sorted(g)), year))
-    bias = rng.normal(0.0, 1.1, size=num_items)
+    bias = rng.normal(0.0, popularity_spread, size=num_items)
 
     # Users: demographics shift the taste; activity is heavy-tailed.
     age_vec = 0.6 * rng.normal(size=(len(AGES), dim))
@@ -127,8 +131,10 @@ def generate(
     return {"interactions": interactions, "users": users, "items": items}
 
 
-def write_canonical(folder: str, **kwargs) -> str:
-    """Generates the dataset and writes interactions.csv, users.csv and items.csv.
+def write_canonical(folder: str, user_features: bool = True, **kwargs) -> str:
+    """Generates the dataset and writes interactions.csv, items.csv and (``user_features``)
+    users.csv; without it the folder is a catalogue with no user file, as GroupLens's
+    current releases are.
 
     Writing is skipped when the folder already holds a dataset of the same
     parameters, so repeated runs reuse it.
@@ -137,7 +143,7 @@ def write_canonical(folder: str, **kwargs) -> str:
       ``folder``.
     """
     stamp = os.path.join(folder, "GENERATED_WITH")
-    signature = repr(sorted(kwargs.items()))
+    signature = repr(sorted(kwargs.items()) + [("user_features", user_features)])
     if os.path.exists(stamp) and open(stamp).read() == signature:
         return folder
     os.makedirs(folder, exist_ok=True)
@@ -147,6 +153,10 @@ def write_canonical(folder: str, **kwargs) -> str:
         "users": ("user_id", "age", "gender", "occupation"),
         "items": ("item_id", "title", "genres", "year"),
     }
+    if not user_features:
+        del headers["users"]
+        if os.path.exists(os.path.join(folder, "users.csv")):
+            os.remove(os.path.join(folder, "users.csv"))
     for name, header in headers.items():
         with open(os.path.join(folder, f"{name}.csv"), "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)

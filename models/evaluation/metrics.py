@@ -167,6 +167,21 @@ def ease_scorer(x: np.ndarray, l2: float, dual: Optional[bool] = None):
     return lambda rows: rows - ((rows - (rows @ x.T) @ kx) / l2) / diag
 
 
+def interaction_matrix(seen: Mapping[str, Set[str]]):
+    """The dense 0/1 users x items matrix X of ``seen``.
+
+    Returns:
+      (X float64 [users, items], the items of its columns (sorted), {user: its row}).
+    """
+    items = sorted({i for s in seen.values() for i in s})
+    index = {item: j for j, item in enumerate(items)}
+    row_of = {user: r for r, user in enumerate(seen)}
+    x = np.zeros((len(seen), len(items)), dtype=np.float64)
+    for user, r in row_of.items():
+        x[r, [index[i] for i in seen[user]]] = 1.0
+    return x, items, row_of
+
+
 def ease_recommendations(
     seen: Mapping[str, Set[str]], users: Iterable[str], k: int, l2: float = 500.0,
     batch: int = 256, dual: Optional[bool] = None
@@ -184,12 +199,7 @@ def ease_recommendations(
     Returns:
       {user: top-k items, training items excluded}.
     """
-    items = sorted({i for s in seen.values() for i in s})
-    index = {item: j for j, item in enumerate(items)}
-    row_of = {user: r for r, user in enumerate(seen)}
-    x = np.zeros((len(seen), len(items)), dtype=np.float64)
-    for user, r in row_of.items():
-        x[r, [index[i] for i in seen[user]]] = 1.0
+    x, items, row_of = interaction_matrix(seen)
     score = ease_scorer(x, l2, dual)
     asked = [user for user in users if user in row_of]
     out = {}

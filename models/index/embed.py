@@ -27,6 +27,7 @@ ITEM_SPEC = {
     features.TITLE: tf.io.FixedLenFeature([], tf.string),
     features.GENRES: tf.io.VarLenFeature(tf.string),
     features.YEAR: tf.io.FixedLenFeature([], tf.int64),
+    features.TAGS: tf.io.VarLenFeature(tf.string),
 }
 
 
@@ -43,8 +44,9 @@ class _EmbedBatch(beam.DoFn):
     def process(self, serialized):
         parsed = tf.io.parse_example(tf.constant(serialized), ITEM_SPEC)
         genres = tf.sparse.to_dense(parsed[features.GENRES], default_value=b"")
+        tags = tf.sparse.to_dense(parsed[features.TAGS], default_value=b"")
         vectors = self._embed(item_id=parsed[features.ITEM_ID], title=parsed[features.TITLE], genres=genres,
-                              year=parsed[features.YEAR])["embedding"].numpy()
+                              year=parsed[features.YEAR], tags=tags)["embedding"].numpy()
         for item_id, title, vector in zip(parsed[features.ITEM_ID].numpy(), parsed[features.TITLE].numpy(),
                                           vectors):
             yield tf.train.Example(features=tf.train.Features(feature={

@@ -26,6 +26,9 @@ class RetrievalConfig:
       user_id_dropout: share of training examples whose user id is replaced by
         the out-of-vocabulary id, so the tower learns to place users it has
         never seen (cold start) from their other features.
+      new_user_dropout: share of training examples that lose both the user id and the
+        history, as a new user's request has neither: demographics (and time) alone must
+        then place them.
       item_id_dropout: the same for candidates: new items (no interactions,
         out-of-vocabulary id) are placed by their features.
       epochs: most passes over the training data; early stopping usually ends
@@ -69,6 +72,7 @@ class RetrievalConfig:
     use_history: bool = True
     use_time: bool = False
     user_id_dropout: float = 0.1
+    new_user_dropout: float = 0.0
     item_id_dropout: float = 0.05
     epochs: int = 20
     batch_size: int = 256

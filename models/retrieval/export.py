@@ -4,7 +4,7 @@ Signatures:
   query_embedding(user_id, age, gender, occupation, timestamp: [batch],
                   history: [batch, n] item ids oldest first, padded with "")
     -> embedding [batch, dim]
-  candidate_embedding(item_id, title, year: [batch], genres: [batch, n] padded with "")
+  candidate_embedding(item_id, title, year: [batch], genres, tags: [batch, n] padded with "")
     -> embedding [batch, dim]
 Both embed the Transform graph, so callers pass raw values as they appear in the data.
 """

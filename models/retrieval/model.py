@@ -120,14 +120,24 @@ class QueryTower(tf.keras.Model):
             self._occupation(inputs[features.OCCUPATION_IDX]),
             self._age(inputs[features.AGE_BUCKET]),
         ]
+        # A share of training examples as a new user asks: no id and no history, demographics
+        # (and time) alone.
+        new_user = None
+        if training and self._config.new_user_dropout > 0:
+            new_user = tf.random.uniform(tf.shape(inputs[features.USER_IDX])) < \
+                self._config.new_user_dropout
         if self._config.use_user_id:
             user = _trained_only(inputs[features.USER_IDX], self._trained_users)
             if training:
                 # Train the out-of-vocabulary row: the id new users get at serving time.
                 user = _drop_ids(user, self._config.user_id_dropout)
+            if new_user is not None:
+                user = tf.where(new_user, tf.zeros_like(user), user)
             parts.append(self._user(user))
         if self._config.use_history:
             history = _trained_only(inputs[features.HISTORY_IDS], self._trained_items)
+            if new_user is not None:
+                history = tf.where(new_user[:, None], tf.zeros_like(history), history)
             count = tf.reduce_sum(tf.cast(tf.not_equal(history, 0), tf.float32), axis=1)
             parts += [self._history(history), self._recent(history),
                       tf.math.log1p(count)[:, None]]

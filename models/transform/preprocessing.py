@@ -44,6 +44,13 @@ def _item_ids(item_id: tf.Tensor, history: tf.RaggedTensor):
     return ids, history_ids.to_tensor(default_value=0, shape=[None, features.MAX_HISTORY])
 
 
+def _words(text: tf.Tensor) -> tf.RaggedTensor:
+    """Lower-cased words of string [batch]. Unicode-aware: 'Misérables' and '千と千尋' are
+    words, not runs of separators."""
+    text = tf.strings.lower(text, encoding="utf-8")
+    return tf.strings.split(tf.strings.regex_replace(text, r"[^\p{L}\p{N}' ]", " "))
+
+
 def _squeeze(tensor: tf.Tensor) -> tf.Tensor:
     return tf.reshape(tensor, [-1])
 
@@ -52,13 +59,14 @@ def preprocessing_fn(inputs):
     """tf.Transform callback.
 
     Args:
-      inputs: raw features; fixed-length ones as [batch, 1], genres as a
-        SparseTensor of strings.
+      inputs: raw features; fixed-length ones as [batch, 1], genres, tags and history as
+        SparseTensors of strings.
 
     Returns:
       user_idx, item_idx, gender_idx, occupation_idx, age_bucket, year_bucket:
         int64 [batch]; genre_ids: int64 [batch, MAX_GENRES];
-        title_tokens: int64 [batch, MAX_TITLE_TOKENS]; history_ids: int64
+        title_tokens: int64 [batch, MAX_TITLE_TOKENS + MAX_TAG_TOKENS] (title words, then
+        tag words); history_ids: int64
         [batch, MAX_HISTORY] (item ids, 0 pads); time_scaled: float32 [batch],
         0 to 1 over the training period; rating: float32 [batch].
     """
@@ -82,12 +90,15 @@ def preprocessing_fn(inputs):
 
     genres = tf.RaggedTensor.from_sparse(inputs[features.GENRES])
     out[features.GENRE_IDS] = _padded_ids(genres, features.GENRE_VOCAB, features.MAX_GENRES)
-    # Unicode-aware: 'Misérables' and '千と千尋' are words, not runs of separators.
-    titles = tf.strings.lower(_squeeze(inputs[features.TITLE]), encoding="utf-8")
-    titles = tf.strings.regex_replace(titles, r"[^\p{L}\p{N}' ]", " ")
-    tokens = tf.strings.split(titles)
-    out[features.TITLE_TOKENS] = _padded_ids(tokens, features.TITLE_VOCAB, features.MAX_TITLE_TOKENS,
-                                             top_k=20_000)
+    # The item text: the title's words, then its tags' words (none without a tags file), in
+    # one vocabulary.
+    title_words = _words(_squeeze(inputs[features.TITLE]))[:, :features.MAX_TITLE_TOKENS]
+    tags = tf.sparse.to_dense(inputs[features.TAGS], default_value="")
+    tag_words = _words(tf.strings.reduce_join(tags, axis=1, separator=" "))
+    tokens = tf.concat([title_words, tag_words[:, :features.MAX_TAG_TOKENS]], axis=1)
+    out[features.TITLE_TOKENS] = _padded_ids(
+        tokens, features.TITLE_VOCAB, features.MAX_TITLE_TOKENS + features.MAX_TAG_TOKENS,
+        top_k=20_000)
 
     out[features.TIME_SCALED] = tft.scale_to_0_1(tf.cast(_squeeze(inputs[features.TIMESTAMP]), tf.float32))
     out[features.RATING_OUT] = tf.cast(_squeeze(inputs[features.RATING]), tf.float32)

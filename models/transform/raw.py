@@ -35,6 +35,7 @@ ITEM_SIGNATURE = {
     features.TITLE: tf.TensorSpec([None], tf.string, features.TITLE),
     features.GENRES: tf.TensorSpec([None, None], tf.string, features.GENRES),
     features.YEAR: tf.TensorSpec([None], tf.int64, features.YEAR),
+    features.TAGS: tf.TensorSpec([None, None], tf.string, features.TAGS),
 }
 
 
@@ -58,7 +59,7 @@ def complete(inputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
             value = tf.fill([batch], tf.constant(default, dtype))
         out[key] = tf.reshape(value, [-1, 1])
     out[features.RATING] = tf.zeros([batch, 1], tf.float32)
-    for key in (features.GENRES, features.HISTORY):
+    for key in (features.GENRES, features.HISTORY, features.TAGS):
         values = inputs.get(key)
         if values is None:
             values = tf.fill([batch, 0], "")

@@ -76,10 +76,21 @@ def test_global_split_and_movielens_hazards_equal_the_in_memory_reader(ml100k_ha
 def test_ml_latest_equals_the_in_memory_reader(ml_latest, tmp_path):
     """GroupLens's current CSV layout: headers that name ids userId and movieId, quoted titles
     with commas, UTF-8 scripts, no user file; ranges of 2 KiB cut its rows."""
-    got, report = beam_examples(ml_latest, tmp_path / "latest", range_bytes=2048)
     want, ds = memory_examples(ml_latest)
-    assert got == want and got[features.EVAL] and got[features.TRAIN]
-    assert report.rows_read == ds.report.rows_read
+    for side_input_bytes in (DataConfig.side_input_bytes, 0):  # items as a side input, cogrouped
+        got, report = beam_examples(ml_latest, tmp_path / f"latest{side_input_bytes}",
+                                    range_bytes=2048, side_input_bytes=side_input_bytes)
+        assert got == want and got[features.EVAL] and got[features.TRAIN]
+        assert report.rows_read == ds.report.rows_read
+    # tags.csv reached the examples as the items' tags, and the catalogue's examples too.
+    tagged = [tf.train.Example.FromString(e) for e in got[features.TRAIN]]
+    assert any(list(e.features.feature[features.TAGS].bytes_list.value[:1]) == [b"pixar"]
+               for e in tagged)
+    with beam.Pipeline(argv=ARGS) as p:
+        items, problems = data_beam.catalogue(p, ml_latest, schema.domains())
+        _ = items | beam.io.WriteToTFRecord(str(tmp_path / "catalogue" / "items"))
+    assert _read_records(str(tmp_path / "catalogue" / "items*")) == sorted(
+        examples.catalogue_examples(ds))
 
 
 def test_ml1m_and_missing_side_tables(ml1m, tmp_path):

@@ -228,9 +228,17 @@ def test_an_untrained_retrieval_model_exports_towers_that_embed(root, transforme
     assert len(towers.tower_variables) > 4
     out = towers.signatures["candidate_embedding"](
         item_id=tf.constant(["1", "2"]), title=tf.constant(["A", "B"]),
-        genres=tf.constant([["Drama"], [""]]), year=tf.constant([1990, 0], tf.int64))
+        genres=tf.constant([["Drama"], [""]]), year=tf.constant([1990, 0], tf.int64),
+        tags=tf.constant([["cult classic"], [""]]))
     assert out["embedding"].shape == (2, 16)
     assert float(tf.reduce_max(tf.abs(out["embedding"][0] - out["embedding"][1]))) > 0
+    # Tags are item text: a word of the title vocabulary given as a tag moves the embedding.
+    word = tft.TFTransformOutput(transformed[0].uri).vocabulary_by_name(features.TITLE_VOCAB)[0]
+    both = towers.signatures["candidate_embedding"](
+        item_id=tf.constant(["1", "1"]), title=tf.constant(["A", "A"]),
+        genres=tf.constant([["Drama"], ["Drama"]]), year=tf.constant([1990, 1990], tf.int64),
+        tags=tf.constant([[word.decode()], [""]]))["embedding"]
+    assert float(tf.reduce_max(tf.abs(both[0] - both[1]))) > 0
 
 
 @pytest.fixture(scope="module")

@@ -104,3 +104,20 @@ def test_scan_training_and_eval_users_as_the_servable_sees_them():
     np.testing.assert_array_equal(np.count_nonzero(users.queries[features.HISTORY_IDS], axis=1), [2, 3, 0])
     assert [sorted(t) for t in users.targets] == [[5, 6], [5], [1]]
     assert [list(s) for s in users.seen] == [[1, 2], [2, 3, 4], []]
+
+
+def test_new_user_dropout_trains_on_requests_without_id_or_history():
+    """At rate 1 every training example is a new user's request: the query depends on the
+    demographics alone; at rate 0 on the id and the history too."""
+    inputs, _ = planted(6, np.random.default_rng(0))
+    queries = {}
+    for rate in (0.0, 1.0):
+        config = dataclasses.replace(RetrievalConfig(), embedding_dim=8, feature_dim=8,
+                                     user_id_dropout=0.0, new_user_dropout=rate)
+        probability = np.full(SIZES[features.ITEM_VOCAB] + 1, 1.0 / SIZES[features.ITEM_VOCAB],
+                              np.float32)
+        model = TwoTowerModel(SIZES, probability, _item_features(np.arange(81)), config)
+        queries[rate] = model.query_tower(
+            {k: tf.constant(v) for k, v in inputs.items()}, training=True).numpy()
+    assert np.abs(queries[1.0] - queries[1.0][0]).max() < 1e-6  # same demographics, one query
+    assert np.abs(queries[0.0] - queries[0.0][0]).max() > 1e-3

@@ -194,3 +194,22 @@ def test_a_signal_unwinds_the_run_as_interrupted_and_the_handlers_come_back(sign
     assert caught.value.signum == signum
     assert str(caught.value) == f"interrupted by signal {int(signum)} ({signum.name})"
     assert {s: signal.getsignal(s) for s in before} == before
+
+
+def test_the_quality_benchmark_measures_every_shape_unless_told_and_refuses_unknown_ones(tmp_path,
+                                                                                        capsys):
+    from bench import quality
+
+    assert quality.parse_args([]).shapes == ["ml-100k", "long-tail"]
+    assert quality.parse_args(["--shapes", "long-tail"]).shapes == ["long-tail"]
+    with pytest.raises(SystemExit):
+        quality.parse_args(["--shapes", "ml-100k,tiny"])
+    assert "unknown shape(s) ['tiny']" in capsys.readouterr().err
+    # The --synthetic-* flags resize the ml-100k shape, not the long tail.
+    args = quality.parse_args(["--synthetic-users", "30", "--synthetic-items", "40",
+                               "--synthetic-interactions", "600"])
+    folder = quality.synthetic_data("ml-100k", args, str(tmp_path / "small"))
+    assert sorted(os.listdir(folder)) == ["GENERATED_WITH", "interactions.csv", "items.csv",
+                                          "users.csv"]
+    with open(os.path.join(folder, "items.csv"), encoding="utf-8") as f:
+        assert len(f.read().splitlines()) == 41

@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from models import arrays, features, records
-from models.data import download, examples, readers, splits, synthetic
+from models.data import download, examples, layouts, readers, splits, synthetic, writer
 from models.data.beam import files as data_files
 from models.data.errors import DataError
 from models.evaluation import metrics
@@ -33,7 +33,7 @@ def test_ml100k_layout(ml100k):
     assert ds.layout == readers.ML_100K
     assert len(ds) == 4
     assert ds.items["1"] == {features.TITLE: "Toy Story (1995)", features.GENRES: ("Animation", "Comedy"),
-                             features.YEAR: 1995}
+                             features.YEAR: 1995, features.TAGS: ()}
     assert ds.items["3"][features.TITLE] == "Am\xe9lie" and ds.items["3"][features.YEAR] == 2001
     assert ds.users["2"] == {features.AGE: 53, features.GENDER: "F", features.OCCUPATION: "other"}
     assert ds.interactions[features.TIMESTAMP][0] == 874965758
@@ -87,7 +87,8 @@ def test_missing_side_tables_are_derived(tmp_path):
     write(tmp_path, "interactions.csv", "user_id,item_id,timestamp\na,x,1\nb,y,2\n")
     ds = readers.read_dataset(str(tmp_path))
     assert set(ds.users) == {"a", "b"} and set(ds.items) == {"x", "y"}
-    assert ds.items["x"] == {features.TITLE: "", features.GENRES: (), features.YEAR: 0}
+    assert ds.items["x"] == {features.TITLE: "", features.GENRES: (), features.YEAR: 0,
+                             features.TAGS: ()}
 
 
 def test_per_user_temporal_split():
@@ -154,6 +155,36 @@ def test_synthetic_rewards_learning_and_punishes_guessing(tmp_path):
               for name, r in [("pop", pop), ("ease", ease), ("rand", rand)]}
     assert recall["ease"] > 1.5 * recall["pop"]
     assert recall["rand"] < 0.5 * recall["pop"]
+
+
+def test_a_wider_popularity_spread_gives_a_longer_tail():
+    counts = {}
+    for spread in (1.1, 2.0):
+        data = synthetic.generate(num_users=300, num_items=3000, num_interactions=30_000, seed=7,
+                                  popularity_spread=spread)
+        per_item = np.bincount([int(i) for _, i, _, _ in data["interactions"]], minlength=3001)[1:]
+        counts[spread] = per_item
+    # Items interacted with twice or less: a long tail is most of the catalogue's mass of items.
+    assert np.mean(counts[2.0] <= 2) > 1.5 * np.mean(counts[1.1] <= 2)
+    assert np.median(counts[2.0]) < np.median(counts[1.1])
+
+
+def test_a_catalogue_without_user_features_is_written_and_read_back_without_a_user_file(tmp_path):
+    folder = synthetic.write_canonical(str(tmp_path / "data"), user_features=False, num_users=30,
+                                       num_items=60, num_interactions=900)
+    assert sorted(os.listdir(folder)) == ["GENERATED_WITH", "interactions.csv", "items.csv"]
+    dataset = readers.read_dataset(folder)
+    assert all(values == layouts.UNKNOWN_USER for values in dataset.users.values())
+    # A part of it written again (the quality benchmark's given part) has no user file either,
+    assert "users.csv" not in os.listdir(writer.write_canonical(
+        str(tmp_path / "part"), [], dataset.users, dataset.items))
+    # while a dataset with demographics keeps them.
+    with_users = synthetic.write_canonical(str(tmp_path / "with"), num_users=30, num_items=60,
+                                           num_interactions=900)
+    known = readers.read_dataset(with_users)
+    part = writer.write_canonical(str(tmp_path / "part2"), [], known.users, known.items)
+    with open(os.path.join(part, "users.csv"), encoding="utf-8") as f:
+        assert len(f.read().splitlines()) == 31
 
 
 def _download_served(tmp_path, folder, name):
@@ -269,7 +300,8 @@ def test_ml100k_hazard_fixture_reads_as_real_data_would(ml100k_hazards):
     assert ds.layout == readers.ML_100K
     assert "Misérables, Les (1995)" in {item[features.TITLE] for item in ds.items.values()}
     unknown = ds.items["99999267"]
-    assert unknown == {features.TITLE: "unknown", features.GENRES: ("unknown",), features.YEAR: 0}
+    assert unknown == {features.TITLE: "unknown", features.GENRES: ("unknown",), features.YEAR: 0,
+                       features.TAGS: ()}
     assert ds.users["800000"][features.AGE] == 30
     never = set(ds.items) - set(ds.interactions[features.ITEM_ID])
     assert {"99999300", "99999301"} <= never
@@ -297,9 +329,39 @@ def test_ml_latest_layout_reads_as_grouplens_ships_it(ml_latest):
                for user in ds.users.values())
     never = set(ds.items) - set(ds.interactions[features.ITEM_ID])
     assert {"200000", "200001", "200002"} <= never
-    # What a run knows before reading rows: the layout, its three files... and no user file.
+    # tags.csv is item text: each tag once, case and spacing ignored, the most given first.
+    first, second = ds.items["1097"], ds.items["1194"]
+    assert first[features.TAGS][:2] == ("pixar", "time travel")
+    assert {"Studio Ghibli 宮崎", "Ça va"} <= set(first[features.TAGS])
+    assert second[features.TAGS][0] in ("dark", "funny, dark")
+    assert ds.items["200001"][features.TAGS] == ("never rated",)  # unrated, still described
+    assert sum(bool(item[features.TAGS]) for item in ds.items.values()) < 60  # most have none
+    # What a run knows before reading rows: the layout, its files (tags.csv's header checked
+    # too)... and no user file.
     found = data_files.survey(ml_latest)
     assert (found["layout"], found["absent"], found["items"]) == (readers.ML_LATEST, ["users"], 303)
+    assert os.path.join(ml_latest, "tags.csv") in found["sizes"]
+
+
+def test_item_tags_count_each_tag_once_whatever_its_case_and_keep_the_most_given():
+    assert layouts.item_tags(["dark", " Dark", "funny", "DARK ", "", "  ", "a  b", "a b"]) == (
+        "dark", "a b", "funny")
+    many = [f"tag{n:02d}" for n in range(30) for _ in range(30 - n)]
+    assert layouts.item_tags(many) == tuple(f"tag{n:02d}" for n in range(features.MAX_TAGS))
+
+
+def test_canonical_items_carry_tags_and_write_them_back(tmp_path):
+    write(tmp_path, "interactions.csv", "user_id,item_id,timestamp\n1,a,5\n")
+    many = "|".join(["Cult", "cult"] + [f"t{n}" for n in range(30)])
+    write(tmp_path, "items.csv", "item_id,title,genres,year,tags\na,A (1990),Drama,1990,"
+                                 f"cult|Ça va\nb,B,,,\nc,C,,,{many}\n")
+    ds = readers.read_dataset(str(tmp_path))
+    assert ds.items["a"][features.TAGS] == ("cult", "Ça va") and ds.items["b"][features.TAGS] == ()
+    # As given, each once, at most MAX_TAGS (what the schema allows an item).
+    assert ds.items["c"][features.TAGS] == ("Cult",) + tuple(f"t{n}" for n in range(19))
+    again = readers.read_dataset(writer.write_canonical(str(tmp_path / "again"), [("1", "a", 5, 0.0)],
+                                                        ds.users, ds.items))
+    assert again.items == ds.items
 
 
 def test_ml_latest_errors_name_the_files_own_columns(ml_latest, tmp_path):

@@ -161,7 +161,7 @@ def interactions(pipeline, folder: str, eval_fraction: float, strategy: str, dom
     collect(problems, inter)
     item_table = None
     if items_t.present:
-        items = _side(pipeline, items_t, domains, "Items", problems)
+        items = _items(pipeline, found, domains, problems)
         if files.file_size(items_t.path) <= side_input_bytes:
             # A catalogue every worker can hold: its serialized features as a side input, so
             # the interactions meet their item where they are parsed, without a shuffle.
@@ -209,7 +209,7 @@ def catalogue(pipeline, folder: str, domains, range_bytes: int = DataConfig.rang
     problems = Problems([], [], [], paths=[items_t.path] if items_t.present else
                         [found[layouts.INTERACTIONS].path])
     if items_t.present:
-        items = _side(pipeline, items_t, domains, "Items", problems)
+        items = _items(pipeline, found, domains, problems)
     else:
         inter = rows.read_table(pipeline, found[layouts.INTERACTIONS], domains, "Interactions", range_bytes)
         collect(problems, inter)
@@ -218,6 +218,33 @@ def catalogue(pipeline, folder: str, domains, range_bytes: int = DataConfig.rang
                  | "Distinct" >> beam.Distinct()
                  | "Unknown" >> beam.Map(lambda i: (i, dict(layouts.UNKNOWN_ITEM))))
     return items | "ToExamples" >> beam.MapTuple(examples.catalogue_example), problems
+
+
+def _items(pipeline, found: Dict[str, Table], domains, problems: Problems):
+    """(item_id, features) of the items file, each item's tags (``layouts.item_tags``) joined
+    in where the layout has a tags file: the in-memory reader's items."""
+    items = _side(pipeline, found[layouts.ITEMS], domains, "Items", problems)
+    tags_t = found.get(layouts.TAGS)
+    if tags_t is None or not tags_t.present:
+        return items
+    read = rows.read_table(pipeline, tags_t, domains, "Tags")
+    collect(problems, read)
+    problems.paths.append(tags_t.path)
+    tags = (read.rows
+            | "TagsByItem" >> beam.Map(lambda p: (p[1][features.ITEM_ID], p[1][layouts.TAG]))
+            | "GroupTags" >> beam.GroupByKey())
+    return ({"item": items, "tags": tags}
+            | "JoinTags" >> beam.CoGroupByKey()
+            | "WithTags" >> beam.FlatMap(_with_tags))
+
+
+def _with_tags(group):
+    """(item_id, {'item': [features] or [], 'tags': [[tag, ...]] or []}) -> (item_id, features
+    with its tags); tags of an item the catalogue lacks describe nothing."""
+    item_id, joined = group
+    for fields in joined["item"]:
+        given = [tag for tags in joined["tags"] for tag in tags]
+        yield item_id, {**fields, features.TAGS: layouts.item_tags(given)} if given else fields
 
 
 def _side(pipeline, table: Table, domains, label: str, problems: Problems):
