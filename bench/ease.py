@@ -52,8 +52,8 @@ def measure(users: int, items: int, interactions: int, seed: int = 0) -> List[Di
         took = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-        rows.append({"shape": f"{len(seen)}x{len(items)}", "form": name, "seconds": round(took, 2),
-                     "peak_mib": round(peak / 2**20, 1),
+        rows.append({"shape": f"{len(seen)}x{len(items)}", "form": name, "seconds": took,
+                     "peak_mib": peak / 2**20,
                      "max_score_diff": float(np.abs(scores[name] - scores["primal"]).max()),
                      "chosen": (len(items) > len(seen)) == dual})
     return rows
