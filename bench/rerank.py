@@ -4,10 +4,13 @@ The holdout recommender of a pipeline run (``--run-dir``; default: a fresh run o
 the embedded data; the twin of the pushed model that knows only the train split,
 models/holdout.py) is rebuilt with each rule setting around the same index
 and ranker; every variant answers the eval split's users through
-``serving_default``. Per setting: NDCG@10 and Recall@10 against the held-out
-interactions, intra-list similarity (mean pairwise cosine of the listed items'
-embeddings: lower is more diverse) and the share of fresh items (first
-interaction within 30 days of the user's last activity).
+``serving_default``. The first row is the ranked list alone (no rules, no EASE
+fused in: the ranking trainer's own held-out figure), the second the list the
+rules start from (EASE fused in at the model's weight). Per setting: NDCG@10
+and Recall@10 against the held-out interactions, intra-list similarity (mean
+pairwise cosine of the listed items' embeddings: lower is more diverse) and the
+share of fresh items (first interaction within 30 days of the user's last
+activity).
 
 Run: ``make bench-rerank``.
 """
@@ -33,7 +36,8 @@ from models.evaluation import metrics
 from recommender import servable
 
 SETTINGS = {
-    "no rules (ranked order)": dict(dislike_similarity=1.0),
+    "ranked list alone": dict(dislike_similarity=1.0, ease_weight=0.0),
+    "no rules (fused list)": dict(dislike_similarity=1.0),
     "default": {},
     "diversity 0.1": dict(diversity=0.1),
     "diversity 0.3": dict(diversity=0.3),

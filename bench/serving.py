@@ -38,6 +38,7 @@ from bench.index import clustered
 from local import runner as local_runner
 from models import arrays
 from models.index import contract, evaluation, searcher, servable
+from models.ranking import ease as item_item
 from models.ranking import neighbours as item_neighbours
 from pipeline.config import IndexConfig, PipelineConfig
 from recommender import client
@@ -134,9 +135,12 @@ def synthetic_catalogue(models: Dict[str, str], n_items: int, output_dir: str,
         np.concatenate([table.counts, np.zeros(extra, np.float32)]))
     trend = parts.trend._replace(cumulative=np.vstack([
         parts.trend.cumulative, np.zeros((extra, parts.trend.cumulative.shape[1]), np.float32)]))
-    # No user's dislikes: the made-up catalogue's rows are not the run's.
+    # No user's dislikes: the made-up catalogue's rows are not the run's. No EASE: a pipeline
+    # fits none at this many items x users (metrics.ease_fits).
     big_parts = dataclasses.replace(parts, index=big, first_seen=first_seen, disliked=None,
-                                    neighbours=neighbours, trend=trend)
+                                    neighbours=neighbours, trend=trend,
+                                    ease=item_item.none(n_items),
+                                    settings={**parts.settings, "ease_weight": 0.0})
     recommender.save(big_parts.build(), out["recommender"])
     return out
 

@@ -12,6 +12,7 @@ from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 from tfx.orchestration import metadata
 
+from components.assembler.executor import ASSEMBLY_FILE
 from components.evaluator.executor import METRICS_FILE
 from components.index.executor import STATS_FILE
 from pipeline.config import PipelineConfig
@@ -84,6 +85,10 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                 result["statistics_uri"] = artifact.uri
             elif node == "RecommenderAssembler" and "/holdout_model/" in artifact.uri:
                 result["holdout_uri"] = artifact.uri
+            elif node == "RecommenderAssembler":
+                figures = _read_json(artifact.uri, ASSEMBLY_FILE)
+                if figures:
+                    result["assembly"] = figures
             elif node in _TRAINING_KEYS and artifact.type_id == model_run:
                 result[_TRAINING_KEYS[node]] = _read_json(artifact.uri, "training.json")
             elif node == "IndexBuilder":
@@ -151,6 +156,30 @@ def _tfma_lines(tfma: Dict[str, object]) -> List[str]:
     return lines
 
 
+def _tried(chosen: Dict[str, object], setting: str) -> str:
+    tried = chosen.get("weight_tried", {})
+    return (": eval NDCG@10 " + ", ".join(f"{float(w):g}: {v:.4f}" for w, v in tried.items())
+            if tried else f" (set in rerank.{setting})")
+
+
+def _fusion_lines(assembly: Dict[str, object]) -> List[str]:
+    """The second lists' part of the served lists (recommender/assembly.py), as chosen on the
+    eval split."""
+    holdout = assembly.get("holdout") or assembly.get("deployed") or {}
+    chosen, prior = holdout.get("ease"), holdout.get("popularity_prior")
+    lines = []
+    if chosen and not chosen.get("fitted"):
+        lines.append(f"EASE: not fused ({chosen.get('reason')}); the ranked list is served alone")
+    elif chosen:
+        lines.append(f"EASE (l2 {chosen['l2']:g}) fused with the ranked list at weight "
+                     f"{chosen['weight']:g}" + (" (the ranked list alone)" if not chosen["weight"]
+                                                 else "") + _tried(chosen, "ease_weight"))
+    if prior:
+        lines.append(f"Requests by demographics alone: popularity fused in at weight "
+                     f"{prior['weight']:g}" + _tried(prior, "popularity_weight"))
+    return lines
+
+
 def render(result: Dict[str, object]) -> str:
     """The summary as text for the terminal."""
     lines = ["", "Run summary", "-----------"]
@@ -181,6 +210,7 @@ def render(result: Dict[str, object]) -> str:
         if ranking.get("refit_lists"):
             lines.append(f"  refit for deployment on {ranking['refit_lists']:,} lists from every "
                          f"interaction")
+    lines += _fusion_lines(result.get("assembly") or {})
     index = result.get("index")
     if index:
         lines.append(f"Index: {index.get('settings', index.get('flavour'))} over "

@@ -4,46 +4,165 @@ The pure logic of the RecommenderAssembler component (plain paths and values
 in, a SavedModel out). It is its own step after the ranking Trainer so that a
 change of the business rules (``RerankConfig``) or of the list length
 re-assembles, evaluates and pushes while both trainers come from the cache.
+EASE's item-to-item weights (models/ranking/ease.py), the servable's second list, are
+fitted here on the interactions the servable knows; their L2 and their share
+of the fused list are chosen on the eval split with the holdout model (trained
+on the train split only), and the deployed model takes the same settings. So is
+the popularity list's share for requests by demographics alone (no known user,
+no history), chosen by asking the eval split's users that way.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Dict, Sequence
+from typing import Dict, Mapping, Optional, Sequence
 
+import numpy as np
+import tensorflow as tf
+
+from models import arrays, features
+from models.evaluation import metrics
 from models.index import contract
-from models.ranking import export
+from models.ranking import ease, export
+from models.ranking.tables import interactions as read_interactions
 from models.ranking.tables import read as read_tables
 from recommender import rerank, servable
-from recommender.config import RerankConfig
+from recommender.config import EASE_WEIGHTS, RerankConfig
+
+# Users per call of the servable while a weight is chosen.
+_BATCH = 256
 
 
 def assemble(index_dir: str, ranker_dir: str, interaction_files: Sequence[str],
-             rules: RerankConfig, top_k: int, export_dir: str) -> Dict[str, object]:
+             rules: RerankConfig, top_k: int, export_dir: str,
+             held_out_files: Optional[Sequence[str]] = None,
+             fusion: Optional[Mapping[str, object]] = None) -> Dict[str, object]:
     """Builds and saves the recommender of an index servable and a ranker export.
 
     Args:
       index_dir: the IndexBuilder's servable (models/index/contract.py).
       ranker_dir: the ranking Trainer's export for that index (models/ranking/export.py).
       interaction_files: the interactions the servable knows: its item tables
-        (first-seen times, recent popularity, neighbours) and each user's dislikes.
+        (first-seen times, recent popularity, neighbours, EASE), each user's dislikes.
       rules: the re-ranking rules.
       top_k: the length of serving_default's lists.
       export_dir: where the SavedModel (and its TF Serving warm-up file) goes.
+      held_out_files: interactions after ``interaction_files`` (the eval split), on
+        which EASE's settings left None in ``rules`` are chosen.
+      fusion: the second lists' settings chosen before (the holdout model's summary:
+        its "ease" and "popularity_prior"), used as they are.
 
     Returns:
-      What was assembled: whether the ranker is used, catalogue and user counts.
+      What was assembled: whether the ranker is used, catalogue and user counts, EASE's
+      settings ("ease": fitted, l2, weight and what was tried) and popularity's for
+      requests by demographics alone ("popularity_prior": weight and what was tried).
     """
     index = contract.load(index_dir)
     ranker, card = export.load(ranker_dir)
     data, tables = read_tables(index, interaction_files, card.neighbours)
     disliked = rerank.disliked(data, rules.dislike_rating, index)
+    settings, weights = _ease(index, data, rules, held_out_files,
+                              None if fusion is None else fusion["ease"])
+    chosen = dict((fusion or {}).get("popularity_prior") or {})
+    if not chosen and rules.popularity_weight is not None:
+        chosen = {"weight": float(rules.popularity_weight)}
     model = servable.Recommender(index, ranker, rules, top_k, tables.first_seen, disliked,
                                  card.use_ranker and ranker is not None, tables.neighbours,
-                                 tables.trend)
+                                 tables.trend, weights, settings.get("weight", 0.0),
+                                 chosen.get("weight", 0.0))
+    if (settings["fitted"] and "weight" not in settings) or (not chosen and held_out_files):
+        _choose_weights(model, index, held_out_files, settings, chosen)
+    model.set_weights(settings.get("weight", 0.0), chosen.get("weight", 0.0))
     servable.save(model, export_dir)
     summary = {"use_ranker": model.use_ranker, "top_k": model.top_k, "max_k": model.max_k,
                "items": int(index.item_embeddings.shape[0]), "users": contract.users_of(index),
-               "dislikes": int(len(disliked[1]))}
+               "dislikes": int(len(disliked[1])), "ease": settings, "popularity_prior": chosen}
     logging.info("Recommender assembled at %s: %s", export_dir, summary)
     return summary
+
+
+def _ease(index, data, rules: RerankConfig, held_out_files, fusion):
+    """(EASE's settings, its ``ease.ItemWeights`` or None): fitted on ``data`` with the L2 of
+    ``fusion``, of ``rules`` or chosen on ``held_out_files``; "weight" is set unless it is
+    still to be chosen."""
+    n_items = int(index.item_embeddings.shape[0])
+    users = data.columns[features.USER_ID]
+    n_users = len(np.unique(users))
+    if fusion is not None:
+        settings = dict(fusion)
+    elif rules.ease_weight == 0.0:
+        settings = {"fitted": False, "reason": "rerank.ease_weight is 0"}
+    elif not metrics.ease_fits(n_users, n_items):
+        settings = {"fitted": False, "reason": f"{n_users} users x {n_items} items is beyond "
+                                               f"EASE's limits (metrics.ease_fits)"}
+    elif not held_out_files and (rules.ease_l2 is None or rules.ease_weight is None):
+        settings = {"fitted": False, "reason": "no eval split to choose EASE's settings on"}
+    else:
+        settings = {"fitted": True}
+        if rules.ease_weight is not None:
+            settings["weight"] = float(rules.ease_weight)
+    if not settings["fitted"]:
+        return settings, None
+    x, row_users = ease.matrix(users, data.positions, n_items)
+    if "l2" not in settings:
+        if rules.ease_l2 is None:
+            row = {user: r for r, user in enumerate(row_users)}
+            held = read_interactions(index, held_out_files)
+            later: Dict[int, set] = {}
+            for user, position in zip(held.columns[features.USER_ID], held.positions):
+                if user in row and position >= 0 and not x[row[user], position]:
+                    later.setdefault(row[user], set()).add(int(position))
+            settings["l2"], settings["l2_tried"] = ease.choose_l2(x, later)
+        else:
+            settings["l2"] = float(rules.ease_l2)
+    return settings, ease.fit(x, settings["l2"])
+
+
+def _choose_weights(model, index, held_out_files, settings: Dict[str, object],
+                    chosen: Dict[str, object]) -> None:
+    """Sets, in ``settings`` (EASE's) and ``chosen`` (popularity's for requests by
+    demographics alone), each weight still unset to the one of EASE_WEIGHTS whose lists
+    score the highest NDCG@10 on ``held_out_files``, and what each weight scored."""
+    held = read_interactions(index, held_out_files)
+    held_items = metrics.group_by_user(held.columns[features.USER_ID],
+                                       held.columns[features.ITEM_ID])
+    n_items = int(index.item_embeddings.shape[0])
+    if settings["fitted"] and "weight" not in settings:
+        tried = {w: _ndcg(model.recommend, held_items, n_items,
+                          lambda w=w: model.set_weights(w, chosen.get("weight", 0.0)))
+                 for w in EASE_WEIGHTS}
+        settings["weight"], settings["weight_tried"] = max(tried, key=tried.get), tried
+    if not chosen:
+        ask = _by_demographics(model, index)
+        tried = {w: _ndcg(ask, held_items, n_items,
+                          lambda w=w: model.set_weights(settings.get("weight", 0.0), w))
+                 for w in EASE_WEIGHTS}
+        chosen.update(weight=max(tried, key=tried.get), weight_tried=tried)
+
+
+def _by_demographics(model, index):
+    """A function from user ids to ``model``'s lists for those users asked as new ones, by
+    their stored demographics alone (no id, no history)."""
+    def ask(users):
+        rows = index.lookup_users(users)
+        n = tf.shape(users)[0]
+        return model.recommend_with_context({
+            features.USER_ID: tf.fill([n], ""), features.AGE: tf.gather(index.user_ages, rows),
+            features.GENDER: tf.gather(index.user_genders, rows),
+            features.OCCUPATION: tf.gather(index.user_occupations, rows),
+            features.HISTORY: tf.fill([n, 1], ""), "exclude": tf.fill([n, 1], ""),
+            servable.K: tf.constant(0, tf.int32)})
+    return ask
+
+
+def _ndcg(recommend, held: Mapping[str, set], n_items: int, setting) -> float:
+    """NDCG@10 on ``held`` of the lists ``recommend`` (user ids -> outputs) gives after
+    ``setting()``."""
+    setting()
+    users = sorted(held)
+    lists = {}
+    for start in range(0, len(users), _BATCH):
+        chunk = users[start:start + _BATCH]
+        item_ids = recommend(tf.constant(chunk))["item_ids"].numpy()
+        lists.update({user: [i for i in arrays.to_str(row) if i] for user, row in zip(chunk, item_ids)})
+    return metrics.mean_metrics(lists, held, (10,), n_items)["ndcg@10"]

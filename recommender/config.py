@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 from models.config import check
 
 MODEL_NAME = "recommender"  # the model's folder under a serving directory (TF Serving's model name)
+
+
+# The weights of the second list tried on the eval split (RerankConfig.ease_weight and
+# popularity_weight None).
+EASE_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 0.9)
 
 
 def base_of(serving_dir: str) -> str:
@@ -35,6 +41,19 @@ class RerankConfig:
         [0, 1] per list) times exp(-days since the item's first interaction / 30).
       max_k: the largest list a request may ask for (at most the index's
         candidates).
+      ease_weight: the share of EASE's list (models/ranking/ease.py) in the list the
+        rules start from: the ranked list and EASE's, fused by weighted
+        reciprocal ranks (recommender/servable.py), in [0, 1); 0 serves the
+        ranked list alone. None: the weight of EASE_WEIGHTS whose lists score
+        the highest NDCG@10 on the eval split (the holdout model's, as the
+        ranker is chosen). EASE is fitted only where ``metrics.ease_fits``.
+      ease_l2: EASE's L2 weight; None: the one of models/ranking/ease.py's L2_GRID
+        that scores the highest NDCG@10 on the eval split.
+      popularity_weight: for requests with no known user and no history
+        (demographics only, where EASE has nothing to read), the popularity
+        list's share, fused the same way, in [0, 1). None: the weight of
+        EASE_WEIGHTS whose lists score the highest NDCG@10 when the eval
+        split's users are asked by their demographics alone.
     """
 
     dislike_rating: float = 2.0
@@ -42,6 +61,9 @@ class RerankConfig:
     diversity: float = 0.0
     freshness_boost: float = 0.0
     max_k: int = 100
+    ease_weight: Optional[float] = None
+    ease_l2: Optional[float] = None
+    popularity_weight: Optional[float] = None
 
     def for_list(self, top_k: int) -> "RerankConfig":
         """These rules for served lists of ``top_k`` items: a request may ask for top_k."""
@@ -53,6 +75,12 @@ class RerankConfig:
             (0.0 <= self.diversity < 1.0, "rerank.diversity must be in [0, 1)"),
             (self.freshness_boost >= 0.0, "rerank.freshness_boost must be >= 0"),
             (-1.0 <= self.dislike_similarity <= 1.0, "rerank.dislike_similarity must be in [-1, 1]"),
+            (self.ease_weight is None or 0.0 <= self.ease_weight < 1.0,
+             "rerank.ease_weight must be in [0, 1) (or None: chosen on the eval split)"),
+            (self.popularity_weight is None or 0.0 <= self.popularity_weight < 1.0,
+             "rerank.popularity_weight must be in [0, 1) (or None: chosen on the eval split)"),
+            (self.ease_l2 is None or self.ease_l2 > 0.0,
+             "rerank.ease_l2 must be positive (or None: chosen on the eval split)"),
         ])
 
 

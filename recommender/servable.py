@@ -1,6 +1,7 @@
 """The recommender servable: one request in, one finished list out.
 
-retrieve (the index servable) -> rank (the ranking model) -> re-rank (rules,
+retrieve (the index servable) -> rank (the ranking model) -> fuse with EASE's
+list (models/ranking/ease.py, where it was fitted) -> re-rank (rules,
 recommender/rerank.py). Signatures:
   serving_default(user_id [batch] string) -> item_ids [batch, K] string,
     scores [batch, K] float, count [batch] int32: the configured K, for users
@@ -47,6 +48,7 @@ from models import features, records
 from models.index import contract
 from models.index.contract import Retrieved
 from models.index.servable import CONTEXT_SIGNATURE
+from models.ranking import ease as item_item
 from models.ranking import lists
 from models.ranking import neighbours as item_neighbours
 from models.ranking.features import age_days, freshness, list_features
@@ -61,6 +63,9 @@ RECOMMEND_CONTEXT_SIGNATURE = {**CONTEXT_SIGNATURE, K: tf.TensorSpec([], tf.int3
 RANK_SIGNATURE = [USER_ID_SPEC, tf.TensorSpec([None, None], tf.string, name="item_ids")]
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
 SCORE_EXAMPLES = "score_examples"
+# Reciprocal rank fusion's constant (Cormack et al., SIGIR 2009): an item's fused score is
+# sum over the lists of weight / (FUSION_RANK + its rank), rank 1 the best.
+FUSION_RANK = 60.0
 # What score_examples reads of each example.
 _EXAMPLE_FEATURES = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
                      features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
@@ -85,10 +90,17 @@ class Recommender(tf.Module):
         ``ranking.neighbours.Neighbours`` (None: none).
       trend: each item's interactions over time, a ``ranking.lists.Trend``
         (None: none).
+      ease: EASE's item-to-item weights, a ``models.ranking.ease.ItemWeights`` (None: none).
+      ease_weight: EASE's list's share of the fused list, in [0, 1) (0: the
+        model's list alone; every item of the model's list stays in it).
+      popularity_weight: the popularity list's share of the fused list for
+        requests with no known user and no history (demographics only, where
+        EASE has nothing to read), in [0, 1).
     """
 
     def __init__(self, index, ranker, rules, top_k: int, first_seen=None, disliked=None,
-                 use_ranker: bool = True, neighbours=None, trend=None):
+                 use_ranker: bool = True, neighbours=None, trend=None, ease=None,
+                 ease_weight: float = 0.0, popularity_weight: float = 0.0):
         super().__init__()
         self.index = index
         self.ranker = ranker
@@ -102,9 +114,13 @@ class Recommender(tf.Module):
         if disliked is None:
             disliked = (np.zeros(n_rows + 1, np.int64), np.zeros(0, np.int32))
         # What this model applies, readable from the SavedModel (JSON).
-        self.settings = tf.Variable(json.dumps({
-            "top_k": self.top_k, "max_k": self.max_k, "use_ranker": self.use_ranker,
-            "rules": dataclasses.asdict(rules)}), trainable=False)
+        self.settings = tf.Variable("", trainable=False)
+        ease = ease if ease is not None else item_item.none(n_items)
+        self.ease_ids = tf.Variable(np.asarray(ease.ids, np.int32), trainable=False)
+        self.ease_weights = tf.Variable(np.asarray(ease.weights, np.float32), trainable=False)
+        self.ease_weight = tf.Variable(0.0, trainable=False)
+        self.popularity_weight = tf.Variable(0.0, trainable=False)
+        self.set_weights(ease_weight, popularity_weight)
         self.first_seen = tf.Variable(np.asarray(first_seen, np.int64), trainable=False)
         neighbours = neighbours if neighbours is not None else item_neighbours.none(n_items)
         self.neighbour_ids = tf.Variable(np.asarray(neighbours.ids, np.int32), trainable=False)
@@ -119,6 +135,16 @@ class Recommender(tf.Module):
         self.trend_window = tf.Variable(np.int32(trend.window), trainable=False)
         self.disliked_splits = tf.Variable(np.asarray(disliked[0], np.int64), trainable=False)
         self.disliked_items = tf.Variable(np.asarray(disliked[1], np.int32), trainable=False)
+
+    def set_weights(self, ease_weight: float, popularity_weight: float) -> None:
+        """Sets the second list's share of the fused list, EASE's and popularity's (the assembly
+        tries several on held-out data)."""
+        self.ease_weight.assign(float(ease_weight))
+        self.popularity_weight.assign(float(popularity_weight))
+        self.settings.assign(json.dumps({
+            "top_k": self.top_k, "max_k": self.max_k, "use_ranker": self.use_ranker,
+            "ease_weight": float(ease_weight), "popularity_weight": float(popularity_weight),
+            "rules": dataclasses.asdict(self.rules)}))
 
     # --- stages ---
 
@@ -139,8 +165,98 @@ class Recommender(tf.Module):
         ranked = tf.where(found.personal[:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
 
-    def _rerank(self, found, rows, k):
-        positions = found.positions
+    def _second_list(self, rows, history, excluded, width):
+        """The list fused with the ranked one: (positions [b, width], scores [b, width], -inf:
+        none; its weight [b]).
+
+        EASE's top items by its scores of each request's items (its user's training items and
+        its history, each once), never those items, ``excluded`` (int [b, m], -1 pads) or items
+        no weight reaches; for a request with no such item, the popularity list (training
+        interactions) without ``excluded``. EASE's scores are the only catalogue-wide array,
+        computed only where EASE was fitted (``ease_weight`` > 0)."""
+        seen = tf.gather(tf.RaggedTensor.from_row_splits(self.index.seen_items,
+                                                         self.index.seen_row_splits), rows)
+        given = tf.concat([tf.cast(seen, tf.int64),
+                           tf.ragged.boolean_mask(tf.cast(history, tf.int64), history >= 0)], axis=1)
+        has_items = given.row_lengths() > 0
+        batch = tf.shape(history, out_type=tf.int64)[0]
+        excluded = tf.cast(excluded, tf.int64)
+        # Popularity's list: deep enough to leave out every exclusion.
+        depth = tf.minimum(tf.shape(self.index.popular_positions)[0],
+                           width + tf.shape(excluded)[1])
+        popular = tf.cast(self.index.popular_positions[:depth], tf.int64)
+        out = tf.reduce_any(popular[None, :, None] == excluded[:, None, :], axis=2)
+        popular_scores, order = tf.math.top_k(
+            tf.where(out, -np.inf, tf.broadcast_to(self.index.popular_scores[:depth][None, :],
+                                                   tf.shape(out))), k=width)
+        popular = tf.gather(tf.broadcast_to(popular[None, :], tf.shape(out)), order, batch_dims=1)
+
+        def ease_list():
+            n_items = tf.shape(self.ease_ids, out_type=tf.int64)[0]
+            where = tf.stack([given.value_rowids(), given.flat_values], axis=1)  # [t, 2]
+            shape = tf.stack([batch, n_items])
+            counts = tf.scatter_nd(where, tf.ones_like(given.flat_values, tf.float32), shape)
+            once = 1.0 / tf.gather_nd(counts, where)  # an item given twice counts once
+            # Each given item adds its weights to its row: one flat segment sum over the
+            # batch's rows of n_items + 1 (the last column takes the -1 pads, weight 0).
+            ids = tf.cast(tf.gather(self.ease_ids, given.flat_values), tf.int64)  # [t, m]
+            weights = tf.gather(self.ease_weights, given.flat_values) * once[:, None]
+            columns = tf.where(ids >= 0, ids, n_items)
+            segments = given.value_rowids()[:, None] * (n_items + 1) + columns
+            scores = tf.reshape(tf.math.unsorted_segment_sum(
+                tf.reshape(weights, [-1]), tf.reshape(segments, [-1]), batch * (n_items + 1)),
+                [batch, n_items + 1])[:, :-1]
+            drop = excluded >= 0
+            dropped = tf.scatter_nd(
+                tf.stack([tf.broadcast_to(tf.range(batch)[:, None], tf.shape(excluded))[drop],
+                          excluded[drop]], axis=1),
+                tf.ones([tf.reduce_sum(tf.cast(drop, tf.int32))], tf.float32), shape)
+            # An item no weight reaches scores 0 (weights summing to exactly 0 are as none).
+            keep = (counts == 0) & (dropped == 0) & tf.not_equal(scores, 0.0)
+            top, positions = tf.math.top_k(tf.where(keep, scores, -np.inf), k=width)
+            return tf.cast(positions, tf.int64), top
+
+        ease_positions, ease_scores = tf.cond(
+            self.ease_weight > 0, ease_list,
+            lambda: (popular, tf.fill(tf.shape(popular_scores), -np.inf)))
+        mine = has_items[:, None]
+        return (tf.where(mine, ease_positions, popular), tf.where(mine, ease_scores, popular_scores),
+                tf.where(has_items, self.ease_weight, self.popularity_weight))
+
+    def _fused(self, found, ranked, rows, excluded):
+        """The model's list (``found.positions`` in the order of ``ranked``) fused with the
+        second list (``_second_list``: EASE's, or popularity's for a request with no items) by
+        weighted reciprocal ranks: (positions, scores) [b, c], best first, -inf: none. Lists
+        that are not personal (popularity) are left as they are; with both weights 0 nothing
+        is computed."""
+        width = tf.shape(ranked)[1]
+        scores, order = tf.math.top_k(ranked, k=width)
+        positions = tf.cast(tf.gather(found.positions, order, batch_dims=1), tf.int64)
+
+        def fuse():
+            second, second_scores, weight = self._second_list(rows, found.history, excluded, width)
+            share = 1.0 / (FUSION_RANK + tf.cast(tf.range(1, width + 1), tf.float32))[None, :]
+            mine = tf.where(tf.math.is_finite(scores), (1.0 - weight[:, None]) * share, 0.0)
+            theirs = tf.where(tf.math.is_finite(second_scores), weight[:, None] * share, 0.0)
+            # An item in both lists is the ranked list's entry with both shares.
+            both = ((positions[:, :, None] == second[:, None, :]) & (mine > 0)[:, :, None]
+                    & (theirs > 0)[:, None, :])  # [b, c, c]
+            mine += tf.reduce_sum(tf.where(both, theirs[:, None, :], 0.0), axis=2)
+            theirs = tf.where(tf.reduce_any(both, axis=1), 0.0, theirs)
+            fused = tf.concat([mine, theirs], axis=1)
+            top, at = tf.math.top_k(tf.where(fused > 0, fused, -np.inf), k=width)
+            top_positions = tf.gather(tf.concat([positions, second], axis=1), at, batch_dims=1)
+            personal = found.personal[:, None]
+            return (tf.where(personal, top_positions, positions), tf.where(personal, top, scores))
+
+        return tf.cond((self.ease_weight > 0) | (self.popularity_weight > 0), fuse,
+                       lambda: (positions, scores))
+
+    def _rerank(self, found, rows, k, excluded=None):
+        if excluded is None:
+            excluded = -tf.ones([tf.shape(rows)[0], 0], tf.int64)
+        positions, ranked = self._fused(
+            found, self._ranked(found, tf.gather(self.first_seen, found.positions)), rows, excluded)
         items = tf.math.l2_normalize(tf.gather(self.index.item_embeddings, positions), axis=-1)
         first_seen = tf.gather(self.first_seen, positions)
         fresh = freshness(age_days(found.time, first_seen))
@@ -149,8 +265,7 @@ class Recommender(tf.Module):
         disliked = tf.ragged.map_flat_values(
             lambda p: tf.math.l2_normalize(tf.gather(self.index.item_embeddings, p), axis=-1),
             disliked)
-        order, scores = rerank.apply(self._ranked(found, first_seen), items, fresh, disliked, k,
-                                     self.rules)
+        order, scores = rerank.apply(ranked, items, fresh, disliked, k, self.rules)
         top = tf.gather(positions, order, batch_dims=1)
         return _listed(tf.gather(self.index.item_ids, top), scores)
 
@@ -186,7 +301,9 @@ class Recommender(tf.Module):
         k = self._list_length(context[K])
         found = Retrieved.of(self.index.retrieve_positions_with_context(
             {key: context[key] for key in CONTEXT_SIGNATURE}))
-        out = self._rerank(found, self.index.lookup_users(context["user_id"]), k)
+        exclude = context["exclude"]
+        excluded = tf.reshape(self.index.lookup_items(tf.reshape(exclude, [-1])), tf.shape(exclude))
+        out = self._rerank(found, self.index.lookup_users(context["user_id"]), k, excluded)
         out["unknown_items"] = found.unknown
         return out
 
@@ -246,7 +363,9 @@ class Parts:
       index: the loaded index servable; ranker: its ranker (``score``) or None.
       settings: top_k, max_k, use_ranker and the rules it was saved with.
       first_seen: int64 [n_items]; disliked: (row_splits, positions) per index user row;
-      neighbours: ``ranking.neighbours.Neighbours``; trend: ``ranking.lists.Trend``.
+      neighbours: ``ranking.neighbours.Neighbours``; trend: ``ranking.lists.Trend``;
+      ease: ``models.ranking.ease.ItemWeights`` (settings["ease_weight"]: their share;
+      settings["popularity_weight"]: popularity's, for requests with no items).
     """
 
     index: object
@@ -256,16 +375,23 @@ class Parts:
     disliked: tuple
     neighbours: item_neighbours.Neighbours
     trend: lists.Trend
+    ease: item_item.ItemWeights
 
     @property
     def rules(self) -> RerankConfig:
         return RerankConfig(**self.settings["rules"])
 
     def build(self, rules: RerankConfig = None) -> Recommender:
-        """A Recommender of these parts applying ``rules`` (default: the saved ones)."""
-        return Recommender(self.index, self.ranker, rules or self.rules, self.settings["top_k"],
+        """A Recommender of these parts applying ``rules`` (default: the saved ones) and EASE's
+        weight they set (None: the saved model's)."""
+        rules = rules or self.rules
+        weight = rules.ease_weight
+        return Recommender(self.index, self.ranker, rules, self.settings["top_k"],
                            self.first_seen, self.disliked, self.settings["use_ranker"],
-                           self.neighbours, self.trend)
+                           self.neighbours, self.trend, self.ease,
+                           self.settings.get("ease_weight", 0.0) if weight is None else weight,
+                           (self.settings.get("popularity_weight", 0.0)
+                            if rules.popularity_weight is None else rules.popularity_weight))
 
 
 def parts_of(loaded) -> Parts:
@@ -280,7 +406,8 @@ def parts_of(loaded) -> Parts:
                                               loaded.neighbour_cooccurrences.numpy(),
                                               loaded.neighbour_counts.numpy()),
         trend=lists.Trend(loaded.trend_cumulative.numpy(), loaded.trend_start.numpy(),
-                          loaded.trend_width.numpy(), loaded.trend_window.numpy()))
+                          loaded.trend_width.numpy(), loaded.trend_window.numpy()),
+        ease=item_item.ItemWeights(loaded.ease_ids.numpy(), loaded.ease_weights.numpy()))
 
 
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")

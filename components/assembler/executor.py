@@ -34,23 +34,29 @@ class Executor(base_executor.BaseExecutor):
         export_dir = path_utils.serving_model_dir(model.uri)
         twin_dir = path_utils.serving_model_dir(
             artifact_utils.get_single_instance(output_dict["holdout_model"]).uri)
+        held_out = records.split_files(input_dict["examples"], features.EVAL)
         index_twin = os.path.join(index_uri, holdout.HOLDOUT)
         figures = {}
         if tf.io.gfile.isdir(index_twin):
-            # The twin knows the train split only; the deployed model every interaction.
+            # The twin knows the train split only; the deployed model every interaction, with
+            # the EASE settings chosen on the twin's eval split.
             figures["holdout"] = assembly.assemble(
-                index_twin, holdout.holdout_path(ranker_uri), train, rules, top_k, twin_dir)
-            interactions = train + records.split_files(input_dict["examples"], features.EVAL)
+                index_twin, holdout.holdout_path(ranker_uri), train, rules, top_k, twin_dir,
+                held_out_files=held_out)
+            figures["deployed"] = assembly.assemble(
+                path_utils.serving_model_path(index_uri), path_utils.serving_model_path(ranker_uri),
+                train + held_out, rules, top_k, export_dir, fusion=figures["holdout"])
         else:
-            interactions = train
-        figures["deployed"] = assembly.assemble(
-            path_utils.serving_model_path(index_uri), path_utils.serving_model_path(ranker_uri),
-            interactions, rules, top_k, export_dir)
+            figures["deployed"] = assembly.assemble(
+                path_utils.serving_model_path(index_uri), path_utils.serving_model_path(ranker_uri),
+                train, rules, top_k, export_dir, held_out_files=held_out)
         if "holdout" not in figures:
             # Nothing was refitted: the deployed model knows the train split only, its own twin.
             io_utils.copy_dir(export_dir, twin_dir)
         baseline.write_provenance(export_dir, twin_dir)
         model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
+        model.set_float_custom_property("ease_weight",
+                                        float(figures["deployed"]["ease"].get("weight", 0.0)))
         tf.io.gfile.makedirs(model.uri)
         with tf.io.gfile.GFile(os.path.join(model.uri, ASSEMBLY_FILE), "w") as f:
             json.dump(figures, f, indent=2)

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Tuple
 
 from models.config import check
+from models.evaluation import metrics
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,8 +55,8 @@ class EvalConfig:
     min_ndcg: float = 0.05
     min_auc: float = 0.5
     max_ndcg_drop: float = 0.01
-    ease_max_size: int = 5000
-    ease_max_cells: int = 100_000_000
+    ease_max_size: int = metrics.EASE_MAX_SIZE
+    ease_max_cells: int = metrics.EASE_MAX_CELLS
 
     def for_list(self, top_k: int) -> "EvalConfig":
         """This section for served lists of ``top_k`` items: the cutoffs include top_k, and a

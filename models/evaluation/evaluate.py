@@ -64,8 +64,7 @@ def evaluate(model_dir: str, train_files: Sequence[str], eval_files: Sequence[st
     lists[POPULARITY] = metrics.popularity_recommendations(
         metrics.popularity_ranking(train[features.ITEM_ID]), seen, users, length)
     trained = len({item for items in seen.values() for item in items})
-    fits = (min(len(seen), trained) <= config.ease_max_size
-            and len(seen) * trained <= config.ease_max_cells)
+    fits = metrics.ease_fits(len(seen), trained, config.ease_max_size, config.ease_max_cells)
     if ease if ease is not None else fits:
         lists[EASE] = metrics.ease_recommendations(seen, users, length)
     cutoffs = [k for k in config.cutoffs if k <= length] or [length]

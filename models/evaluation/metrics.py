@@ -148,6 +148,18 @@ def popularity_recommendations(
     return out
 
 
+# EASE is fitted when the smaller side of the users x items matrix is at most this (its inverse
+# is that side squared) and the dense matrix has at most this many cells (8 bytes a cell).
+EASE_MAX_SIZE = 5000
+EASE_MAX_CELLS = 100_000_000
+
+
+def ease_fits(n_users: int, n_items: int, max_size: int = EASE_MAX_SIZE,
+              max_cells: int = EASE_MAX_CELLS) -> bool:
+    """Whether EASE is fitted on a users x items matrix of this size."""
+    return min(n_users, n_items) <= max_size and n_users * n_items <= max_cells
+
+
 def ease_scorer(x: np.ndarray, l2: float, dual: Optional[bool] = None):
     """EASE (Steck, WWW 2019) fitted on the user x item matrix ``x``: a function from rows of
     ``x`` to their scores x B, B = I - P / diag(P), P = (X'X + l2 I)^-1.

@@ -5,6 +5,7 @@ first), so every list below is worked out by hand; the trained ranker runs
 through the same code in the pipeline tests.
 """
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from models.ranking import ease as item_item
 from models.ranking import features as ranking_features
 from pipeline.config import RerankConfig
 from recommender import client, remote
@@ -58,6 +60,54 @@ def test_items_near_a_disliked_one_are_demoted():
     model = make_recommender(RerankConfig(dislike_similarity=0.9),
                              disliked=(np.array([0, 1, 1, 1]), np.array([2], np.int32)))
     assert ids(model.recommend(tf.constant(["u1"]))) == [["e", "d", "b"]]
+
+
+def _with_ease(weight):
+    # EASE's kept weights (models/ranking/ease.py): a -> e 1.0 and b 0.5; e -> d 2.0 (u2 saw both);
+    # no other item reaches any.
+    ids = np.full((5, 2), -1, np.int32)
+    weights = np.zeros((5, 2), np.float32)
+    ids[0], weights[0] = [4, 1], [1.0, 0.5]
+    ids[4, 0], weights[4, 0] = 3, 2.0
+    return recommender.Recommender(make_index(candidates=4), PopularityAverse(), RULES_OFF,
+                                   top_k=3, ease=item_item.ItemWeights(ids, weights),
+                                   ease_weight=weight)
+
+
+def test_eases_list_is_fused_by_weighted_reciprocal_ranks_never_with_seen_or_excluded_items():
+    users = tf.constant(["u1", "u2", "stranger"])
+    # Weight 0: the ranked lists as they are (the first test's).
+    assert ids(_with_ease(0.0).recommend(users)) == [["c", "e", "d"], ["a", "c", "b"], ["b", "d", "e"]]
+    model = _with_ease(0.5)
+    # u1 (saw a): ranked c, e, d, b (ranks 1-4); EASE's list e, b. Fused, times 2:
+    # e 1/62 + 1/61, b 1/64 + 1/62, c 1/61, d 1/63.
+    # u2 (saw e, d): EASE reaches d only, which u2 saw: the ranked list a, c, b stays.
+    # The stranger has nothing to personalise on: the popularity list stays.
+    assert ids(model.recommend(users)) == [["e", "b", "c"], ["a", "c", "b"], ["b", "d", "e"]]
+    assert json.loads(model.settings.numpy())["ease_weight"] == 0.5
+    # The request's exclusions leave EASE's list too: u1 without e gets b (1/63 + 1/61) first.
+    out = model.recommend_with_context(with_k(context(["u1"], [[]], exclude=[["e"]]), 3))
+    assert ids(out) == [["b", "c", "d"]]
+    # A new user's request history is what EASE reads: history a gives the ranked list c, e,
+    # d, b (a excluded) and EASE's e, b, as for u1.
+    out = model.recommend_with_context(with_k(context(["new"], [["a"]]), 2))
+    assert ids(out) == [["e", "b"]]
+
+
+def test_requests_by_demographics_alone_are_fused_with_the_popularity_list():
+    def lists(weight):
+        model = recommender.Recommender(make_index(candidates=4), PopularityAverse(), RULES_OFF,
+                                        top_k=3, popularity_weight=weight)
+        new = model.recommend_with_context(with_k(context(["", ""], [[], []], genders=["F", "F"],
+                                                          exclude=[[], ["b"]]), 3))
+        return ids(new), ids(model.recommend(tf.constant(["u1"])))
+    # Weight 0: the ranked list (query 3 x axis d: retrieval d, then a, b, c, or a, c, e
+    # without b; ranked by the stand-in a, c, d and a, c, e).
+    assert lists(0.0) == ([["a", "c", "d"], ["a", "c", "e"]], [["c", "e", "d"]])
+    # Weight 0.9 on popularity's list (b 9, d 7, e 5, c 3), 0.1 on the ranked one, times 10:
+    # b 9/61 + 1/64, d 9/62 + 1/63, c 9/64 + 1/62, e 9/63. Without b (ranked a, c, e, d):
+    # d 9/61 + 1/64, e 9/62 + 1/63, c 9/63 + 1/62. A known user's list is not touched.
+    assert lists(0.9) == ([["b", "d", "c"], ["d", "e", "c"]], [["c", "e", "d"]])
 
 
 def test_request_context_exclusions_k_and_unknown_items():

@@ -33,6 +33,8 @@ from models.evaluation import metrics
 from pipeline.config import DataConfig, IndexConfig, PipelineConfig, RankingConfig, RetrievalConfig
 from presentation import summary as summary_lib
 from recommender import client, push_lock
+from recommender import servable as recommender_servable
+from recommender.config import EASE_WEIGHTS
 from tests.support import (
     ACCENTED_ITEM,
     IN_PROCESS,
@@ -187,6 +189,17 @@ def test_summary_reports_evaluation_and_index(run, shared_run):
     for column in ("gender", "age_band", "occupation", "genre", "popularity"):
         assert any(name.startswith(f"{column}=") for name in tfma["slices"]), column
     assert summary["evaluation"]["blessing"]["tfma_blessed"] is True
+    # EASE's part of the lists, as chosen on the eval split, in the printed summary.
+    chosen = summary["assembly"]["holdout"]["ease"]
+    assert set(chosen["weight_tried"]) == {str(w) for w in EASE_WEIGHTS}
+    assert chosen["l2_tried"][str(chosen["l2"])] == max(chosen["l2_tried"].values())
+    prior = summary["assembly"]["holdout"]["popularity_prior"]
+    assert set(prior["weight_tried"]) == {str(w) for w in EASE_WEIGHTS}
+    assert prior["weight_tried"][str(prior["weight"])] == max(prior["weight_tried"].values())
+    text = summary_lib.render(summary)
+    assert (f"EASE (l2 {chosen['l2']:g}) fused with the ranked list at weight "
+            f"{chosen['weight']:g}") in text
+    assert f"Requests by demographics alone: popularity fused in at weight {prior['weight']:g}" in text
     index = summary["index"]
     assert index["flavour"] == "exact" and index["items"] == 400 and index["users"] == 300
     # Items without interactions, counted from the Transform graph's vocabulary (every split).
@@ -216,12 +229,23 @@ def test_the_served_order_is_the_one_the_ranking_trainer_chose(run, shared_run):
     dislike rule's removals). Checked on the pushed model, not on the trainer's figures."""
     config, summary, _ = run
     used = summary["ranking_training"]["ranker_used"]
-    model = tf.saved_model.load(client.latest_version(config.push_dir))
-    assert json.loads(model.settings.numpy())["use_ranker"] == used
+    loaded = tf.saved_model.load(client.latest_version(config.push_dir))
+    settings = json.loads(loaded.settings.numpy())
+    assert settings["use_ranker"] == used
+    # EASE's weight is the one the assembler chose on the eval split, and it changes lists.
+    weight = summary["assembly"]["holdout"]["ease"]["weight"]
+    assert settings["ease_weight"] == summary["assembly"]["deployed"]["ease"]["weight"] == weight
+    assert (settings["popularity_weight"]
+            == summary["assembly"]["holdout"]["popularity_prior"]["weight"])
     users = tf.constant(sorted(shared_run.future))
-    served = model.signatures["serving_default"](user_id=users)["item_ids"].numpy().tolist()
-    retrieved = model.signatures["retrieve"](user_id=users)["item_ids"].numpy().tolist()
-    same = sum(a == b for a, b in zip(served, retrieved)) / len(served)
+    served = loaded.signatures["serving_default"](user_id=users)["item_ids"].numpy().tolist()
+    parts = recommender_servable.parts_of(loaded)
+    alone = parts.build(dataclasses.replace(parts.rules, ease_weight=0.0))
+    ranked = alone.recommend(users)["item_ids"].numpy().tolist()
+    fused_same = sum(a == b for a, b in zip(served, ranked)) / len(served)
+    assert (fused_same < 0.5) if weight else (fused_same == 1.0), (weight, fused_same)
+    retrieved = loaded.signatures["retrieve"](user_id=users)["item_ids"].numpy().tolist()
+    same = sum(a == b for a, b in zip(ranked, retrieved)) / len(ranked)
     # (Measured with the ranker used, seed 7: no list of 300 equals retrieval's.)
     assert (same < 0.5) if used else (same > 0.8), (used, same)
 
@@ -241,14 +265,18 @@ def test_serving_and_rerank_benchmarks_measure_the_pushed_model(run, tmp_path):
     assert bench_rerank.main(["--run-dir", str(root), "--out", str(tmp_path / "rerank")]) == 0
     table = json.load(open(tmp_path / "rerank" / "rerank.json"))
     assert set(table) == set(bench_rerank.SETTINGS)
-    # Without rules the servable's list is the ranked order the trainer scored: same NDCG.
+    # Without rules or EASE the servable's list is the ranked order the trainer scored: same
+    # NDCG; with the default rules and EASE's weight, what the assembler measured choosing it.
     ranking = summary["ranking_training"]
     trained = ranking["eval_ndcg@10_ranked_order" if ranking["ranker_used"]
                       else "eval_ndcg@10_retrieval_order"]
-    assert abs(table["no rules (ranked order)"]["ndcg@10"] - trained) < 2e-3, (table, trained)
+    assert abs(table["ranked list alone"]["ndcg@10"] - trained) < 2e-3, (table, trained)
+    chosen = summary["assembly"]["holdout"]["ease"]
+    assert chosen["fitted"] and chosen["weight"] in EASE_WEIGHTS, chosen
+    assert abs(table["default"]["ndcg@10"] - chosen["weight_tried"][str(chosen["weight"])]) < 2e-3
     # A strong diversity rule lowers intra-list similarity.
     assert (table["diversity 0.3"]["intra_list_similarity"]
-            < table["no rules (ranked order)"]["intra_list_similarity"])
+            < table["no rules (fused list)"]["intra_list_similarity"])
 
 
 @pytest.mark.slow

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from models.evaluation import metrics
+from models.ranking import ease
 
 
 def test_user_metrics_hand_computed():
@@ -84,6 +85,46 @@ def test_ease_dual_form_gives_the_primal_scores():
     b = -p / np.diag(p)
     np.fill_diagonal(b, 0.0)
     assert np.allclose(metrics.ease_scorer(x, 3.0)(x), x @ b, atol=1e-9)
+
+
+def test_eases_kept_weights_are_each_items_largest_in_size_of_its_row_of_b_in_both_forms():
+    rng = np.random.default_rng(2)
+    for users, items in ((40, 25), (25, 40)):  # the items x items inverse, then Woodbury's
+        x = (rng.random((users, items)) < 0.25).astype(np.float64)
+        p = np.linalg.inv(x.T @ x + 3.0 * np.eye(items))
+        b = -p / np.diag(p)
+        np.fill_diagonal(b, 0.0)
+        kept = ease.fit(x, 3.0, m=4)
+        assert kept.ids.shape == (items, 4)
+        for h in range(items):
+            largest = np.argsort(-np.abs(b[h]), kind="stable")[:4]
+            assert list(kept.ids[h]) == list(largest)
+            assert np.allclose(kept.weights[h], b[h, largest], atol=1e-5)
+        assert (kept.weights < 0).any() and (kept.weights > 0).any()
+        # With every weight kept, the scores are x B.
+        full = ease.fit(x, 3.0, m=items)
+        assert np.allclose(ease.scores(full, x), x @ b, atol=1e-5)
+
+
+def test_eases_width_keeps_the_servables_weights_within_their_budget():
+    assert [ease.width(n) for n in (5, 1682, 9742, 50_000, 1_000_000)] == [4, 1000, 1000, 200, 100]
+
+
+def test_eases_matrix_rows_and_the_l2_chosen_on_later_items():
+    x, row_users = ease.matrix(np.array(["v", "u", "v", "w"]), np.array([0, 2, 1, -1]), 3)
+    assert list(row_users) == ["u", "v"] and x.tolist() == [[0, 0, 1], [1, 1, 0]]
+    # Items 2k and 2k + 1 always go together; a user's later item is its item's partner.
+    seen = np.zeros((40, 20))
+    for u in range(40):
+        pair = 2 * (u % 10)
+        seen[u, [pair, pair + 1]] = 1.0
+    half = np.array(seen)
+    half[:10, 1::2] = 0.0  # users 0-9 gave only the first of their pair so far
+    l2, tried = ease.choose_l2(half, {u: {2 * u + 1} for u in range(10)}, grid=(1.0, 30.0))
+    assert set(tried) == {1.0, 30.0} and tried[l2] == max(tried.values()) == 1.0
+    # Scored on the later items given: a partner nobody had is never found first.
+    _, tried = ease.choose_l2(half, {u: {(2 * u + 5) % 20} for u in range(10)}, grid=(1.0,))
+    assert tried[1.0] < 0.5
 
 
 def test_ease_never_recommends_seen():
