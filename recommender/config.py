@@ -42,8 +42,8 @@ class RerankConfig:
       max_k: the largest list a request may ask for (at most the index's
         candidates).
       ease_weight: the share of EASE's list (models/ranking/ease.py) in the list the
-        rules start from: the ranked list and EASE's, fused by weighted
-        reciprocal ranks (recommender/servable.py), in [0, 1); 0 serves the
+        rules start from: the ranked list and EASE's, fused by their min-max
+        scaled scores (recommender/servable.py), in [0, 1); 0 serves the
         ranked list alone. None: the weight of EASE_WEIGHTS whose lists score
         the highest NDCG@10 on the eval split (the holdout model's, as the
         ranker is chosen). EASE is fitted only where ``metrics.ease_fits``.

@@ -63,9 +63,6 @@ RECOMMEND_CONTEXT_SIGNATURE = {**CONTEXT_SIGNATURE, K: tf.TensorSpec([], tf.int3
 RANK_SIGNATURE = [USER_ID_SPEC, tf.TensorSpec([None, None], tf.string, name="item_ids")]
 EXAMPLES_SPEC = tf.TensorSpec([None], tf.string, name="examples")
 SCORE_EXAMPLES = "score_examples"
-# Reciprocal rank fusion's constant (Cormack et al., SIGIR 2009): an item's fused score is
-# sum over the lists of weight / (FUSION_RANK + its rank), rank 1 the best.
-FUSION_RANK = 60.0
 # What score_examples reads of each example.
 _EXAMPLE_FEATURES = {features.USER_ID: tf.io.FixedLenFeature([], tf.string),
                      features.ITEM_ID: tf.io.FixedLenFeature([], tf.string)}
@@ -165,13 +162,13 @@ class Recommender(tf.Module):
         ranked = tf.where(found.personal[:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
 
-    def _second_list(self, rows, history, excluded, width):
+    def _second_list(self, rows, history, excluded, width, candidates):
         """The list fused with the ranked one: (positions [b, width], scores [b, width], -inf:
-        none; its weight [b]).
+        none; the same scores of ``candidates`` [b, c], the ranked list's items; its weight [b]).
 
         EASE's top items by its scores of each request's items (its user's training items and
         its history, each once), never those items, ``excluded`` (int [b, m], -1 pads) or items
-        no weight reaches; for a request with no such item, the popularity list (training
+        no weight reaches; for a request with no such item, the popularity list (log training
         interactions) without ``excluded``. EASE's scores are the only catalogue-wide array,
         computed only where EASE was fitted (``ease_weight`` > 0)."""
         seen = tf.gather(tf.RaggedTensor.from_row_splits(self.index.seen_items,
@@ -190,6 +187,7 @@ class Recommender(tf.Module):
             tf.where(out, -np.inf, tf.broadcast_to(self.index.popular_scores[:depth][None, :],
                                                    tf.shape(out))), k=width)
         popular = tf.gather(tf.broadcast_to(popular[None, :], tf.shape(out)), order, batch_dims=1)
+        candidates_popular = tf.gather(tf.math.log1p(self.index.popularity), candidates)
 
         def ease_list():
             n_items = tf.shape(self.ease_ids, out_type=tf.int64)[0]
@@ -211,40 +209,50 @@ class Recommender(tf.Module):
                 tf.stack([tf.broadcast_to(tf.range(batch)[:, None], tf.shape(excluded))[drop],
                           excluded[drop]], axis=1),
                 tf.ones([tf.reduce_sum(tf.cast(drop, tf.int32))], tf.float32), shape)
-            # An item no weight reaches scores 0 (weights summing to exactly 0 are as none).
-            keep = (counts == 0) & (dropped == 0) & tf.not_equal(scores, 0.0)
-            top, positions = tf.math.top_k(tf.where(keep, scores, -np.inf), k=width)
-            return tf.cast(positions, tf.int64), top
+            allowed = tf.where((counts == 0) & (dropped == 0), scores, -np.inf)
+            # An item no weight reaches scores 0 (weights summing to exactly 0 are as none):
+            # not listed, but scored 0 where the ranked list holds it.
+            top, positions = tf.math.top_k(tf.where(tf.not_equal(scores, 0.0), allowed, -np.inf),
+                                           k=width)
+            return (tf.cast(positions, tf.int64), top,
+                    tf.gather(allowed, candidates, batch_dims=1))
 
-        ease_positions, ease_scores = tf.cond(
+        ease_positions, ease_scores, candidates_ease = tf.cond(
             self.ease_weight > 0, ease_list,
-            lambda: (popular, tf.fill(tf.shape(popular_scores), -np.inf)))
+            lambda: (popular, tf.fill(tf.shape(popular_scores), -np.inf),
+                     tf.fill(tf.shape(candidates), -np.inf)))
         mine = has_items[:, None]
         return (tf.where(mine, ease_positions, popular), tf.where(mine, ease_scores, popular_scores),
+                tf.where(mine, candidates_ease, candidates_popular),
                 tf.where(has_items, self.ease_weight, self.popularity_weight))
 
     def _fused(self, found, ranked, rows, excluded):
-        """The model's list (``found.positions`` in the order of ``ranked``) fused with the
-        second list (``_second_list``: EASE's, or popularity's for a request with no items) by
-        weighted reciprocal ranks: (positions, scores) [b, c], best first, -inf: none. Lists
-        that are not personal (popularity) are left as they are; with both weights 0 nothing
-        is computed."""
+        """The model's list (``found.positions`` scored ``ranked``) fused with the second list
+        (``_second_list``: EASE's, or popularity's for a request with no items): each item of
+        either list scores w x its second score + (1 - w) x its ranked score, both min-max
+        scaled to [0, 1] over the lists (an item missing from the ranked list: 0), w the second
+        list's weight (CombSUM; Fox and Shaw, TREC 1994). Returns (positions, scores) [b, c],
+        best first, -inf: none. Lists that are not personal (popularity) are left as they are;
+        with both weights 0 nothing is computed."""
         width = tf.shape(ranked)[1]
         scores, order = tf.math.top_k(ranked, k=width)
         positions = tf.cast(tf.gather(found.positions, order, batch_dims=1), tf.int64)
 
         def fuse():
-            second, second_scores, weight = self._second_list(rows, found.history, excluded, width)
-            share = 1.0 / (FUSION_RANK + tf.cast(tf.range(1, width + 1), tf.float32))[None, :]
-            mine = tf.where(tf.math.is_finite(scores), (1.0 - weight[:, None]) * share, 0.0)
-            theirs = tf.where(tf.math.is_finite(second_scores), weight[:, None] * share, 0.0)
-            # An item in both lists is the ranked list's entry with both shares.
-            both = ((positions[:, :, None] == second[:, None, :]) & (mine > 0)[:, :, None]
-                    & (theirs > 0)[:, None, :])  # [b, c, c]
-            mine += tf.reduce_sum(tf.where(both, theirs[:, None, :], 0.0), axis=2)
-            theirs = tf.where(tf.reduce_any(both, axis=1), 0.0, theirs)
-            fused = tf.concat([mine, theirs], axis=1)
-            top, at = tf.math.top_k(tf.where(fused > 0, fused, -np.inf), k=width)
+            second, second_scores, at_mine, weight = self._second_list(
+                rows, found.history, excluded, width, positions)
+            weight = weight[:, None]
+            listed = tf.math.is_finite(scores)
+            # An item in both lists is the ranked list's entry, its second score gathered.
+            both = ((positions[:, :, None] == second[:, None, :]) & listed[:, :, None])  # [b, c, c]
+            theirs_listed = tf.math.is_finite(second_scores) & ~tf.reduce_any(both, axis=1)
+            seconds = rerank.relevance(tf.concat([tf.where(listed, at_mine, -np.inf), second_scores], 1))
+            mine = (1.0 - weight) * rerank.relevance(scores) + weight * tf.where(
+                tf.math.is_finite(seconds[:, :width]), seconds[:, :width], 0.0)
+            theirs = weight * seconds[:, width:]
+            fused = tf.concat([tf.where(listed, mine, -np.inf),
+                               tf.where(theirs_listed, theirs, -np.inf)], axis=1)
+            top, at = tf.math.top_k(fused, k=width)
             top_positions = tf.gather(tf.concat([positions, second], axis=1), at, batch_dims=1)
             personal = found.personal[:, None]
             return (tf.where(personal, top_positions, positions), tf.where(personal, top, scores))

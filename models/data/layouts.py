@@ -69,7 +69,8 @@ class Canonical:
 
 
 class CanonicalItem(Canonical):
-    """items.csv: its tags column as given, each tag once (case ignored), at most MAX_TAGS."""
+    """items.csv: its tags column as given, each tag once (``tag_text``; case ignored), at
+    most MAX_TAGS."""
 
     def __init__(self):
         super().__init__(ITEM_FIELDS)
@@ -78,7 +79,9 @@ class CanonicalItem(Canonical):
         out = super().__call__(row)
         kept: Dict[str, str] = {}
         for tag in out[features.TAGS]:
-            kept.setdefault(tag.lower(), tag)
+            text = tag_text(tag)
+            if text:
+                kept.setdefault(text.lower(), text)
         out[features.TAGS] = tuple(kept.values())[:features.MAX_TAGS]
         return out
 
@@ -267,6 +270,11 @@ def _ml_latest(folder: str) -> Dict[str, Table]:
     }
 
 
+def tag_text(tag: str) -> str:
+    """A tag as item text: its words, single-spaced ("" for a blank tag)."""
+    return " ".join(tag.split())
+
+
 def item_tags(tags) -> tuple:
     """An item's tags as item text: each distinct tag (case and spacing ignored; its most
     common spelling, lower case on a tie) once, the most often given first (ties by the tag), at most
@@ -277,7 +285,7 @@ def item_tags(tags) -> tuple:
     """
     counts: Dict[str, Dict[str, int]] = {}
     for tag in tags:
-        text = " ".join(tag.split())
+        text = tag_text(tag)
         if text:
             spellings = counts.setdefault(text.lower(), {})
             spellings[text] = spellings.get(text, 0) + 1

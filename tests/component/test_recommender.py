@@ -74,24 +74,26 @@ def _with_ease(weight):
                                    ease_weight=weight)
 
 
-def test_eases_list_is_fused_by_weighted_reciprocal_ranks_never_with_seen_or_excluded_items():
+def test_eases_list_is_fused_by_scaled_scores_never_with_seen_or_excluded_items():
     users = tf.constant(["u1", "u2", "stranger"])
     # Weight 0: the ranked lists as they are (the first test's).
     assert ids(_with_ease(0.0).recommend(users)) == [["c", "e", "d"], ["a", "c", "b"], ["b", "d", "e"]]
-    model = _with_ease(0.5)
-    # u1 (saw a): ranked c, e, d, b (ranks 1-4); EASE's list e, b. Fused, times 2:
-    # e 1/62 + 1/61, b 1/64 + 1/62, c 1/61, d 1/63.
+    model = _with_ease(0.6)
+    # u1 (saw a): ranked c, e, d, b, logits -log(1 + popularity) scaled to 1, .557, .245, 0;
+    # EASE's scores e 1, b .5, c and d 0 (unreached), scaled the same. Fused, 0.4 x ranked +
+    # 0.6 x EASE: e .823, c .4, b .3, d .098.
     # u2 (saw e, d): EASE reaches d only, which u2 saw: the ranked list a, c, b stays.
     # The stranger has nothing to personalise on: the popularity list stays.
-    assert ids(model.recommend(users)) == [["e", "b", "c"], ["a", "c", "b"], ["b", "d", "e"]]
-    assert json.loads(model.settings.numpy())["ease_weight"] == 0.5
-    # The request's exclusions leave EASE's list too: u1 without e gets b (1/63 + 1/61) first.
+    assert ids(model.recommend(users)) == [["e", "c", "b"], ["a", "c", "b"], ["b", "d", "e"]]
+    assert json.loads(model.settings.numpy())["ease_weight"] == 0.6
+    # The request's exclusions leave EASE's list too: u1 without e is ranked c, d, b (1, .244,
+    # 0) and EASE scores b .5, c and d 0: b .6, c .4, d .098.
     out = model.recommend_with_context(with_k(context(["u1"], [[]], exclude=[["e"]]), 3))
     assert ids(out) == [["b", "c", "d"]]
     # A new user's request history is what EASE reads: history a gives the ranked list c, e,
     # d, b (a excluded) and EASE's e, b, as for u1.
     out = model.recommend_with_context(with_k(context(["new"], [["a"]]), 2))
-    assert ids(out) == [["e", "b"]]
+    assert ids(out) == [["e", "c"]]
 
 
 def test_requests_by_demographics_alone_are_fused_with_the_popularity_list():
@@ -104,10 +106,12 @@ def test_requests_by_demographics_alone_are_fused_with_the_popularity_list():
     # Weight 0: the ranked list (query 3 x axis d: retrieval d, then a, b, c, or a, c, e
     # without b; ranked by the stand-in a, c, d and a, c, e).
     assert lists(0.0) == ([["a", "c", "d"], ["a", "c", "e"]], [["c", "e", "d"]])
-    # Weight 0.9 on popularity's list (b 9, d 7, e 5, c 3), 0.1 on the ranked one, times 10:
-    # b 9/61 + 1/64, d 9/62 + 1/63, c 9/64 + 1/62, e 9/63. Without b (ranked a, c, e, d):
-    # d 9/61 + 1/64, e 9/62 + 1/63, c 9/63 + 1/62. A known user's list is not touched.
-    assert lists(0.9) == ([["b", "d", "c"], ["d", "e", "c"]], [["c", "e", "d"]])
+    # Weight 0.9 on popularity's list (b, d, e, c: log(1 + 9, 7, 5, 3)), 0.1 on the ranked one
+    # (a, c, d, b scaled 1, .569, .139, 0); popularity scaled over both lists' items: b 1,
+    # d .861, e .683, c .430, a 0. Fused: b .9, d .789, e .615, c .444, a .1. Without b:
+    # ranked a, c, e, d (1, .5, .208, 0), popularity d 1, e .792, c .5, a 0: d .9, e .734,
+    # c .5, a .1. A known user's list is not touched.
+    assert lists(0.9) == ([["b", "d", "e"], ["d", "e", "c"]], [["c", "e", "d"]])
 
 
 def test_request_context_exclusions_k_and_unknown_items():

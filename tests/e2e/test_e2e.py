@@ -467,12 +467,15 @@ def test_the_stock_evaluator_alone_blocks_a_push_whose_ndcg_falls(shared_run, tm
 
 
 def test_a_weak_model_pushes_nothing_and_the_summary_and_report_say_why(shared_run, tmp_path, capsys):
-    """--epochs 0: untrained retrieval towers. The gates refuse it; the served model stays."""
+    """--epochs 0: untrained retrieval towers, and no second list (EASE's alone, fused in, lifts
+    such a model past both gates). The gates refuse it; the served model stays."""
     config, out = fork(shared_run, tmp_path)
     before = sorted(os.listdir(config.push_dir))
     # (One ranking epoch: the ranker reruns on the weak candidates; what it learns is not checked.)
     weak = dataclasses.replace(config, retrieval=dataclasses.replace(config.retrieval, epochs=0),
-                               ranking=dataclasses.replace(config.ranking, epochs=1))
+                               ranking=dataclasses.replace(config.ranking, epochs=1),
+                               rerank=dataclasses.replace(config.rerank, ease_weight=0.0,
+                                                          popularity_weight=0.0))
     assert run_pipeline(weak, out, main=True) == 1
     printed = capsys.readouterr().out
     summary = json.load(open(os.path.join(out, "summary.json")))

@@ -242,9 +242,10 @@ def _with_tags(group):
     """(item_id, {'item': [features] or [], 'tags': [[tag, ...]] or []}) -> (item_id, features
     with its tags); tags of an item the catalogue lacks describe nothing."""
     item_id, joined = group
+    given = [tag for tags in joined["tags"] for tag in tags]
+    tags = layouts.item_tags(given) if given else None
     for fields in joined["item"]:
-        given = [tag for tags in joined["tags"] for tag in tags]
-        yield item_id, {**fields, features.TAGS: layouts.item_tags(given)} if given else fields
+        yield item_id, {**fields, features.TAGS: tags} if tags is not None else fields
 
 
 def _side(pipeline, table: Table, domains, label: str, problems: Problems):
