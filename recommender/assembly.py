@@ -23,6 +23,8 @@ import tensorflow as tf
 from models import arrays, features
 from models.evaluation import metrics
 from models.index import contract
+from models.index.contract import Retrieved
+from models.index.servable import EXCLUDE
 from models.ranking import ease, export
 from models.ranking.tables import interactions as read_interactions
 from models.ranking.tables import read as read_tables
@@ -61,8 +63,8 @@ def assemble(index_dir: str, ranker_dir: str, interaction_files: Sequence[str],
     ranker, card = export.load(ranker_dir)
     data, tables = read_tables(index, interaction_files, card.neighbours)
     disliked = rerank.disliked(data, rules.dislike_rating, index)
-    settings, weights = _ease(index, data, rules, held_out_files,
-                              None if fusion is None else fusion["ease"])
+    held = read_interactions(index, held_out_files) if held_out_files else None
+    settings, weights = _ease(index, data, rules, held, None if fusion is None else fusion["ease"])
     chosen = dict((fusion or {}).get("popularity_prior") or {})
     if not chosen and rules.popularity_weight is not None:
         chosen = {"weight": float(rules.popularity_weight)}
@@ -70,8 +72,8 @@ def assemble(index_dir: str, ranker_dir: str, interaction_files: Sequence[str],
                                  card.use_ranker and ranker is not None, tables.neighbours,
                                  tables.trend, weights, settings.get("weight", 0.0),
                                  chosen.get("weight", 0.0))
-    if (settings["fitted"] and "weight" not in settings) or (not chosen and held_out_files):
-        _choose_weights(model, index, held_out_files, settings, chosen)
+    if (settings["fitted"] and "weight" not in settings) or (not chosen and held is not None):
+        _choose_weights(model, index, held, settings, chosen)
     model.set_weights(settings.get("weight", 0.0), chosen.get("weight", 0.0))
     servable.save(model, export_dir)
     summary = {"use_ranker": model.use_ranker, "top_k": model.top_k, "max_k": model.max_k,
@@ -81,10 +83,10 @@ def assemble(index_dir: str, ranker_dir: str, interaction_files: Sequence[str],
     return summary
 
 
-def _ease(index, data, rules: RerankConfig, held_out_files, fusion):
+def _ease(index, data, rules: RerankConfig, held, fusion):
     """(EASE's settings, its ``ease.ItemWeights`` or None): fitted on ``data`` with the L2 of
-    ``fusion``, of ``rules`` or chosen on ``held_out_files``; "weight" is set unless it is
-    still to be chosen."""
+    ``fusion``, of ``rules`` or chosen on ``held`` (the eval split's interactions, or None);
+    "weight" is set unless it is still to be chosen."""
     n_items = int(index.item_embeddings.shape[0])
     users = data.columns[features.USER_ID]
     n_users = len(np.unique(users))
@@ -95,7 +97,7 @@ def _ease(index, data, rules: RerankConfig, held_out_files, fusion):
     elif not metrics.ease_fits(n_users, n_items):
         settings = {"fitted": False, "reason": f"{n_users} users x {n_items} items is beyond "
                                                f"EASE's limits (metrics.ease_fits)"}
-    elif not held_out_files and (rules.ease_l2 is None or rules.ease_weight is None):
+    elif held is None and (rules.ease_l2 is None or rules.ease_weight is None):
         settings = {"fitted": False, "reason": "no eval split to choose EASE's settings on"}
     else:
         settings = {"fitted": True}
@@ -107,7 +109,6 @@ def _ease(index, data, rules: RerankConfig, held_out_files, fusion):
     if "l2" not in settings:
         if rules.ease_l2 is None:
             row = {user: r for r, user in enumerate(row_users)}
-            held = read_interactions(index, held_out_files)
             later: Dict[int, set] = {}
             for user, position in zip(held.columns[features.USER_ID], held.positions):
                 if user in row and position >= 0 and not x[row[user], position]:
@@ -118,51 +119,53 @@ def _ease(index, data, rules: RerankConfig, held_out_files, fusion):
     return settings, ease.fit(x, settings["l2"])
 
 
-def _choose_weights(model, index, held_out_files, settings: Dict[str, object],
+def _choose_weights(model, index, held, settings: Dict[str, object],
                     chosen: Dict[str, object]) -> None:
     """Sets, in ``settings`` (EASE's) and ``chosen`` (popularity's for requests by
     demographics alone), each weight still unset to the one of EASE_WEIGHTS whose lists
-    score the highest NDCG@10 on ``held_out_files``, and what each weight scored."""
-    held = read_interactions(index, held_out_files)
+    score the highest NDCG@10 on ``held`` (the eval split's interactions), and what each
+    weight scored."""
     held_items = metrics.group_by_user(held.columns[features.USER_ID],
                                        held.columns[features.ITEM_ID])
     n_items = int(index.item_embeddings.shape[0])
     if settings["fitted"] and "weight" not in settings:
-        tried = {w: _ndcg(model.recommend, held_items, n_items,
-                          lambda w=w: model.set_weights(w, chosen.get("weight", 0.0)))
-                 for w in EASE_WEIGHTS}
+        tried = _ndcg_by_weight(model, index, held_items, n_items,
+                                [(w, chosen.get("weight", 0.0)) for w in EASE_WEIGHTS], False)
         settings["weight"], settings["weight_tried"] = max(tried, key=tried.get), tried
     if not chosen:
-        ask = _by_demographics(model, index)
-        tried = {w: _ndcg(ask, held_items, n_items,
-                          lambda w=w: model.set_weights(settings.get("weight", 0.0), w))
-                 for w in EASE_WEIGHTS}
+        tried = _ndcg_by_weight(model, index, held_items, n_items,
+                                [(settings.get("weight", 0.0), w) for w in EASE_WEIGHTS], True)
         chosen.update(weight=max(tried, key=tried.get), weight_tried=tried)
 
 
-def _by_demographics(model, index):
-    """A function from user ids to ``model``'s lists for those users asked as new ones, by
-    their stored demographics alone (no id, no history)."""
-    def ask(users):
-        rows = index.lookup_users(users)
+def _ndcg_by_weight(model, index, held: Mapping[str, set], n_items: int,
+                    pairs: Sequence[Sequence[float]], by_demographics: bool) -> Dict[float, float]:
+    """{weight: NDCG@10 on ``held``} of ``model``'s lists at each (EASE's weight,
+    popularity's) of ``pairs``, keyed by the weight that varies; ``by_demographics``: each
+    user asked as a new one, by their stored demographics alone (no id, no history)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
+                                  tf.TensorSpec([None, 2], tf.float32)])
+    def lists(users, weights):
+        if not by_demographics:
+            found = Retrieved.of(index.retrieve_positions(users))
+            return model.lists_by_weight(found, index.lookup_users(users), weights)
+        at = index.lookup_users(users)
         n = tf.shape(users)[0]
-        return model.recommend_with_context({
-            features.USER_ID: tf.fill([n], ""), features.AGE: tf.gather(index.user_ages, rows),
-            features.GENDER: tf.gather(index.user_genders, rows),
-            features.OCCUPATION: tf.gather(index.user_occupations, rows),
-            features.HISTORY: tf.fill([n, 1], ""), "exclude": tf.fill([n, 1], ""),
-            servable.K: tf.constant(0, tf.int32)})
-    return ask
+        found = Retrieved.of(index.retrieve_positions_with_context({
+            features.USER_ID: tf.fill([n], ""), features.AGE: tf.gather(index.user_ages, at),
+            features.GENDER: tf.gather(index.user_genders, at),
+            features.OCCUPATION: tf.gather(index.user_occupations, at),
+            features.HISTORY: tf.fill([n, 1], ""), EXCLUDE: tf.fill([n, 1], "")}))
+        return model.lists_by_weight(found, index.lookup_users(tf.fill([n], "")), weights)
 
-
-def _ndcg(recommend, held: Mapping[str, set], n_items: int, setting) -> float:
-    """NDCG@10 on ``held`` of the lists ``recommend`` (user ids -> outputs) gives after
-    ``setting()``."""
-    setting()
     users = sorted(held)
-    lists = {}
+    by_pair: list = [{} for _ in pairs]
     for start in range(0, len(users), _BATCH):
         chunk = users[start:start + _BATCH]
-        item_ids = recommend(tf.constant(chunk))["item_ids"].numpy()
-        lists.update({user: [i for i in arrays.to_str(row) if i] for user, row in zip(chunk, item_ids)})
-    return metrics.mean_metrics(lists, held, (10,), n_items)["ndcg@10"]
+        item_ids = lists(tf.constant(chunk), tf.constant(pairs, tf.float32)).numpy()
+        for out, rows in zip(by_pair, item_ids):
+            out.update({user: [i for i in arrays.to_str(row) if i] for user, row in zip(chunk, rows)})
+    varying = 1 if by_demographics else 0
+    return {float(pair[varying]): metrics.mean_metrics(out, held, (10,), n_items)["ndcg@10"]
+            for pair, out in zip(pairs, by_pair)}

@@ -162,15 +162,16 @@ class Recommender(tf.Module):
         ranked = tf.where(found.personal[:, None], logits, scores)
         return tf.where(tf.math.is_finite(scores), ranked, -np.inf)
 
-    def _second_list(self, rows, history, excluded, width, candidates):
+    def _second_list(self, rows, history, excluded, width, candidates, with_ease):
         """The list fused with the ranked one: (positions [b, width], scores [b, width], -inf:
-        none; the same scores of ``candidates`` [b, c], the ranked list's items; its weight [b]).
+        none; the same scores of ``candidates`` [b, c], the ranked list's items; whether the
+        request has items [b], so that the list is EASE's).
 
         EASE's top items by its scores of each request's items (its user's training items and
         its history, each once), never those items, ``excluded`` (int [b, m], -1 pads) or items
         no weight reaches; for a request with no such item, the popularity list (log training
         interactions) without ``excluded``. EASE's scores are the only catalogue-wide array,
-        computed only where EASE was fitted (``ease_weight`` > 0)."""
+        computed only when ``with_ease`` (a bool tensor: EASE's weight > 0)."""
         seen = tf.gather(tf.RaggedTensor.from_row_splits(self.index.seen_items,
                                                          self.index.seen_row_splits), rows)
         given = tf.concat([tf.cast(seen, tf.int64),
@@ -218,34 +219,39 @@ class Recommender(tf.Module):
                     tf.gather(allowed, candidates, batch_dims=1))
 
         ease_positions, ease_scores, candidates_ease = tf.cond(
-            self.ease_weight > 0, ease_list,
+            with_ease, ease_list,
             lambda: (popular, tf.fill(tf.shape(popular_scores), -np.inf),
                      tf.fill(tf.shape(candidates), -np.inf)))
         mine = has_items[:, None]
         return (tf.where(mine, ease_positions, popular), tf.where(mine, ease_scores, popular_scores),
-                tf.where(mine, candidates_ease, candidates_popular),
-                tf.where(has_items, self.ease_weight, self.popularity_weight))
+                tf.where(mine, candidates_ease, candidates_popular), has_items)
 
-    def _fused(self, found, ranked, rows, excluded):
-        """The model's list (``found.positions`` scored ``ranked``) fused with the second list
-        (``_second_list``: EASE's, or popularity's for a request with no items): each item of
-        either list scores w x its second score + (1 - w) x its ranked score, both min-max
+    @staticmethod
+    def _sorted(found, ranked):
+        """The ranked list, best first: (positions int64 [b, c], scores [b, c])."""
+        scores, order = tf.math.top_k(ranked, k=tf.shape(ranked)[1])
+        return tf.cast(tf.gather(found.positions, order, batch_dims=1), tf.int64), scores
+
+    @staticmethod
+    def _fused(personal, positions, scores, second, weights):
+        """The model's list (``positions`` scored ``scores``, best first) fused with the second
+        list (``_second_list``: EASE's, or popularity's for a request with no items): each item
+        of either list scores w x its second score + (1 - w) x its ranked score, both min-max
         scaled to [0, 1] over the lists (an item missing from the ranked list: 0), w the second
-        list's weight (CombSUM; Fox and Shaw, TREC 1994). Returns (positions, scores) [b, c],
-        best first, -inf: none. Lists that are not personal (popularity) are left as they are;
-        with both weights 0 nothing is computed."""
-        width = tf.shape(ranked)[1]
-        scores, order = tf.math.top_k(ranked, k=width)
-        positions = tf.cast(tf.gather(found.positions, order, batch_dims=1), tf.int64)
+        list's weight, ``weights``: (EASE's, popularity's) (CombSUM; Fox and Shaw, TREC 1994).
+        A second list at weight 0 adds no item. Returns (positions, scores) [b, c], best
+        first, -inf: none. Lists that are not personal (popularity) are left as they are; with
+        both weights 0 nothing is computed."""
+        second_positions, second_scores, at_mine, has_items = second
+        width = tf.shape(scores)[1]
 
         def fuse():
-            second, second_scores, at_mine, weight = self._second_list(
-                rows, found.history, excluded, width, positions)
-            weight = weight[:, None]
+            weight = tf.where(has_items, weights[0], weights[1])[:, None]
             listed = tf.math.is_finite(scores)
             # An item in both lists is the ranked list's entry, its second score gathered.
-            both = ((positions[:, :, None] == second[:, None, :]) & listed[:, :, None])  # [b, c, c]
-            theirs_listed = tf.math.is_finite(second_scores) & ~tf.reduce_any(both, axis=1)
+            both = ((positions[:, :, None] == second_positions[:, None, :]) & listed[:, :, None])
+            theirs_listed = (tf.math.is_finite(second_scores) & ~tf.reduce_any(both, axis=1)
+                             & (weight > 0))
             seconds = rerank.relevance(tf.concat([tf.where(listed, at_mine, -np.inf), second_scores], 1))
             mine = (1.0 - weight) * rerank.relevance(scores) + weight * tf.where(
                 tf.math.is_finite(seconds[:, :width]), seconds[:, :width], 0.0)
@@ -253,18 +259,44 @@ class Recommender(tf.Module):
             fused = tf.concat([tf.where(listed, mine, -np.inf),
                                tf.where(theirs_listed, theirs, -np.inf)], axis=1)
             top, at = tf.math.top_k(fused, k=width)
-            top_positions = tf.gather(tf.concat([positions, second], axis=1), at, batch_dims=1)
-            personal = found.personal[:, None]
-            return (tf.where(personal, top_positions, positions), tf.where(personal, top, scores))
+            top_positions = tf.gather(tf.concat([positions, second_positions], axis=1), at,
+                                      batch_dims=1)
+            return (tf.where(personal[:, None], top_positions, positions),
+                    tf.where(personal[:, None], top, scores))
 
-        return tf.cond((self.ease_weight > 0) | (self.popularity_weight > 0), fuse,
-                       lambda: (positions, scores))
+        return tf.cond((weights[0] > 0) | (weights[1] > 0), fuse, lambda: (positions, scores))
 
     def _rerank(self, found, rows, k, excluded=None):
-        if excluded is None:
-            excluded = -tf.ones([tf.shape(rows)[0], 0], tf.int64)
-        positions, ranked = self._fused(
-            found, self._ranked(found, tf.gather(self.first_seen, found.positions)), rows, excluded)
+        excluded = _no_exclusions(rows) if excluded is None else excluded
+        positions, scores = self._sorted(
+            found, self._ranked(found, tf.gather(self.first_seen, found.positions)))
+        weights = (self.ease_weight, self.popularity_weight)
+        second = tf.cond(
+            (weights[0] > 0) | (weights[1] > 0),
+            lambda: self._second_list(rows, found.history, excluded, tf.shape(scores)[1],
+                                      positions, weights[0] > 0),
+            lambda: _no_second_list(positions, scores))
+        positions, scores = self._fused(found.personal, positions, scores, second, weights)
+        return self._ruled(found, positions, scores, rows, k)
+
+    def lists_by_weight(self, found, rows, weights):
+        """serving_default's item ids [w, b, top_k] for each pair (EASE's weight, popularity's)
+        of ``weights`` [w, 2] in place of the model's own: retrieval, ranking and the second
+        list once, the fusion and the rules once per pair (how the assembly chooses them)."""
+        positions, scores = self._sorted(
+            found, self._ranked(found, tf.gather(self.first_seen, found.positions)))
+        second = self._second_list(rows, found.history, _no_exclusions(rows), tf.shape(scores)[1],
+                                   positions, tf.reduce_any(weights[:, 0] > 0))
+
+        def one(w):
+            fused_positions, fused = self._fused(found.personal, positions, scores, second,
+                                                 (w[0], w[1]))
+            return self._ruled(found, fused_positions, fused, rows, self.top_k)["item_ids"]
+
+        return tf.map_fn(one, weights, fn_output_signature=tf.string)
+
+    def _ruled(self, found, positions, ranked, rows, k):
+        """The served list of ``positions`` scored ``ranked`` (best first): the rules applied."""
         items = tf.math.l2_normalize(tf.gather(self.index.item_embeddings, positions), axis=-1)
         first_seen = tf.gather(self.first_seen, positions)
         fresh = freshness(age_days(found.time, first_seen))
@@ -351,6 +383,17 @@ class Recommender(tf.Module):
         position = tf.cast(tf.argmax(tf.cast(match, tf.int32), axis=1), tf.float32)
         scores = tf.where(tf.reduce_any(match, axis=1), 1.0 - position / float(self.max_k), 0.0)
         return {"scores": scores}
+
+
+def _no_exclusions(rows):
+    """``excluded`` of a batch of ``rows`` that excludes nothing: int64 [b, 0]."""
+    return -tf.ones([tf.shape(rows)[0], 0], tf.int64)
+
+
+def _no_second_list(positions, scores):
+    """``_second_list``'s outputs where neither second list is used."""
+    none = tf.fill(tf.shape(scores), -np.inf)
+    return positions, none, none, tf.zeros([tf.shape(scores)[0]], tf.bool)
 
 
 def _listed(item_ids, scores):
@@ -464,13 +507,16 @@ def write_warmup(export_dir: str, requests: list) -> str:
 
 def save(recommender: Recommender, export_dir: str) -> None:
     """Saves the signatures TF Serving serves and their warm-up requests."""
+    # The functions, not their concrete functions: TensorFlow keys a trace by whether it is
+    # made while saving, so a function traced before tf.saved_model.save is traced again in it
+    # (about 1 s a signature here, twice per assembly).
     signatures = {
-        "serving_default": recommender.recommend.get_concrete_function(),
-        "recommend_with_context": recommender.recommend_with_context.get_concrete_function(),
-        "retrieve": recommender.retrieve.get_concrete_function(),
-        "rank": recommender.rank.get_concrete_function(),
+        "serving_default": recommender.recommend,
+        "recommend_with_context": recommender.recommend_with_context,
+        "retrieve": recommender.retrieve,
+        "rank": recommender.rank,
         "lookup_titles": recommender.index.lookup_titles,
-        SCORE_EXAMPLES: recommender.score_examples.get_concrete_function(),
+        SCORE_EXAMPLES: recommender.score_examples,
     }
     options = tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
     tf.saved_model.save(recommender, export_dir, signatures=signatures, options=options)

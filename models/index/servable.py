@@ -300,14 +300,14 @@ class RetrievalIndex(tf.Module):
 
 def save(index: RetrievalIndex, export_dir: str) -> None:
     """Saves with the signatures TF Serving and the next stages call."""
-    # ScaNN's ops live outside TensorFlow's namespace; the layer is traced (called) by
-    # get_concrete_function before saving.
-    signatures = {
-        "serving_default": index.retrieve.get_concrete_function(),
-        "retrieve": index.retrieve.get_concrete_function(),
-        "retrieve_with_context": index.retrieve_with_context.get_concrete_function(),
-        "lookup_titles": index.lookup_titles.get_concrete_function(),
-    }
+    functions = {"serving_default": index.retrieve, "retrieve": index.retrieve,
+                  "retrieve_with_context": index.retrieve_with_context,
+                  "lookup_titles": index.lookup_titles}
+    # ScaNN's ops live outside TensorFlow's namespace; its layer is traced (called) by
+    # get_concrete_function before saving. An exact index is traced only by the save: TensorFlow
+    # keys a trace by whether it is made while saving, so one made before is made again.
+    signatures = ({name: f.get_concrete_function() for name, f in functions.items()}
+                  if index.flavour == SCANN else functions)
     options = (tf.saved_model.SaveOptions(namespace_whitelist=["Scann"])
                if index.flavour == SCANN else None)
     tf.saved_model.save(index, export_dir, signatures=signatures, options=options)

@@ -67,8 +67,10 @@ class ScoringRanker(tf.Module):
                 SCALARS: tf.TensorSpec([None, None, len(SCALAR_NAMES)], tf.float32)}
         self.score = tf.function(lambda inputs: self._keras.ranker(inputs), input_signature=[spec],
                                  autograph=False)
-        # Traced first: a ranker that never saw a batch creates its variables in that call.
-        self.score.get_concrete_function()
+        if not ranker.variables:
+            # A ranker that never saw a batch creates its variables in its first call: here.
+            # A trained one is traced by the save alone (a trace made before it is made again).
+            self.score.get_concrete_function()
         self.ranker_variables = list(ranker.variables)
 
 

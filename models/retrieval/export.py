@@ -59,12 +59,15 @@ class RetrievalModule(tf.Module):
 
 def save(model, tft_output, export_dir: str) -> None:
     module = RetrievalModule(model, tft_output.transform_features_layer())
-    signatures = {
-        QUERY_SIGNATURE: module.query_embedding.get_concrete_function(),
-        CANDIDATE_SIGNATURE: module.candidate_embedding.get_concrete_function(),
-    }
-    # Collected after tracing: the towers of a model that never trained (--epochs 0) create
-    # their variables when first called, here.
+    signatures = {QUERY_SIGNATURE: module.query_embedding,
+                  CANDIDATE_SIGNATURE: module.candidate_embedding}
+    if not (model.query_tower.variables and model.candidate_tower.variables):
+        # The towers of a model that never trained (--epochs 0) create their variables when
+        # first called: here, before saving. A trained model's functions are traced by the save
+        # alone (TensorFlow keys a trace by whether it is made while saving, so one made
+        # before is made again: about 1 s a signature).
+        signatures = {name: f.get_concrete_function() for name, f in signatures.items()}
+    # Collected after tracing, for the same reason.
     unique = {}
     for variable in model.query_tower.variables + model.candidate_tower.variables:
         unique.setdefault(id(variable), variable)  # the item-id table is in both towers
