@@ -114,6 +114,26 @@ def test_requests_by_demographics_alone_are_fused_with_the_popularity_list():
     assert lists(0.9) == ([["b", "d", "e"], ["d", "e", "c"]], [["c", "e", "d"]])
 
 
+def test_lists_by_weight_are_serving_defaults_lists_at_each_weight():
+    # The assembly chooses the weights with lists_by_weight (one retrieval and ranking, the
+    # fusion per weight); each of its lists must be what serving_default serves at that weight.
+    from models.index.contract import Retrieved
+
+    model = _with_ease(0.0)
+    users = tf.constant(["u1", "u2", "stranger"])
+    pairs = [(0.0, 0.0), (0.6, 0.0), (0.9, 0.0)]
+    found = Retrieved.of(model.index.retrieve_positions(users))
+    trials = model.lists_by_weight(found, model.index.lookup_users(users),
+                                   tf.constant(pairs, tf.float32)).numpy()
+    served = []
+    for ease_weight, popularity_weight in pairs:
+        model.set_weights(ease_weight, popularity_weight)
+        served.append(ids(model.recommend(users)))
+    assert [[[i.decode() for i in row] for row in trial] for trial in trials] == served
+    # At 0.6 and 0.9 EASE changes u1's list (the fusion test's figures), so the trials differ.
+    assert served[0] != served[1]
+
+
 def test_request_context_exclusions_k_and_unknown_items():
     model = make_recommender()
     request = context(["u1", "new"], [["zzz"], ["b"]], exclude=[["e", "yyy"], []])
