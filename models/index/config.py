@@ -38,7 +38,13 @@ class IndexConfig:
         (needed when quantised scores are too coarse, e.g. nearly uniform
         embeddings); 0 turns re-ordering off.
       candidates: how many candidates retrieval hands to the ranker.
-      batch_size: catalogue items embedded per batch (Beam).
+      batch_size: catalogue items embedded per batch.
+      embed_in_process_bytes: catalogue files holding less than this are embedded in the
+        builder's own process, by the retrieval model it loads anyway to build the servable;
+        from this size on, on Beam (the pipeline's runner: worker processes, or Dataflow), each
+        worker loading the model. Beam's start there (a pipeline and a model load, about 1.8 s
+        per model on this machine) only pays off when the catalogue's embedding is long:
+        32 MiB is about a million items in the catalogue examples' gzipped layout.
       eval_queries: query embeddings (of sampled training users) on which the
         index is compared with exact search after it is built.
       min_recall: the index is blessed, and the model may be pushed, only when
@@ -56,6 +62,7 @@ class IndexConfig:
     reordering_candidates: Optional[int] = None
     candidates: int = 100
     batch_size: int = 4096
+    embed_in_process_bytes: int = 32 << 20
     eval_queries: int = 1000
     min_recall: float = 0.95
 
@@ -71,6 +78,7 @@ class IndexConfig:
              "index.flavour must be 'auto', 'exact' or 'scann'"),
             (self.brute_force_below >= 0 and self.batch_size > 0 and self.eval_queries > 0,
              "index.brute_force_below, batch_size and eval_queries must be positive"),
+            (self.embed_in_process_bytes >= 0, "index.embed_in_process_bytes must be >= 0"),
             (0.0 <= self.min_recall <= 1.0, "index.min_recall must be in [0, 1]"),
             (self.num_leaves is None or self.num_leaves >= 1, "index.num_leaves must be >= 1"),
             (self.num_leaves_to_search is None

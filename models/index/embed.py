@@ -1,16 +1,18 @@
-"""Embedding the catalogue with the candidate tower: a Beam pipeline, then a columnar read.
+"""Embedding the catalogue with the candidate tower, then a columnar read.
 
-Beam reads the catalogue examples, batches them, and each worker runs the
-retrieval model's ``candidate_embedding`` signature (loaded once per worker)
-on its batches; (item id, title, embedding) records are written as gzipped
-TFRecord shards. The index build then reads the shards back into arrays in
-batches: the catalogue never passes through a per-item Python list.
+Two ways with one output: ``embed_catalogue`` adds Beam steps (read, batch,
+and each worker runs the retrieval model's ``candidate_embedding`` signature,
+loaded once per worker, on its batches); ``embed_in_process`` runs a signature
+the caller has already loaded on the same batches in this process. Both write
+(item id, title, embedding) records as gzipped TFRecord shards, which the index
+build reads back into arrays in batches: the catalogue never passes through a
+per-item Python list.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Optional, Sequence, Tuple
+from typing import Iterator, Optional, Sequence, Tuple
 
 import apache_beam as beam
 import numpy as np
@@ -31,6 +33,22 @@ ITEM_SPEC = {
 }
 
 
+def _embedded_records(embed, serialized: Sequence[bytes]) -> Iterator[bytes]:
+    """Serialized catalogue examples (a batch) -> serialized (id, title, embedding) examples."""
+    parsed = tf.io.parse_example(tf.constant(serialized), ITEM_SPEC)
+    genres = tf.sparse.to_dense(parsed[features.GENRES], default_value=b"")
+    tags = tf.sparse.to_dense(parsed[features.TAGS], default_value=b"")
+    vectors = embed(item_id=parsed[features.ITEM_ID], title=parsed[features.TITLE], genres=genres,
+                    year=parsed[features.YEAR], tags=tags)["embedding"].numpy()
+    for item_id, title, vector in zip(parsed[features.ITEM_ID].numpy(), parsed[features.TITLE].numpy(),
+                                      vectors):
+        yield tf.train.Example(features=tf.train.Features(feature={
+            features.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id])),
+            features.TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[title])),
+            EMBEDDING: tf.train.Feature(float_list=tf.train.FloatList(value=vector)),
+        })).SerializeToString()
+
+
 class _EmbedBatch(beam.DoFn):
     """Serialized catalogue examples (a batch) -> serialized (id, title, embedding) examples."""
 
@@ -42,18 +60,7 @@ class _EmbedBatch(beam.DoFn):
         self._embed = tf.saved_model.load(self._model_dir).signatures[CANDIDATE_SIGNATURE]
 
     def process(self, serialized):
-        parsed = tf.io.parse_example(tf.constant(serialized), ITEM_SPEC)
-        genres = tf.sparse.to_dense(parsed[features.GENRES], default_value=b"")
-        tags = tf.sparse.to_dense(parsed[features.TAGS], default_value=b"")
-        vectors = self._embed(item_id=parsed[features.ITEM_ID], title=parsed[features.TITLE], genres=genres,
-                              year=parsed[features.YEAR], tags=tags)["embedding"].numpy()
-        for item_id, title, vector in zip(parsed[features.ITEM_ID].numpy(), parsed[features.TITLE].numpy(),
-                                          vectors):
-            yield tf.train.Example(features=tf.train.Features(feature={
-                features.ITEM_ID: tf.train.Feature(bytes_list=tf.train.BytesList(value=[item_id])),
-                features.TITLE: tf.train.Feature(bytes_list=tf.train.BytesList(value=[title])),
-                EMBEDDING: tf.train.Feature(float_list=tf.train.FloatList(value=vector)),
-            })).SerializeToString()
+        yield from _embedded_records(self._embed, serialized)
 
 
 def embed_catalogue(pipeline: beam.Pipeline, model_dir: str, catalogue_files: Sequence[str],
@@ -79,6 +86,23 @@ def embed_catalogue(pipeline: beam.Pipeline, model_dir: str, catalogue_files: Se
          | "Embed" >> beam.ParDo(_EmbedBatch(model_dir))
          | "Write" >> beam.io.WriteToTFRecord(prefix, file_name_suffix=".gz",
                                               compression_type=beam.io.filesystem.CompressionTypes.GZIP))
+    return prefix + "*"
+
+
+def embed_in_process(embed, catalogue_files: Sequence[str], output_dir: str, batch_size: int) -> str:
+    """``embed_catalogue``'s shards, written in this process by ``embed`` (the retrieval model's
+    ``candidate_embedding`` signature, already loaded) on batches of ``batch_size`` items.
+
+    Returns:
+      The shards' file pattern.
+    """
+    tf.io.gfile.makedirs(output_dir)
+    prefix = os.path.join(output_dir, SHARD_PREFIX)
+    dataset = tf.data.TFRecordDataset(list(catalogue_files), compression_type="GZIP").batch(batch_size)
+    with tf.io.TFRecordWriter(f"{prefix}-00000-of-00001.gz", options="GZIP") as writer:
+        for batch in dataset:
+            for record in _embedded_records(embed, batch.numpy().tolist()):
+                writer.write(record)
     return prefix + "*"
 
 

@@ -18,6 +18,7 @@ import tensorflow_transform as tft
 
 from models import arrays, features, records
 from models.index import embed, evaluation, searcher, servable
+from models.retrieval.export import CANDIDATE_SIGNATURE
 
 _USER_SPEC = {
     features.USER_ID: tf.io.FixedLenFeature([], tf.string),
@@ -106,20 +107,29 @@ def request_latency(export_dir: str, user_ids: np.ndarray, n: int = 100) -> Dict
     return {f"request_ms_{p}": v for p, v in latency.items()}
 
 
-def _embedded(model_dir: str, catalogue_files: Sequence[str], work_dir: str, batch_size: int,
+def _embedded(model, model_dir: str, catalogue_files: Sequence[str], work_dir: str, config,
               make_pipeline: Callable[[], beam.Pipeline]):
-    """(item ids, titles, embeddings float32 [n, d]) of the catalogue, embedded on Beam."""
-    with make_pipeline() as pipeline:
-        pattern = embed.embed_catalogue(pipeline, model_dir, catalogue_files, work_dir, batch_size)
+    """(item ids, titles, embeddings float32 [n, d]) of the catalogue: embedded by ``model``
+    (loaded from ``model_dir``) in this process below ``config.embed_in_process_bytes`` of
+    catalogue files, on Beam from there on."""
+    size = sum(tf.io.gfile.stat(f).length for f in catalogue_files)
+    if size < config.embed_in_process_bytes:
+        pattern = embed.embed_in_process(model.signatures[CANDIDATE_SIGNATURE], catalogue_files,
+                                         work_dir, config.batch_size)
+    else:
+        logging.info("Embedding %d bytes of catalogue on Beam", size)
+        with make_pipeline() as pipeline:
+            pattern = embed.embed_catalogue(pipeline, model_dir, catalogue_files, work_dir,
+                                            config.batch_size)
     return embed.read_embeddings(pattern)
 
 
-def _index(model_dir: str, embedded, interaction_files: Sequence[str], config,
+def _index(model, embedded, interaction_files: Sequence[str], config,
            settings: Optional[searcher.Settings] = None):
-    """The servable over ``embedded`` items for the users of ``interaction_files``;
-    ``settings`` None: resolved for the catalogue. Returns (index, users)."""
+    """The servable of ``model`` (the loaded retrieval SavedModel) over ``embedded`` items for
+    the users of ``interaction_files``; ``settings`` None: resolved for the catalogue.
+    Returns (index, users)."""
     item_ids, titles, item_vectors = embedded
-    model = tf.saved_model.load(model_dir)
     position = {item: p for p, item in enumerate(item_ids)}
     users = training_users(interaction_files, position)
     popularity = np.bincount(users.seen_items, minlength=len(item_ids)).astype(np.float32)
@@ -162,11 +172,12 @@ def build_index(
       ('blessed', 'reason').
     """
     start = time.time()
-    embedded = _embedded(model_dir, catalogue_files, work_dir, config.batch_size, make_pipeline)
+    model = tf.saved_model.load(model_dir)
+    embedded = _embedded(model, model_dir, catalogue_files, work_dir, config, make_pipeline)
     item_ids, _, item_vectors = embedded
     embed_seconds = time.time() - start
     built = time.time()
-    index, users = _index(model_dir, embedded, interaction_files, config)
+    index, users = _index(model, embedded, interaction_files, config)
     settings = index.settings
     build_seconds = time.time() - built
     tuning, queries = sample_queries(index, users.ids, config.eval_queries)
@@ -177,12 +188,12 @@ def build_index(
         logging.info("Search breadth tuned on %d queries: %s", len(tuning), chosen)
     servable.save(index, export_dir)
     if holdout is not None:
-        holdout_model, train_files, holdout_export = holdout
-        if holdout_model != model_dir:
-            embedded = _embedded(holdout_model, catalogue_files, os.path.join(work_dir, "holdout"),
-                                 config.batch_size, make_pipeline)
-        servable.save(_index(holdout_model, embedded, train_files, config, settings)[0],
-                      holdout_export)
+        holdout_dir, train_files, holdout_export = holdout
+        if holdout_dir != model_dir:
+            model = tf.saved_model.load(holdout_dir)
+            embedded = _embedded(model, holdout_dir, catalogue_files, os.path.join(work_dir, "holdout"),
+                                 config, make_pipeline)
+        servable.save(_index(model, embedded, train_files, config, settings)[0], holdout_export)
     figures: Dict[str, object] = {
         "items": len(item_ids), "new_items": new_items(item_ids, transform_dir),
         "users": len(users.ids), "embedding_dim": int(item_vectors.shape[1]),

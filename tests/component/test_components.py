@@ -14,6 +14,8 @@ import glob
 import json
 import os
 
+import apache_beam as beam
+import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -39,7 +41,7 @@ from models.data.errors import DataError
 from models.data.schema import SCHEMA_DIR
 from models.evaluation import candidates, metrics
 from models.evaluation.config import EvalConfig
-from models.index import contract
+from models.index import contract, indexer
 from models.index.config import IndexConfig
 from models.ranking import export
 from models.ranking import trainer as ranking_trainer
@@ -264,6 +266,25 @@ def test_index_builder_do_blesses_an_exact_index_that_keeps_the_contract(index):
         servable = contract.load(path)  # raises if a name of the contract is missing
         assert contract.candidates_of(servable) == ITEMS
         assert contract.users_of(servable) == USERS
+
+
+def test_the_index_builder_embeds_the_same_catalogue_in_process_and_on_beam(root, examples, retrieval):
+    # The builder embeds a catalogue under embed_in_process_bytes with the model it loaded
+    # to build the servable, and on Beam from there on; both must give the same embeddings.
+    model_dir = path_utils.serving_model_path(retrieval.uri)
+    model = tf.saved_model.load(model_dir)
+    files = records.split_files([examples[1]], features.CATALOGUE)
+    embedded = {}
+    for name, limit in (("in_process", 1 << 30), ("beam", 0)):
+        embedded[name] = indexer._embedded(model, model_dir, files, str(root / f"embedded-{name}"),
+                                           IndexConfig(embed_in_process_bytes=limit), beam.Pipeline)
+        assert len(glob.glob(str(root / f"embedded-{name}" / "embeddings*"))) >= 1
+    (ids, titles, vectors), (beam_ids, beam_titles, beam_vectors) = embedded["in_process"], embedded["beam"]
+    assert len(ids) == ITEMS and sorted(ids) == sorted(beam_ids)
+    order, beam_order = ids.argsort(), beam_ids.argsort()
+    assert list(titles[order]) == list(beam_titles[beam_order])
+    np.testing.assert_allclose(vectors[order], beam_vectors[beam_order], rtol=1e-5, atol=1e-6)
+    assert float(np.abs(vectors).sum()) > 0  # a trained tower's embeddings, not zeros
 
 
 @pytest.fixture(scope="module")

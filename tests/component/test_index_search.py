@@ -118,7 +118,8 @@ def _catalogue_file(path, rows):
     return path
 
 
-def test_beam_embeds_every_catalogue_item_once_across_files_and_batches(tmp_path):
+@pytest.mark.parametrize("where", ["beam", "in_process"])
+def test_the_catalogue_is_embedded_once_per_item_across_files_and_batches(tmp_path, where):
     tower = StandInTower()
     model_dir = str(tmp_path / "model")
     tf.saved_model.save(tower, model_dir, signatures={
@@ -126,9 +127,13 @@ def test_beam_embeds_every_catalogue_item_once_across_files_and_batches(tmp_path
     rows = [(f"i{i}", "t" * (i % 9) + " é", ["a", "b", "c"][: i % 4], 1900 + i) for i in range(53)]
     files = [_catalogue_file(str(tmp_path / "a.gz"), rows[:30]),
              _catalogue_file(str(tmp_path / "b.gz"), rows[30:])]
-    with beam.Pipeline() as pipeline:
-        pattern = embed.embed_catalogue(pipeline, model_dir, files, str(tmp_path / "emb"),
-                                        batch_size=7)
+    if where == "beam":
+        with beam.Pipeline() as pipeline:
+            pattern = embed.embed_catalogue(pipeline, model_dir, files, str(tmp_path / "emb"),
+                                            batch_size=7)
+    else:
+        signature = tf.saved_model.load(model_dir).signatures[CANDIDATE_SIGNATURE]
+        pattern = embed.embed_in_process(signature, files, str(tmp_path / "emb"), batch_size=7)
     ids, titles, vectors = embed.read_embeddings(pattern, batch_size=10)
     assert sorted(ids) == sorted(r[0] for r in rows)
     by_id = {r[0]: r for r in rows}
