@@ -196,8 +196,8 @@ def shared_run(tiny_data, tmp_path_factory):
     """
     from bench import quality
     from models.data import readers
-    from pipeline.config import DataConfig, PipelineConfig, RankingConfig, RetrievalConfig
-    from tests.support import IN_PROCESS, SHARED_RUN_SEED, SharedRun, run_pipeline
+    from pipeline.config import DataConfig, EvalConfig, PipelineConfig, RankingConfig, RetrievalConfig
+    from tests.support import EVAL_REQUESTS, IN_PROCESS, SHARED_RUN_SEED, SharedRun, run_pipeline
 
     root = tmp_path_factory.mktemp("shared-run")
     given_dir = str(root / "given")
@@ -210,6 +210,8 @@ def shared_run(tiny_data, tmp_path_factory):
         # A twentieth of the default data: fewer steps per epoch, so a larger step size.
         retrieval=RetrievalConfig(learning_rate=0.005, seed=SHARED_RUN_SEED),
         ranking=RankingConfig(epochs=2),
+        # The stock Evaluator on EVAL_REQUESTS of the 300 eval users (tests/support.py).
+        evaluation=EvalConfig(requests=EVAL_REQUESTS),
         # Forks rerun only what their change reaches; the rest comes from this run's cache.
         enable_cache=True,
         beam_args=IN_PROCESS,

@@ -9,8 +9,8 @@ import tensorflow as tf
 
 from bench import quality
 from models.evaluation import metrics
-from pipeline.config import PipelineConfig
-from tests.support import IN_PROCESS, plain_argv
+from pipeline.config import EvalConfig, PipelineConfig
+from tests.support import EVAL_REQUESTS, IN_PROCESS, plain_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -56,8 +56,8 @@ def test_every_model_is_scored_on_the_same_later_interactions(shared_run, tmp_pa
 def cold(tiny_data, tmp_path_factory):
     """The cold-start run: a tenth of the users and of the items removed from the data."""
     output = str(tmp_path_factory.mktemp("cold"))
-    base = PipelineConfig(serving_dir=os.path.join(output, "serving"),
-                          beam_args=IN_PROCESS).with_lists(50)
+    base = PipelineConfig(serving_dir=os.path.join(output, "serving"), beam_args=IN_PROCESS,
+                          evaluation=EvalConfig(requests=EVAL_REQUESTS)).with_lists(50)
     with plain_argv():
         return quality.cold_start(tiny_data, base, output, fraction=0.1, history=5)
 

@@ -8,16 +8,17 @@ import pytest
 import tensorflow as tf
 
 from kubeflow import harness, runner
-from pipeline.config import PipelineConfig, RankingConfig, RetrievalConfig
+from pipeline.config import EvalConfig, PipelineConfig, RankingConfig, RetrievalConfig
 from recommender import versions
 from recommender.config import base_of
+from tests.support import EVAL_REQUESTS
 
 
 @pytest.mark.slow
 def test_every_task_runs_in_oss_mode_to_a_pushed_model(tiny_data, tmp_path):
     spec_path = tmp_path / "pipeline.yaml"
     config = PipelineConfig(retrieval=RetrievalConfig(epochs=2, learning_rate=0.005),
-                            ranking=RankingConfig(epochs=1))
+                            ranking=RankingConfig(epochs=1), evaluation=EvalConfig(requests=EVAL_REQUESTS))
     runner.compile_pipeline(config, str(spec_path), data_root=tiny_data,
                             pipeline_root=str(tmp_path / "root"),
                             serving_dir=str(tmp_path / "serving"), gpus=1, local_paths=True,
