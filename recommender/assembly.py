@@ -128,42 +128,58 @@ def _choose_weights(model, index, held, settings: Dict[str, object],
     held_items = metrics.group_by_user(held.columns[features.USER_ID],
                                        held.columns[features.ITEM_ID])
     n_items = int(index.item_embeddings.shape[0])
+    lists = _lists_by_weight(model, index)
     if settings["fitted"] and "weight" not in settings:
-        tried = _ndcg_by_weight(model, index, held_items, n_items,
+        tried = _ndcg_by_weight(lists, held_items, n_items,
                                 [(w, chosen.get("weight", 0.0)) for w in EASE_WEIGHTS], False)
         settings["weight"], settings["weight_tried"] = max(tried, key=tried.get), tried
     if not chosen:
-        tried = _ndcg_by_weight(model, index, held_items, n_items,
+        tried = _ndcg_by_weight(lists, held_items, n_items,
                                 [(settings.get("weight", 0.0), w) for w in EASE_WEIGHTS], True)
         chosen.update(weight=max(tried, key=tried.get), weight_tried=tried)
 
 
-def _ndcg_by_weight(model, index, held: Mapping[str, set], n_items: int,
-                    pairs: Sequence[Sequence[float]], by_demographics: bool) -> Dict[float, float]:
-    """{weight: NDCG@10 on ``held``} of ``model``'s lists at each (EASE's weight,
-    popularity's) of ``pairs``, keyed by the weight that varies; ``by_demographics``: each
-    user asked as a new one, by their stored demographics alone (no id, no history)."""
+def _lists_by_weight(model, index):
+    """``lists(users, weights [w, 2], by_demographics)``: ``model``'s item ids [w, b, top_k] at
+    each (EASE's weight, popularity's) of ``weights`` for the eval ``users``, asked by id, or
+    (``by_demographics``) each as a new user by their stored demographics alone (no id, no
+    history). One function for both ways of asking, so that the recommender's lists are
+    traced once per assembly, not once per way (the choice on the suite's shared run: 6.7 s
+    with a function per way, 5.8 s with this one, the same figures)."""
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
-                                  tf.TensorSpec([None, 2], tf.float32)])
-    def lists(users, weights):
-        if not by_demographics:
-            found = Retrieved.of(index.retrieve_positions(users))
-            return model.lists_by_weight(found, index.lookup_users(users), weights)
-        at = index.lookup_users(users)
+                                  tf.TensorSpec([None, 2], tf.float32),
+                                  tf.TensorSpec([], tf.bool)])
+    def lists(users, weights, by_demographics):
         n = tf.shape(users)[0]
-        found = Retrieved.of(index.retrieve_positions_with_context({
-            features.USER_ID: tf.fill([n], ""), features.AGE: tf.gather(index.user_ages, at),
-            features.GENDER: tf.gather(index.user_genders, at),
-            features.OCCUPATION: tf.gather(index.user_occupations, at),
-            features.HISTORY: tf.fill([n, 1], ""), EXCLUDE: tf.fill([n, 1], "")}))
-        return model.lists_by_weight(found, index.lookup_users(tf.fill([n], "")), weights)
 
+        def by_stored_demographics():
+            at = index.lookup_users(users)
+            return index.retrieve_positions_with_context({
+                features.USER_ID: tf.fill([n], ""), features.AGE: tf.gather(index.user_ages, at),
+                features.GENDER: tf.gather(index.user_genders, at),
+                features.OCCUPATION: tf.gather(index.user_occupations, at),
+                features.HISTORY: tf.fill([n, 1], ""), EXCLUDE: tf.fill([n, 1], "")})
+
+        found = Retrieved.of(tf.cond(by_demographics, by_stored_demographics,
+                                     lambda: index.retrieve_positions(users)))
+        asked = tf.where(by_demographics, tf.fill([n], ""), users)
+        return model.lists_by_weight(found, index.lookup_users(asked), weights)
+
+    return lists
+
+
+def _ndcg_by_weight(lists, held: Mapping[str, set], n_items: int,
+                    pairs: Sequence[Sequence[float]], by_demographics: bool) -> Dict[float, float]:
+    """{weight: NDCG@10 on ``held``} of the lists (``_lists_by_weight``) at each (EASE's
+    weight, popularity's) of ``pairs``, keyed by the weight that varies; ``by_demographics``:
+    each user asked as a new one, by their stored demographics alone."""
     users = sorted(held)
     by_pair: list = [{} for _ in pairs]
     for start in range(0, len(users), _BATCH):
         chunk = users[start:start + _BATCH]
-        item_ids = lists(tf.constant(chunk), tf.constant(pairs, tf.float32)).numpy()
+        item_ids = lists(tf.constant(chunk), tf.constant(pairs, tf.float32),
+                         tf.constant(by_demographics)).numpy()
         for out, rows in zip(by_pair, item_ids):
             out.update({user: [i for i in arrays.to_str(row) if i] for user, row in zip(chunk, rows)})
     varying = 1 if by_demographics else 0
