@@ -27,6 +27,31 @@ def pytest_collection_modifyitems(items):
         item.add_marker(pytest.mark.xdist_group(group))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With --dist loadgroup (make test): the groups of tests/e2e/ are handed out first, then
+    the others, each part in xdist's own order (most tests first). xdist's order alone left the
+    one-test modules that each make a whole run (`make run`, the Kubeflow harness, the ml-latest
+    run) for last, so one of them could run alone at the end while the other worker idled."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class EndToEndFirst(LoadGroupScheduling):
+        _ordered = False
+
+        def _assign_work_unit(self, node):
+            if not self._ordered:
+                units = sorted(self.workqueue.items(), key=lambda unit: not any(
+                    nodeid.startswith("tests/e2e/") for nodeid in unit[1]))
+                self.workqueue.clear()
+                self.workqueue.update(units)
+                self._ordered = True
+            super()._assign_work_unit(node)
+
+    return EndToEndFirst(config, log)
+
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     """A small synthetic dataset in the canonical layout (300 users, 400 items)."""
