@@ -178,8 +178,9 @@ def ids(out):
 SHARED_RUN_SEED = int(os.environ.get("RECSYS_TEST_SEED", "7"))
 # Eval users whose retrieved lists become the stock Evaluator's examples (x 50 candidates) in
 # the suite's runs of the tiny data: TFMA's cost is per example and slice (the shared run's
-# Evaluator 26.5 s with all 300 users, 10.9 s with 100), and every fork reruns it, scoring
-# two models there (its baseline, the served model, is looked up anew each run).
+# Evaluator 26.5 s with all 300 users, 10.9 s with 100, in two runs whose other steps also
+# differed by about 20%), and every fork reruns it, scoring two models there (its baseline,
+# the served model, is looked up anew each run).
 EVAL_REQUESTS = 100
 
 

@@ -70,9 +70,13 @@ def new_items(item_ids: np.ndarray, transform_dir: Optional[str]) -> int:
     return int(sum(1 for i in item_ids if i not in known))
 
 
+def _bytes(files) -> int:
+    return sum(tf.io.gfile.stat(f).length for f in files)
+
+
 def _bytes_under(path: str) -> int:
-    return sum(tf.io.gfile.stat(os.path.join(root, name)).length
-               for root, _, names in tf.io.gfile.walk(path) for name in names)
+    return _bytes(os.path.join(root, name) for root, _, names in tf.io.gfile.walk(path)
+                  for name in names)
 
 
 def sample_queries(index: servable.RetrievalIndex, user_ids: np.ndarray, n: int,
@@ -112,7 +116,7 @@ def _embedded(model, model_dir: str, catalogue_files: Sequence[str], work_dir: s
     """(item ids, titles, embeddings float32 [n, d]) of the catalogue: embedded by ``model``
     (loaded from ``model_dir``) in this process below ``config.embed_in_process_bytes`` of
     catalogue files, on Beam from there on."""
-    size = sum(tf.io.gfile.stat(f).length for f in catalogue_files)
+    size = _bytes(catalogue_files)
     if size < config.embed_in_process_bytes:
         pattern = embed.embed_in_process(model.signatures[CANDIDATE_SIGNATURE], catalogue_files,
                                          work_dir, config.batch_size)
