@@ -1,5 +1,5 @@
-"""Level 3: recsys submit / status through the real kfp.Client against a recording KFP API server
-on 127.0.0.1 (answers in the v2beta1 REST formats)."""
+"""Level 3: recsys submit / status / schedules through the real kfp.Client against a recording KFP
+API server on 127.0.0.1 (answers in the v2beta1 REST formats)."""
 
 import json
 import threading
@@ -14,6 +14,8 @@ from pipeline.config import PipelineConfig
 
 class _Recorder(BaseHTTPRequestHandler):
     calls = []
+    # The recurring runs the server holds: id -> the created body, with its status.
+    recurring = {}
 
     def _answer(self, body):
         data = json.dumps(body).encode()
@@ -29,6 +31,9 @@ class _Recorder(BaseHTTPRequestHandler):
             return self._answer({"multi_user": False})
         if self.path.startswith("/apis/v2beta1/experiments"):
             return self._answer({"experiments": [], "total_size": 0})
+        if self.path.startswith("/apis/v2beta1/recurringruns"):
+            return self._answer({"recurringRuns": list(self.recurring.values()),
+                                 "total_size": len(self.recurring)})
         if self.path.startswith("/apis/v2beta1/runs/run-1"):
             return self._answer({"run_id": "run-1", "display_name": "nightly", "state": "SUCCEEDED",
                                  "run_details": {"task_details": [
@@ -44,6 +49,22 @@ class _Recorder(BaseHTTPRequestHandler):
         if self.path == "/apis/v2beta1/runs":
             return self._answer({"run_id": "run-1", "display_name": body.get("display_name"),
                                  "state": "PENDING"})
+        if self.path == "/apis/v2beta1/recurringruns":
+            made = {**body, "recurring_run_id": f"rr-{len(self.recurring) + 1}",
+                    "status": "ENABLED" if body.get("mode") == "ENABLE" else "DISABLED"}
+            self.recurring[made["recurring_run_id"]] = made
+            return self._answer(made)
+        for action, status in ((":enable", "ENABLED"), (":disable", "DISABLED")):
+            if self.path.startswith("/apis/v2beta1/recurringruns/") and self.path.endswith(action):
+                self.recurring[self.path.split("/")[-1][:-len(action)]]["status"] = status
+                return self._answer({})
+        self.send_error(404)
+
+    def do_DELETE(self):  # noqa: N802
+        self.calls.append(("DELETE", self.path, None, self.headers.get("Authorization")))
+        if self.path.startswith("/apis/v2beta1/recurringruns/"):
+            del self.recurring[self.path.split("/")[-1]]
+            return self._answer({})
         self.send_error(404)
 
     def log_message(self, *args):
@@ -52,7 +73,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    _Recorder.calls = []
+    _Recorder.calls, _Recorder.recurring = [], {}
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -120,3 +141,56 @@ def test_submit_refuses_a_missing_package_and_a_bad_param(server, package, tmp_p
     assert cli.main(["submit", "--host", host, "--package", package, "--param", "epochs=3"]) == 2
     assert "no parameter 'epochs'" in capsys.readouterr().err
     assert not [c for c in calls if c[0] == "POST"]
+
+
+def test_submit_schedule_creates_one_recurring_run_at_a_time_without_catch_up(server, package,
+                                                                               capsys):
+    host, calls = server
+    assert cli.main(["submit", "--host", host, "--package", package, "--experiment", "nightly",
+                     "--schedule", "0 3 * * *", "--param", "retrieval.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert "Scheduled rr-1" in out and "'0 0 3 * * *'" in out
+    posts = [(path, body) for method, path, body, _ in calls if method == "POST"]
+    assert [path for path, _ in posts] == ["/apis/v2beta1/experiments", "/apis/v2beta1/recurringruns"]
+    made = posts[-1][1]
+    # KFP's scheduler reads seconds first: the crontab line's 03:00 daily, not minute 3 hourly.
+    assert made["trigger"]["cron_schedule"]["cron"] == "0 0 3 * * *"
+    assert int(made["max_concurrency"]) == 1 and made["no_catchup"] is True
+    assert made["mode"] == "ENABLE" and made["experiment_id"] == "exp-1"
+    spec, platform = runner.load(package)
+    assert made["pipeline_spec"]["pipeline_spec"]["root"]["dag"]["tasks"].keys() == \
+        spec["root"]["dag"]["tasks"].keys()
+    assert made["pipeline_spec"]["platform_spec"] == platform
+    retrieval = json.loads(made["runtime_config"]["parameters"]["retrieval"])
+    assert retrieval["epochs"] == 2
+
+
+def test_schedules_list_pause_resume_and_delete(server, package, capsys):
+    host, calls = server
+    assert cli.main(["submit", "--host", host, "--package", package, "--schedule", "@daily",
+                     "--paused", "--run-name", "daily"]) == 0
+    assert "rr-1 (daily): DISABLED" in capsys.readouterr().out
+    assert cli.main(["schedules", "resume", "rr-1", "--host", host]) == 0
+    assert cli.main(["schedules", "list", "--host", host]) == 0
+    out = capsys.readouterr().out
+    assert "rr-1" in out and "enabled" in out and "@daily" in out and "1 recurring run(s)" in out
+    assert cli.main(["schedules", "pause", "rr-1", "--host", host]) == 0
+    assert _Recorder.recurring["rr-1"]["status"] == "DISABLED"
+    assert cli.main(["schedules", "delete", "rr-1", "--host", host]) == 0
+    assert not _Recorder.recurring
+    sent = [(method, path) for method, path, _, _ in calls if method != "GET"]
+    assert sent[-3:] == [("POST", "/apis/v2beta1/recurringruns/rr-1:enable"),
+                         ("POST", "/apis/v2beta1/recurringruns/rr-1:disable"),
+                         ("DELETE", "/apis/v2beta1/recurringruns/rr-1")]
+    assert cli.main(["schedules", "pause", "--host", host]) == 2
+    assert "needs the recurring run's id" in capsys.readouterr().err
+
+
+def test_submit_refuses_an_unreadable_schedule_before_sending_anything(server, package, capsys):
+    host, calls = server
+    for bad, says in (("0 3 * *", "expected 5 fields"), ("0 25 * * *", "hour field's 25"),
+                      ("@nightly", "unknown descriptor"), ("*/0 * * * *", "step '0'")):
+        assert cli.main(["submit", "--host", host, "--package", package, "--schedule", bad]) == 2
+        assert says in capsys.readouterr().err
+    assert cli.main(["submit", "--host", host, "--package", package, "--paused"]) == 2
+    assert not calls

@@ -213,3 +213,16 @@ def test_the_quality_benchmark_measures_every_shape_unless_told_and_refuses_unkn
                                           "users.csv"]
     with open(os.path.join(folder, "items.csv"), encoding="utf-8") as f:
         assert len(f.read().splitlines()) == 41
+
+
+def test_a_crontab_line_reaches_kfp_with_seconds_in_front():
+    from kubeflow.schedules import kfp_cron
+
+    assert kfp_cron("0 3 * * *") == "0 0 3 * * *"
+    assert kfp_cron("  */15  9-17 * * MON-FRI ") == "0 */15 9-17 * * MON-FRI"
+    assert kfp_cron("30 0 3 * * *") == "30 0 3 * * *"  # KFP's own six fields, as given
+    assert kfp_cron("@every 6h") == "@every 6h" and kfp_cron("@weekly") == "@weekly"
+    for bad in ("0 3 * *", "60 3 * * *", "0 3 32 * *", "0 3 * 13 *", "0 3 * * 8", "0-x 3 * * *",
+                "61 0 3 * * *", "@every day"):
+        with pytest.raises(ValueError, match="schedule"):
+            kfp_cron(bad)
