@@ -27,7 +27,8 @@ from recommender.config import base_of
 
 # Configuration fields the flags of `recsys run` set: errors name the flag too.
 FLAGS = {"top_k": "--top-k", "index.candidates": "--candidates", "retrieval.epochs": "--epochs",
-         "data.eval_fraction": "--eval-fraction",
+         "data.eval_fraction": "--eval-fraction", "data.spans": "--spans",
+         "data.span_pattern": "--span-pattern",
          "data.max_bad_row_fraction": "--max-bad-rows-fraction",
          "index.flavour": "--index-flavour", "index.min_recall": "--index-min-recall",
          "ranking.loss": "--ranking-loss", "rerank.diversity": "--diversity",
@@ -41,7 +42,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     config = PipelineConfig()
     data = dataclasses.replace(config.data, data_dir=args.data,
                                max_bad_row_fraction=args.max_bad_rows_fraction,
-                               eval_fraction=args.eval_fraction)
+                               eval_fraction=args.eval_fraction, spans=args.spans,
+                               span_pattern=args.span_pattern)
     retrieval = config.retrieval
     if args.epochs is not None:
         retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
@@ -73,6 +75,16 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
 DEFAULTS = PipelineConfig()
 
 
+def _spans(text: str) -> int:
+    """--spans: 'all' (0), 'latest' (1) or a positive number of spans."""
+    named = {"all": 0, "latest": 1}
+    if text in named:
+        return named[text]
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"{text!r}: expected all, latest or a number of spans >= 1")
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     d = DEFAULTS
     p.add_argument("--beam-runner", default=d.beam_runner,
@@ -85,6 +97,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=d.data.data_dir,
                    help="data folder (interactions.csv, or a MovieLens 100K/1M download); "
                         "default: the embedded synthetic dataset")
+    p.add_argument("--spans", type=_spans, default=d.data.spans, metavar="all|latest|N",
+                   help="a data folder of dated span folders (span-20261201/, ...): read all of "
+                        "them (default), the latest one, or the latest N, oldest first")
+    p.add_argument("--span-pattern", default=d.data.span_pattern,
+                   help="the span folders' names, in TFX's span syntax: {SPAN} or "
+                        f"{{YYYY}}{{MM}}{{DD}} (default {d.data.span_pattern})")
     p.add_argument("--serving-dir", default=d.serving_dir,
                    help="the model is pushed to SERVING_DIR/recommender/<version>/")
     p.add_argument("--top-k", type=int, default=d.top_k, help="length of the recommended list")

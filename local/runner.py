@@ -20,7 +20,7 @@ from typing import Dict, Optional
 
 from tfx import v1 as tfx
 
-from models.data import layouts, schema, synthetic
+from models.data import layouts, schema, spans, synthetic
 from models.data.beam import files as data_files
 from models.data.errors import DataError
 from pipeline import pipeline as pipeline_def
@@ -55,13 +55,24 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
             num_interactions=data.synthetic_interactions, seed=data.synthetic_seed)
     # The rows are read and validated by the ExampleGens (in Beam, on the pipeline's runner);
     # here only what can be known without reading them: layout, files, headers, catalogue size.
-    found = data_files.survey(data.data_dir)
-    files = ", ".join(f"{os.path.basename(p)} {size / 1e6:.1f} MB" for p, size in found["sizes"].items())
-    print(f"Data: {data.data_dir} ({found['layout']}): {files}", flush=True)
+    window = spans.window(data.data_dir, data.span_pattern, data.spans)
+    if window:
+        print(f"Data: {data.data_dir}: "
+              f"{spans.describe(window, len(spans.find(data.data_dir, data.span_pattern)))}",
+              flush=True)
+    counts = []
+    for folder in [span.path for span in window] or [data.data_dir]:
+        found = data_files.survey(folder)
+        files = ", ".join(f"{os.path.basename(p)} {size / 1e6:.1f} MB"
+                          for p, size in found["sizes"].items())
+        print(f"Data: {folder} ({found['layout']}): {files}", flush=True)
+        if found["items"] is not None:
+            counts.append(found["items"])
     for table in found["absent"]:
         print(f"Data: no {table} file: {ABSENT[table]}", flush=True)
-    if found["items"] is not None:
-        _check_list_length(config, found["items"], data.data_dir)
+    if counts:
+        # The window's catalogue holds at least its largest span's items.
+        _check_list_length(config, max(counts), data.data_dir)
     return data_root(config, output_dir)
 
 
@@ -72,10 +83,13 @@ ABSENT = {layouts.USERS: "every user's demographics are unknown; the query tower
                    "items by id alone"}
 
 
-def input_bytes(folder: str) -> int:
-    """Bytes of the data files in ``folder``: what the ExampleGens read."""
-    return sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder)
-               if os.path.isfile(os.path.join(folder, name)))
+def input_bytes(folder: str, data=None) -> int:
+    """Bytes of the data files in ``folder`` (of its window of spans when ``data``, the data
+    section, names one): what the ExampleGens read."""
+    window = spans.window(folder, data.span_pattern, data.spans) if data is not None else []
+    return sum(os.path.getsize(os.path.join(f, name))
+               for f in ([span.path for span in window] or [folder]) for name in os.listdir(f)
+               if os.path.isfile(os.path.join(f, name)))
 
 
 def _check_list_length(config: PipelineConfig, n_items: int, source: str) -> None:
@@ -209,7 +223,7 @@ def _run(config: PipelineConfig, output_dir: str) -> Dict[str, object]:
     config.validate()  # before any data is read or generated
     check_serving_dir(config)
     folder = prepare_data(config, output_dir)
-    n_bytes = input_bytes(folder)
+    n_bytes = input_bytes(folder, config.data)
     chosen = config.for_input(n_bytes)
     print(f"Beam: {_beam_line(chosen, n_bytes, chosen is not config)}", flush=True)
     config = chosen

@@ -69,6 +69,29 @@ WIDE_FILES = [("utf-16-le", _CSV.encode("utf-16"), "UTF-16LE"),
               ("utf-32-le", _CSV.encode("utf-32"), "UTF-32LE")]
 
 
+def cut_into_spans(folder, out, count, name="span-{}", first=1):
+    """A canonical-layout ``folder`` as ``count`` span folders under ``out`` (``name`` formatted
+    with the span number, from ``first``): the interactions cut by time at their quantiles, so
+    one second never falls in two spans; every span a copy of the users and items files.
+    Returns the span folders, oldest first."""
+    with open(os.path.join(folder, "interactions.csv"), encoding="utf-8") as f:
+        header, *rows = f.read().splitlines()
+    times = np.array([int(row.split(",")[2]) for row in rows])
+    cuts = np.quantile(times, np.linspace(0, 1, count + 1)[1:-1])
+    span_of = np.searchsorted(cuts, times, side="right")
+    folders = []
+    for k in range(count):
+        span = os.path.join(out, name.format(first + k))
+        os.makedirs(span)
+        for side in ("users.csv", "items.csv"):
+            if os.path.exists(os.path.join(folder, side)):
+                shutil.copy(os.path.join(folder, side), span)
+        write(span, "interactions.csv",
+              "\n".join([header] + [r for r, s in zip(rows, span_of) if s == k]) + "\n")
+        folders.append(span)
+    return folders
+
+
 # --- ExampleGen executor properties (tests/component/test_components.py, test_beam_read.py) ---
 
 

@@ -5,6 +5,11 @@ naming, payload format and ML Metadata properties are TFX's own; only the
 generation of the splits is ours. Both take ``input_base`` (the data folder)
 and the data section (``models.data.config.DataConfig``) as its JSON text in
 ``data_config`` (components/example_gen/component.py), read once per execution.
+
+A data folder of dated spans is read as the window the data section names
+(``models/data/spans.py``), chosen here, when the execution runs: a scheduled run
+reads the spans that exist at its tick (Kubeflow's open-source backend never runs
+ExampleGen's span-resolving driver). The window is recorded on the output.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from tfx.utils import proto_utils
 from models import features
 from models.config import decode
 from models.data import beam as data_beam
-from models.data import schema
+from models.data import schema, spans
 from models.data.config import DataConfig
 
 DATA_CONFIG_KEY = "data_config"
@@ -50,9 +55,17 @@ class _Checked(BaseExampleGenExecutor):
         examples = artifact_utils.get_single_instance(output_dict[standard_component_specs.EXAMPLES_KEY])
         self._report = os.path.join(examples.uri, self.REPORT)
         self._config = data_config(exec_properties)
+        base = exec_properties["input_base"]
+        window = spans.window(base, self._config.span_pattern, self._config.spans)
+        self._folders = [span.path for span in window] or [base]
+        if window:
+            logging.info("%s: %s", base, spans.describe(
+                window, len(spans.find(base, self._config.span_pattern))))
         super().Do(input_dict, output_dict, exec_properties)
         report = data_beam.check(self._report, self._config.max_bad_row_fraction)
-        logging.info("%s: %s", exec_properties["input_base"], report.summary())
+        if window:
+            spans.record(examples, window)
+        logging.info("%s: %s", base, report.summary())
         if report.skipped or report.warnings:
             logging.warning("%s", report.summary())
 
@@ -70,7 +83,7 @@ class InteractionsExecutor(_Checked):
             raise ValueError(f"interactions ExampleGen needs input splits "
                              f"'{features.TRAIN}' and '{features.EVAL}', got {names}")
         config = self._config
-        out = data_beam.interactions(pipeline, exec_properties["input_base"], config.eval_fraction,
+        out = data_beam.interactions(pipeline, self._folders, config.eval_fraction,
                                      config.split_strategy, schema.domains(), config.range_bytes,
                                      config.side_input_bytes)
         data_beam.write_report(pipeline, out.problems, self._report)
@@ -86,7 +99,7 @@ class CatalogueExecutor(_Checked):
 
     def GenerateExamplesByBeam(self, pipeline, exec_properties):  # noqa: N802 (TFX API)
         (name,) = _split_names(exec_properties)
-        items, problems = data_beam.catalogue(pipeline, exec_properties["input_base"], schema.domains(),
+        items, problems = data_beam.catalogue(pipeline, self._folders, schema.domains(),
                                               self._config.range_bytes)
         data_beam.write_report(pipeline, problems, self._report)
         return {name: items}

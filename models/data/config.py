@@ -6,6 +6,7 @@ import dataclasses
 from typing import Optional
 
 from models.config import check
+from models.data import spans as span_rules
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,6 +27,10 @@ class DataConfig:
         per worker task (rows keep their line numbers).
       side_input_bytes: an items file up to this size is joined to the interactions as a side
         input every Beam worker holds; a larger one by a CoGroupByKey on the item.
+      spans: the window of a folder of dated spans (``models/data/spans.py``): the latest this
+        many (0: every span). A folder without span subfolders is read whole.
+      span_pattern: the span subfolders' names in TFX's span syntax: ``{SPAN}`` (``{SPAN:8}``
+        zero-padded) or ``{YYYY}{MM}{DD}``, with ``*`` for any text.
       synthetic_users, synthetic_items, synthetic_interactions, synthetic_seed:
         shape of the embedded dataset when ``data_dir`` is None.
     """
@@ -36,6 +41,8 @@ class DataConfig:
     max_bad_row_fraction: float = 0.0
     range_bytes: int = 32 << 20
     side_input_bytes: int = 64 << 20
+    spans: int = 0
+    span_pattern: str = "span-{SPAN}"
     synthetic_users: int = 943
     synthetic_items: int = 1682
     synthetic_interactions: int = 100_000
@@ -50,4 +57,7 @@ class DataConfig:
             (0.0 <= self.max_bad_row_fraction < 1.0, "data.max_bad_row_fraction must be in [0, 1)"),
             (self.range_bytes >= 1024, "data.range_bytes must be at least 1024"),
             (self.side_input_bytes >= 0, "data.side_input_bytes must be >= 0"),
+            (self.spans >= 0, "data.spans (--spans) must be 'all' (0) or a number of spans >= 1"),
+            (span_rules.check_pattern(self.span_pattern) is None,
+             str(span_rules.check_pattern(self.span_pattern))),
         ])

@@ -14,11 +14,11 @@ import tensorflow as tf
 
 from models import features
 from models.data import beam as data_beam
-from models.data import examples, readers, schema, splits
+from models.data import examples, readers, schema, spans, splits
 from models.data.beam import files as data_files
 from models.data.config import DataConfig
 from models.data.errors import DataError
-from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, plain_argv, write
+from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, cut_into_spans, plain_argv, write
 
 ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -258,3 +258,50 @@ def test_a_utf16_or_utf32_file_is_named_with_the_conversion_that_fits(canonical,
     with pytest.raises(DataError, match=rf"interactions.csv:1: the file is {encoding} .*"
                                         rf"iconv -f {encoding[:6]} -t UTF-8"):
         beam_examples(canonical, tmp_path)
+
+
+def test_a_window_of_span_folders_reads_as_the_folder_whole(tiny_data, tmp_path):
+    """The interactions cut by time into three span folders: the window of all three gives the
+    whole folder's examples (timelines and histories run across spans), the latest span alone
+    gives that span's folder read alone."""
+    folders = cut_into_spans(tiny_data, tmp_path / "spans", 3)
+    assert [s.path for s in spans.window(str(tmp_path / "spans"), "span-{SPAN}", 0)] == folders
+    whole, _ = beam_examples(tiny_data, tmp_path / "whole")
+    got, report = beam_examples(folders, tmp_path / "window", range_bytes=8192)
+    assert got == whole and len(report.rows_read) == 9  # three files per span
+    latest = spans.window(str(tmp_path / "spans"), "span-{SPAN}", 1)
+    assert [s.path for s in latest] == folders[-1:]
+    got, _ = beam_examples([s.path for s in latest], tmp_path / "latest")
+    assert got == memory_examples(folders[-1])[0]
+
+
+def test_a_window_takes_each_items_newest_row_and_names_a_bad_rows_own_span(canonical, tmp_path):
+    old, new = tmp_path / "span-1", tmp_path / "span-2"
+    shutil.copytree(canonical, old)
+    shutil.copytree(canonical, new)
+    write(old, "interactions.csv", "user_id,item_id,timestamp\n1,10,100\n")
+    write(new, "interactions.csv", "user_id,item_id,timestamp\n1,11,200\n2,13,300\n")
+    write(new, "items.csv", "item_id,title,genres,year\n10,Heat (Director's Cut),Action,1995\n"
+                            "11,Up,Animation,\n13,Never Seen,,\n14,Brand New,,2026\n")
+    with beam.Pipeline(argv=ARGS) as p:
+        items, _ = data_beam.catalogue(p, [str(old), str(new)], schema.domains())
+        _ = items | beam.io.WriteToTFRecord(str(tmp_path / "catalogue" / "items"))
+    written = _read_records(str(tmp_path / "catalogue" / "items*"))
+    catalogue = {e.features.feature[features.ITEM_ID].bytes_list.value[0]:
+                 e.features.feature[features.TITLE].bytes_list.value[0]
+                 for e in map(tf.train.Example.FromString, written)}
+    # Item 12 is only in the older span's file, 14 only in the newer: the window holds both.
+    assert catalogue == {b"10": b"Heat (Director's Cut)", b"11": b"Up", b"12": b"Crash, The (1996)",
+                         b"13": b"Never Seen", b"14": b"Brand New"}
+    got, _ = beam_examples([str(old), str(new)], tmp_path / "examples")
+    first = [tf.train.Example.FromString(e) for e in got[features.TRAIN] + got[features.EVAL]]
+    heat = [e for e in first if e.features.feature[features.ITEM_ID].bytes_list.value[0] == b"10"]
+    assert [e.features.feature[features.TITLE].bytes_list.value[0] for e in heat] == \
+        [b"Heat (Director's Cut)"]
+    write(new, "interactions.csv", "user_id,item_id,timestamp\n1,11,200\n1,99,300\n")
+    with pytest.raises(DataError, match=r"span-2/interactions.csv:3: field 'item_id': item '99' "
+                                        r"is not in .*span-2/items.csv"):
+        beam_examples([str(old), str(new)], tmp_path / "bad")
+    os.remove(new / "users.csv")
+    with pytest.raises(DataError, match=r"span-2: no users file, while the span .*span-1 has one"):
+        beam_examples([str(old), str(new)], tmp_path / "mixed")

@@ -226,3 +226,23 @@ def test_a_crontab_line_reaches_kfp_with_seconds_in_front():
                 "61 0 3 * * *", "@every day"):
         with pytest.raises(ValueError, match="schedule"):
             kfp_cron(bad)
+
+
+def test_spans_flags_name_the_window_and_the_pre_flight_check_reads_every_span(tmp_path, capsys):
+    assert _config("--spans", "latest").data.spans == 1 and _config("--spans", "7").data.spans == 7
+    assert _config().data.spans == 0 and _config("--spans", "all").data.spans == 0
+    with pytest.raises(SystemExit):
+        _config("--spans", "0")
+    assert "expected all, latest or a number of spans" in capsys.readouterr().err
+    data = tmp_path / "data"
+    for span, interactions in (("span-1", "user_id,item_id,timestamp\n1,10,100\n"),
+                               ("span-2", "user_id,item_id\n1,10\n")):
+        os.makedirs(data / span)
+        write(str(data / span), "interactions.csv", interactions)
+    out = tmp_path / "out"
+    assert cli.main(["run", "--data", str(data), "--spans", "2", "--output-dir", str(out),
+                     "--serving-dir", str(tmp_path / "serving")]) == 2
+    printed = capsys.readouterr().out
+    assert "2 of 2 spans: span-1 .. span-2" in printed
+    assert "span-2/interactions.csv:1: missing required column(s) ['timestamp']" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["logs", "run.lock"]  # nothing generated or run

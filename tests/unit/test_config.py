@@ -1,11 +1,12 @@
 """Level 1: each config section travels into a component in one encoding and reads back the same."""
 
 import dataclasses
+import re
 
 import pytest
 
 from models.config import ConfigError, decode, encode, fields
-from pipeline.config import PipelineConfig
+from pipeline.config import DataConfig, PipelineConfig
 
 SECTIONS = ("data", "retrieval", "index", "ranking", "rerank", "evaluation")
 
@@ -85,3 +86,12 @@ def test_a_run_parameter_top_k_is_derived_and_checked_as_the_flag_is():
         check_top_k(0)
     with pytest.raises(ValueError, match="run parameter top_k 500 is more than the 400 items"):
         check_top_k(500, 400)
+
+
+@pytest.mark.parametrize("pattern,says", [
+    ("span", "needs {SPAN}"), ("{SPAN}-{SPAN}", "{SPAN} once"), ("a/{SPAN}", "no '/'"),
+    ("{SPAN}-{YYYY}{MM}{DD}", "not both"), ("{YYYY}{MM}", "needs {SPAN} or each")])
+def test_a_span_pattern_tfx_could_not_read_is_refused_by_name(pattern, says):
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        PipelineConfig(data=DataConfig(span_pattern=pattern)).validate()
+    PipelineConfig(data=DataConfig(span_pattern="span-{SPAN:8}", spans=3)).validate()
