@@ -49,6 +49,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
         retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
     if args.no_refit:
         retrieval = dataclasses.replace(retrieval, refit=False)
+    if args.cold:
+        retrieval = dataclasses.replace(retrieval, warm_start=False)
     index = config.index
     if args.index_flavour:
         index = dataclasses.replace(index, flavour=args.index_flavour)
@@ -115,6 +117,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-refit", action="store_true",
                    help="deploy the models trained on the train split only (default: after the "
                         "held-out checks, retrieval and ranking learn again from every interaction)")
+    p.add_argument("--cold", action="store_true",
+                   help="train from scratch even when a compatible model is served (default: start "
+                        "from the served version's weights, rows carried over by id)")
     p.add_argument("--eval-fraction", type=float, default=d.data.eval_fraction,
                    help="latest share of each user's interactions held out for evaluation "
                         f"(default {d.data.eval_fraction})")

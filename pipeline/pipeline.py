@@ -2,12 +2,13 @@
 
 ExampleGen (interactions, split by time) + ExampleGen (catalogue)
   -> StatisticsGen -> ImportSchemaGen (schemas/) -> ExampleValidator (stops on anomalies)
-  -> Transform -> Trainer (two-tower retrieval) -> IndexBuilder (retrieval servable; blesses
-     its index when its recall against exact search reaches IndexConfig.min_recall)
+  ServedModel (the served version's holdout twin and warm-start states, or nothing)
+  -> Transform -> Trainer (two-tower retrieval, warm-started from the served version)
+  -> IndexBuilder (retrieval servable; blesses its index when its recall against exact
+     search reaches IndexConfig.min_recall)
   -> Trainer (ranking: the ranker and whether it beats retrieval's order)
   -> RecommenderAssembler (retrieve -> rank -> re-rank rules in one SavedModel, and its holdout
      twin built from the train split only)
-  ServedModel (the served version's holdout twin from the serving directory, or nothing)
   -> CandidateExamples (one example per eval user and retrieved candidate)
   -> Evaluator (stock, TFMA: NDCG@K, AUC, MinLabelPosition by slice; value thresholds and a
      change threshold against the served model)
@@ -105,11 +106,18 @@ def create_pipeline(
     )
     # Nothing is trained on data that failed validation.
     transform.add_upstream_node(validator)
+    # The baseline of both evaluators and the trainers' warm start, without a Resolver node
+    # (open-source KFP v2 has none): the version being served, read from the serving directory.
+    served = ServedModel(examples=interactions.outputs["examples"],
+                         serving_dir=serving_dir).with_id(SERVED_MODEL)
+    baseline = served.outputs["model"].as_optional()
     retrieval = tfx.components.Trainer(
         run_fn="models.retrieval.trainer.run_fn",
         examples=transform.outputs["transformed_examples"],
         transform_graph=transform.outputs["transform_graph"],
         schema=schema.outputs["schema"],
+        # Where the served model's weights are (models/retrieval/warm.py), when one is served.
+        base_model=served.outputs["warm_start"].as_optional(),
         train_args=tfx.proto.TrainArgs(splits=[features.TRAIN]),
         eval_args=tfx.proto.EvalArgs(splits=[features.EVAL]),
         custom_config=parameters.get("retrieval", fields(config.retrieval)),
@@ -139,10 +147,6 @@ def create_pipeline(
         config=encode(config.rerank),
         top_k=parameters.get("top_k", config.top_k),
     )
-    # The baseline of both evaluators, without a Resolver node (open-source KFP v2 has none).
-    served = ServedModel(examples=interactions.outputs["examples"],
-                         serving_dir=serving_dir).with_id(SERVED_MODEL)
-    baseline = served.outputs["model"].as_optional()
     request_examples = CandidateExamples(
         model=assembler.outputs["holdout_model"],
         examples=interactions.outputs["examples"],
@@ -180,8 +184,8 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
-        components=[interactions, catalogue, statistics, schema, validator, transform, retrieval,
-                    index, ranking, assembler, served, request_examples, tfma_evaluator,
+        components=[interactions, catalogue, statistics, schema, validator, served, transform,
+                    retrieval, index, ranking, assembler, request_examples, tfma_evaluator,
                     evaluator, pusher],
         enable_cache=config.enable_cache,
         metadata_connection_config=metadata_connection_config,

@@ -77,10 +77,14 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                                       "ended": execution.last_update_time_since_epoch / 1000})
         if node == SERVED_MODEL and "reason" in execution.custom_properties:
             result["baseline_reason"] = execution.custom_properties["reason"].string_value
+        if node == SERVED_MODEL and "warm_start" in execution.custom_properties:
+            result["warm_start_reason"] = execution.custom_properties["warm_start"].string_value
         for artifact in _outputs(store, execution):
             props = artifact.custom_properties
             if node == "InteractionsExampleGen":
                 result["examples_uri"] = artifact.uri
+                if "span_names" in props:
+                    result["spans"] = props["span_names"].string_value.split(",")
             elif node == "StatisticsGen":
                 result["statistics_uri"] = artifact.uri
             elif node == "RecommenderAssembler" and "/holdout_model/" in artifact.uri:
@@ -101,6 +105,8 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                 evaluation = _read_json(artifact.uri, METRICS_FILE)
                 if evaluation:
                     result["evaluation"] = evaluation
+            elif node == SERVED_MODEL and "/warm_start/" in artifact.uri:
+                result["warm_start_from"] = props["served_version"].string_value
             elif node == SERVED_MODEL:
                 result["baseline"] = {"version": props["served_version"].string_value,
                                       "uri": artifact.uri}
@@ -127,6 +133,25 @@ def failed_gates(result: Dict[str, object]) -> List[str]:
         return list(verdict.get("failures", []))
     index = result.get("index") or {}
     return [index["reason"]] if "blessed" in index and not index["blessed"] else []
+
+
+def warm_start_line(result: Dict[str, object]) -> str:
+    """How the retrieval models started: from the served version's weights, or cold and why."""
+    started = ((result.get("retrieval_training") or {}).get("warm_start") or {}).get("holdout") or {}
+    if started.get("warm"):
+        items = started.get("vocabularies", {}).get("item_id_vocab", {})
+        users = started.get("vocabularies", {}).get("user_id_vocab", {})
+        return (f"Warm start from served version {result.get('warm_start_from')}: items "
+                f"{items.get('kept', 0):,} kept, {items.get('new', 0):,} new, {items.get('gone', 0):,} "
+                f"gone; users {users.get('kept', 0):,} kept, {users.get('new', 0):,} new; eval "
+                f"recall {started.get('recall_before_training', 0):.4f} before training"
+                + (" (no epoch beat it: the served weights kept)" if started.get("kept_served_weights")
+                   else ""))
+    why = started.get("reason") or result.get("warm_start_reason") or "not run"
+    served = result.get("warm_start_reason", "")
+    if started.get("reason") == "no served model to start from" and served.startswith("cold: "):
+        why = served[len("cold: "):]
+    return f"Cold start: {why}"
 
 
 def baseline_line(result: Dict[str, object]) -> str:
@@ -186,13 +211,18 @@ def render(result: Dict[str, object]) -> str:
     for c in result["components"]:
         lines.append(f"  {c['component']:<24} {c['seconds']:>8.1f} s  {c['state'].lower()}")
     lines.append(f"  {'total':<24} {result['wall_seconds']:>8.1f} s")
+    if result.get("spans"):
+        names = result["spans"]
+        lines.append(f"Data: {len(names)} span(s), {names[0]}"
+                     + (f" .. {names[-1]}" if len(names) > 1 else ""))
     training = result.get("retrieval_training")
     if training:
+        lines.append(warm_start_line(result))
         key = next((k for k in training if k.startswith("val_recall_at_")), None)
         best = training.get("best_epoch")
         lines.append(f"Retrieval training: {training.get('epochs_run')} epochs, best {best}"
                      + (f" ({key.replace('val_', 'eval ')} {training[key][best - 1]:.4f})"
-                        if key and training.get(key) else "")
+                        if key and training.get(key) and best else "")
                      + f", {training.get('examples_per_second', 0):,.0f} examples/s on "
                      f"{', '.join(training.get('devices', []))}")
         refit = training.get("refit")

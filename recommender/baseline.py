@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Mapping, NamedTuple, Optional, Sequence, Set
+from typing import Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -24,6 +24,8 @@ from models import arrays
 from recommender import versions
 
 PROVENANCE = os.path.join("assets.extra", "recsys_model.json")
+# The warm-start states a recommender export carries (models/retrieval/warm.py).
+WARM_START = os.path.join("assets.extra", "warm_start")
 # A twin that learned from more than this share of the eval interactions is no baseline.
 MAX_OVERLAP = 0.01
 
@@ -42,6 +44,7 @@ class Served(NamedTuple):
     version: Optional[str]
     twin: Optional[str]
     reason: str
+    path: Optional[str] = None  # the served version's folder
 
 
 def find(base: str) -> Served:
@@ -53,13 +56,13 @@ def find(base: str) -> Served:
     path = os.path.join(latest, PROVENANCE)
     if not tf.io.gfile.exists(path):
         return Served(version, None, f"served version {version} does not name its holdout twin "
-                                     f"({PROVENANCE}; pushed by an older release)")
+                                     f"({PROVENANCE}; pushed by an older release)", latest)
     with tf.io.gfile.GFile(path) as f:
         twin = json.load(f).get("holdout_model", "")
     if not tf.io.gfile.exists(os.path.join(twin, versions.MARKER)):
         return Served(version, None, f"the holdout twin of served version {version} ({twin}) "
-                                     f"no longer exists")
-    return Served(version, twin, f"served version {version}")
+                                     f"no longer exists", latest)
+    return Served(version, twin, f"served version {version}", latest)
 
 
 def learned_share(twin, eval_pairs: Mapping[str, Set[str]]) -> float:
@@ -95,3 +98,44 @@ def check_twin(served: Served, eval_pairs: Mapping[str, Set[str]],
             f"{share:.1%} of this run's eval interactions: a comparison would favour it"))
     return served._replace(reason=f"served version {served.version} ({np.round(share * 100, 2)}% "
                                   f"of the eval interactions known to it)")
+
+
+LEARNED_FROM = "learned_from.json"
+_FINGERPRINT = "input_fingerprint"
+
+
+def _data_identity(examples) -> dict:
+    """The interactions Examples artifact as a run sees it: its URI and ExampleGen's fingerprint
+    of the input files (absent where no ExampleGen driver ran, as on open-source Kubeflow)."""
+    fingerprint = (examples.get_string_custom_property(_FINGERPRINT)
+                   if examples.has_custom_property(_FINGERPRINT) else "")
+    return {"examples": examples.uri, _FINGERPRINT: fingerprint}
+
+
+def write_learned_from(export_dir: str, examples) -> None:
+    """Records in a recommender export's warm-start states which data its models learned from."""
+    path = os.path.join(export_dir, WARM_START, LEARNED_FROM)
+    with tf.io.gfile.GFile(path, "w") as f:
+        json.dump(_data_identity(examples), f)
+
+
+def warm_start(served: Served, examples) -> Tuple[Optional[str], str]:
+    """(the served version's warm-start states or None, why). There are none to start from when
+    its twin failed ``check_twin`` (the holdout model starts from the twin's weights), when the
+    version carries none, or when it learned from this run's own data (``examples``): starting
+    there would repeat that training, and a rerun with the cache (a rule change) would retrain."""
+    if served.twin is None or served.path is None:
+        return None, served.reason
+    folder = os.path.join(served.path, WARM_START)
+    if not tf.io.gfile.isdir(folder):
+        return None, f"served version {served.version} carries no warm-start state (an older release)"
+    learned = os.path.join(folder, LEARNED_FROM)
+    if tf.io.gfile.exists(learned):
+        with tf.io.gfile.GFile(learned) as f:
+            before = json.load(f)
+        now = _data_identity(examples)
+        if before.get("examples") == now["examples"] or (
+                now[_FINGERPRINT] and before.get(_FINGERPRINT) == now[_FINGERPRINT]):
+            return None, (f"served version {served.version} learned from this run's own data "
+                          f"(same input files): a warm start would repeat its training")
+    return folder, f"served version {served.version}"

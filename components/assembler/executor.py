@@ -14,6 +14,7 @@ from tfx.utils import io_utils, path_utils
 
 from models import features, holdout, records
 from models.config import decode
+from models.retrieval import warm
 from recommender import assembly, baseline
 from recommender.config import RerankConfig
 
@@ -54,6 +55,11 @@ class Executor(base_executor.BaseExecutor):
             # Nothing was refitted: the deployed model knows the train split only, its own twin.
             io_utils.copy_dir(export_dir, twin_dir)
         baseline.write_provenance(export_dir, twin_dir)
+        # What a later run starts from once this version is served (TF Serving reads no assets.extra),
+        # and the data it learned from, so that a run on the same data does not start from it.
+        if warm.carry(os.path.join(index_uri, warm.ARTIFACT_DIR),
+                      os.path.join(export_dir, baseline.WARM_START)):
+            baseline.write_learned_from(export_dir, input_dict["examples"][0])
         model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
         model.set_float_custom_property("ease_weight",
                                         float(figures["deployed"]["ease"].get("weight", 0.0)))

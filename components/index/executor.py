@@ -18,6 +18,7 @@ from models import features, holdout, records
 from models.config import decode
 from models.index import indexer
 from models.index.config import IndexConfig
+from models.retrieval import warm
 
 STATS_FILE = "index_stats.json"
 EMBEDDINGS_DIR = "embeddings"
@@ -63,6 +64,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
             holdout=(holdout.holdout_path(model.uri), train_files, holdout.holdout_dir(export_dir)),
         )
         logging.info("Index: %s", json.dumps(figures))
+        # The retrieval models' warm-start states travel with the index to the recommender.
+        warm.carry(os.path.join(model.uri, warm.ARTIFACT_DIR), os.path.join(index.uri, warm.ARTIFACT_DIR))
         if top_k is not None:
             check_top_k(int(top_k), int(figures["items"]))
         for key, value in figures.items():

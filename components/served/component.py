@@ -20,6 +20,8 @@ class ServedModelSpec(ComponentSpec):
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
+        # The served version's warm-start states (models/retrieval/warm.py), for the trainers.
+        "warm_start": ChannelParameter(type=standard_artifacts.Model),
     }
 
 
@@ -35,6 +37,11 @@ class ServedModel(base_component.BaseComponent):
     skips its change thresholds and the recommender evaluator its comparison.
     Either way the execution's ``reason`` property says which.
     Consumers take ``outputs['model'].as_optional()``.
+
+    ``outputs['warm_start']``: the same version's warm-start states (``assets.extra/warm_start``
+    of the push: the deployed model's and its twin's), which the retrieval trainer starts from;
+    nothing under the same conditions (a twin that learned from this run's eval split would
+    start a holdout model that has seen it), or when the version carries none.
     """
 
     SPEC_CLASS = ServedModelSpec
@@ -43,4 +50,5 @@ class ServedModel(base_component.BaseComponent):
     def __init__(self, examples: BaseChannel, serving_dir):
         super().__init__(spec=ServedModelSpec(
             examples=examples, serving_dir=serving_dir,
-            model=types.Channel(type=standard_artifacts.Model)))
+            model=types.Channel(type=standard_artifacts.Model),
+            warm_start=types.Channel(type=standard_artifacts.Model)))

@@ -18,6 +18,7 @@ from recommender.config import base_of
 
 REASON = "reason"
 VERSION = "served_version"
+WARM_REASON = "warm_start"
 # On Kubeflow, TFX's container entrypoint publishes every declared output whatever Do returns: an
 # artifact marked EMPTY = 1 stands for "no artifact", and the project's entrypoint
 # (kubeflow/entrypoint.py) drops it from the inputs of the tasks that read it.
@@ -39,14 +40,31 @@ class Executor(base_executor.BaseExecutor):
         result.execution_properties[REASON].string_value = served.reason
         result.execution_properties[VERSION].string_value = served.version or ""
         model = artifact_utils.get_single_instance(output_dict["model"])
+        warm = artifact_utils.get_single_instance(output_dict["warm_start"])
+        states, why = baseline.warm_start(served, input_dict["examples"][0])
+        logging.info("Warm start: %s", why if states else f"none: {why}")
+        result.execution_properties[WARM_REASON].string_value = why if states else f"cold: {why}"
+        if states is None:
+            _nothing(result, "warm_start", warm, why)
+        else:
+            io_utils.copy_dir(states, path_utils.serving_model_dir(warm.uri))
+            _published(result, "warm_start", warm, served)
         if served.twin is None:
-            # No artifact: consumers see an empty (optional) input.
-            model.set_int_custom_property(EMPTY, 1)
-            model.set_string_custom_property(REASON, served.reason)
-            result.output_artifacts["model"].SetInParent()
+            _nothing(result, "model", model, served.reason)
             return result
         io_utils.copy_dir(served.twin, path_utils.serving_model_dir(model.uri))
-        model.set_string_custom_property(VERSION, served.version)
-        model.set_string_custom_property(REASON, served.reason)
-        result.output_artifacts["model"].artifacts.append(model.mlmd_artifact)
+        _published(result, "model", model, served)
         return result
+
+
+def _nothing(result, key: str, artifact, reason: str) -> None:
+    """No artifact under ``key``: consumers see an empty (optional) input."""
+    artifact.set_int_custom_property(EMPTY, 1)
+    artifact.set_string_custom_property(REASON, reason)
+    result.output_artifacts[key].SetInParent()
+
+
+def _published(result, key: str, artifact, served) -> None:
+    artifact.set_string_custom_property(VERSION, served.version)
+    artifact.set_string_custom_property(REASON, served.reason)
+    result.output_artifacts[key].artifacts.append(artifact.mlmd_artifact)

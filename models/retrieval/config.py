@@ -63,6 +63,12 @@ class RetrievalConfig:
         The holdout models (train split only) stay for the held-out checks and
         the push gate. The eval split holds each user's latest interactions,
         the best predictors of what comes next.
+      warm_start: start from the served model's weights when one is served and its shapes
+        fit these settings (models/retrieval/warm.py): the holdout model from the served
+        version's holdout twin (which never learned this run's eval split), the deployed model
+        from the served deployed one. Off (``--cold``): both start from scratch.
+      warm_start_patience: early stopping's patience when warm: the served weights count as
+        epoch 0, and a model that starts near its optimum needs fewer epochs to show it.
       seed: initialisation and shuffling seed.
     """
 
@@ -87,6 +93,8 @@ class RetrievalConfig:
     early_stopping_patience: int = 3
     early_stopping_users: int = 2000
     refit: bool = True
+    warm_start: bool = True
+    warm_start_patience: int = 1
     seed: int = 42
 
     def validate(self) -> None:
@@ -95,4 +103,5 @@ class RetrievalConfig:
             # 0 trains nothing: the untrained model the push gates must refuse.
             (self.epochs >= 0, "retrieval.epochs must be >= 0"),
             (self.batch_size > 1, "retrieval.batch_size must be > 1 (in-batch negatives)"),
+            (self.warm_start_patience >= 1, "retrieval.warm_start_patience must be >= 1"),
         ])

@@ -228,6 +228,30 @@ class TwoTowerModel(tfrs.Model):
         self.task = _RetrievalTask(temperature=config.temperature,
                                          remove_accidental_hits=config.remove_accidental_hits)
 
+    def warm_slots(self):
+        """Every variable of both towers by a stable name, with the Transform vocabulary its rows
+        follow and the rows before the vocabulary's first token ((variable, vocabulary or None,
+        offset)): what a warm start carries over (models/retrieval/warm.py). The towers must
+        have been called once (their variables exist)."""
+        q, c = self.query_tower, self.candidate_tower
+        slots = {"item_id": (c._item.embeddings, features.ITEM_VOCAB, 1),
+                 "user_id": (q._user.embeddings, features.USER_VOCAB, 1),
+                 "gender": (q._gender.embeddings, features.GENDER_VOCAB, 1),
+                 "occupation": (q._occupation.embeddings, features.OCCUPATION_VOCAB, 1),
+                 "age": (q._age.embeddings, None, 0),
+                 # Token bags: row 0 pads, row 1 is out-of-vocabulary.
+                 "genres": (c._genres._embedding.embeddings, features.GENRE_VOCAB, 2),
+                 "title": (c._title._embedding.embeddings, features.TITLE_VOCAB, 2),
+                 "year": (c._year.embeddings, None, 0)}
+        dense = [("query_dense", q._dense), ("candidate_dense", c._dense)]
+        if c._bias:
+            slots["item_bias"] = (c._id_bias.embeddings, features.ITEM_VOCAB, 1)
+            dense.append(("content_bias", c._content_bias))
+        for name, layer in dense:
+            for k, weight in enumerate(layer.weights):
+                slots[f"{name}/{k}"] = (weight, None, 0)
+        return slots
+
     def _uniform_negatives(self):
         """Candidate features of ``uniform_negatives`` items drawn uniformly (index 0 excluded)."""
         ids = tf.random.uniform([self._config.uniform_negatives], 1, self._num_items + 1, tf.int64)

@@ -26,6 +26,7 @@ from models import arrays, devices, features, holdout, records
 from models.config import decode
 from models.progress import progress
 from models.retrieval import export
+from models.retrieval import warm as warm_start
 from models.retrieval.config import RetrievalConfig
 from models.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerModel
 
@@ -166,14 +167,19 @@ class EpochProgress(tf.keras.callbacks.Callback):
 
 
 def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epochs: int,
-         eval_files=None):
+         eval_files=None, warm_dir=None):
     """Trains a two-tower model on ``files`` for at most ``epochs``.
 
     With ``eval_files``, Recall@k of the eval split is computed after every
-    epoch and training stops early (the best epoch's weights restored).
+    epoch and training stops early (the best epoch's weights restored). With
+    ``warm_dir``, a served model's state (models/retrieval/warm.py), the model
+    starts from its weights, rows carried over by token, and early stopping
+    waits ``config.warm_start_patience`` epochs; the warm weights themselves
+    count as epoch 0, kept when no epoch beats them.
 
     Returns:
-      (model, TrainingData of ``files``, Keras history, the RecallCallback or None).
+      (model, TrainingData of ``files``, Keras history, the RecallCallback or
+      None, what the warm start did: {} for a cold start without a served state).
     """
     tf.keras.utils.set_random_seed(config.seed)
     train = _dataset(files, tft_output, config.batch_size, config.seed, shuffle=True)
@@ -182,24 +188,62 @@ def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epoc
     probability = (np.maximum(data.counts, 1.0) / data.counts.sum()).astype(np.float32)
     trained_users = np.zeros(sizes[features.USER_VOCAB] + 1, bool)
     trained_users[list(data.seen)] = True
-    with devices.strategy().scope():
-        model = TwoTowerModel(sizes, probability, data.item_table, config, trained_users,
-                              data.counts > 0)
-        model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+    warm = warm_start.plan(warm_dir, tft_output) if warm_dir else None
+    started: Dict[str, object] = {}
+    if warm_dir and warm is None:
+        started = {"warm": False, "reason": f"no retrieval state in {warm_dir}"}
+
+    def build(carried):
+        users, items = trained_users, data.counts > 0
+        if carried is not None:
+            # Rows that start from a trained served row are known ids, not out-of-vocabulary.
+            users = users | carried.carried[features.USER_VOCAB]
+            items = items | carried.carried[features.ITEM_VOCAB]
+        with devices.strategy().scope():
+            model = TwoTowerModel(sizes, probability, data.item_table, config, users, items)
+            model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
+            if carried is not None:  # the towers' variables, created by one call each
+                model.query_tower(next(iter(train)))
+                model.candidate_tower({k: v[:2] for k, v in data.item_table.items()})
+        return model
+
+    model = build(warm)
+    if warm is not None:
+        reason = warm_start.mismatch(warm, model)
+        if reason is None:
+            warm_start.apply(warm, model)
+            started = {"warm": True, "from": warm_dir, "vocabularies": warm.counts}
+        else:
+            logging.warning("Retrieval: cold start: %s", reason)
+            started = {"warm": False, "reason": reason}
+            warm = None
+            model = build(None)
     callbacks, recall = [], None
+    before = None
     if eval_files is not None:
         eval_users = scan_eval(_dataset(eval_files, tft_output, 8192, 0, False), data.seen,
                                config.early_stopping_users, config.seed)
         recall = RecallCallback(eval_users, data.item_table, config.early_stopping_k)
+        patience = config.early_stopping_patience
+        if warm is not None:
+            measured = time.time()
+            before = recall_at_k(model, eval_users, data.item_table, config.early_stopping_k)
+            recall.seconds += time.time() - measured
+            started["recall_before_training"] = before
+            patience = config.warm_start_patience
         callbacks = [recall, tf.keras.callbacks.EarlyStopping(
-            monitor=recall.name, mode="max", patience=config.early_stopping_patience,
-            restore_best_weights=True)]
+            monitor=recall.name, mode="max", patience=patience, restore_best_weights=True)]
     callbacks.append(EpochProgress(epochs, "eval" if eval_files is not None else "refit"))
     if epochs == 0:
-        # Nothing learned: the initial towers (what the push gates must refuse).
-        return model, data, types.SimpleNamespace(history={"loss": []}), recall
+        # Nothing learned: the initial towers (what the push gates must refuse), or the warm ones.
+        return model, data, types.SimpleNamespace(history={"loss": []}), recall, started
+    warm_weights = model.get_weights() if before is not None else None
     history = model.fit(train, epochs=epochs, callbacks=callbacks, verbose=0)
-    return model, data, history, recall
+    if warm_weights is not None and max(history.history.get(recall.name) or [-1.0]) <= before:
+        # No epoch beat the served weights on the eval split: they are this run's model.
+        model.set_weights(warm_weights)
+        started["kept_served_weights"] = True
+    return model, data, history, recall, started
 
 
 def run_fn(fn_args: FnArgs) -> None:
@@ -219,14 +263,22 @@ def run_fn(fn_args: FnArgs) -> None:
     sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
     device_names = [d.name for d in tf.config.list_logical_devices()]
     logging.info("Training retrieval on %s: %s", device_names, config)
+    # The served model's states (components/served: its warm_start output), when one is served.
+    served = fn_args.base_model if config.warm_start else None
     start = time.time()
-    model, data, history, recall = _fit(config, sizes, tft_output, fn_args.train_files,
-                                        config.epochs, fn_args.eval_files)
+    model, data, history, recall, started = _fit(
+        config, sizes, tft_output, fn_args.train_files, config.epochs, fn_args.eval_files,
+        os.path.join(served, warm_start.HOLDOUT) if served else None)
     seconds = max(time.time() - start - recall.seconds, 0.0)
     epochs_run = len(history.history["loss"])
     examples = int(data.counts.sum())
     recalls = [float(v) for v in history.history.get(recall.name, [])]
     best_epoch = int(np.argmax(recalls)) + 1 if recalls else epochs_run
+    if started.get("kept_served_weights"):
+        best_epoch = 0
+    if not started:
+        started = {"warm": False, "reason": "--cold (retrieval.warm_start is off)" if not config.warm_start
+                   else "no served model to start from"}
     summary = {
         "loss": [float(v) for v in history.history["loss"]],
         recall.name: recalls,
@@ -239,18 +291,31 @@ def run_fn(fn_args: FnArgs) -> None:
         "examples_per_second": examples * epochs_run / max(seconds, 1e-9),
         "devices": device_names,
         "refit": None,
+        "warm_start": {"holdout": started},
         "config": dataclasses.asdict(config),
     }
-    if config.refit and best_epoch > 0:
+    states = os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")), warm_start.ARTIFACT_DIR)
+    warm = started.get("warm", False)
+    # A warm start's deployed model learns from the eval split for at least one epoch, even when
+    # the served weights won on it: the eval split holds the newest interactions.
+    refit_epochs = max(best_epoch, 1) if warm else best_epoch
+    if config.refit and refit_epochs > 0:
         export.save(model, tft_output, holdout.holdout_dir(fn_args.serving_model_dir))
+        warm_start.save(model, tft_output, os.path.join(states, warm_start.HOLDOUT))
         start = time.time()
         all_files = list(records.expand(fn_args.train_files)) + list(records.expand(fn_args.eval_files))
-        model, data, history, _ = _fit(config, sizes, tft_output, all_files, best_epoch)
-        summary["refit"] = {"epochs": best_epoch, "train_examples": int(data.counts.sum()),
+        model, data, history, _, refit_started = _fit(
+            config, sizes, tft_output, all_files, refit_epochs,
+            warm_dir=os.path.join(served, warm_start.DEPLOYED) if warm else None)
+        summary["warm_start"]["deployed"] = refit_started
+        summary["refit"] = {"epochs": refit_epochs, "train_examples": int(data.counts.sum()),
                             "train_seconds": time.time() - start,
                             "loss": [float(v) for v in history.history["loss"]]}
     logging.info("Retrieval training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:
         json.dump(summary, f, indent=2)
-    export.save(model, tft_output, fn_args.serving_model_dir)
+    export.save(model, tft_output, fn_args.serving_model_dir)  # builds an untrained model's towers
+    if not (config.refit and refit_epochs > 0):  # the deployed model is its own twin
+        warm_start.save(model, tft_output, os.path.join(states, warm_start.HOLDOUT))
+    warm_start.save(model, tft_output, os.path.join(states, warm_start.DEPLOYED))

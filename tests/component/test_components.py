@@ -47,6 +47,7 @@ from models.ranking import export
 from models.ranking import trainer as ranking_trainer
 from models.ranking.config import RankingConfig
 from models.retrieval import trainer as retrieval_trainer
+from models.retrieval import warm
 from models.retrieval.config import RetrievalConfig
 from recommender import baseline, versions
 from recommender.config import RerankConfig, base_of
@@ -243,6 +244,76 @@ def test_an_untrained_retrieval_model_exports_towers_that_embed(root, transforme
     assert float(tf.reduce_max(tf.abs(both[0] - both[1]))) > 0
 
 
+def _retrieval_config(**changes):
+    return RetrievalConfig(**{**dict(epochs=2, batch_size=64, embedding_dim=16, feature_dim=8,
+                                     early_stopping_users=50), **changes})
+
+
+def test_a_warm_retrieval_run_starts_from_the_served_weights(root, transformed, retrieval):
+    """The first run's states as the served ones: the warm holdout model starts exactly where
+    the served twin ended (the same eval recall before any training); settings of another
+    shape start cold, saying which weight differs."""
+    first = json.load(open(root / "retrieval-run" / "training.json"))
+    served = os.path.join(retrieval.uri, warm.ARTIFACT_DIR)
+    assert sorted(os.listdir(served)) == [warm.DEPLOYED, warm.HOLDOUT]
+    args, _ = _fn_args(root, "warm", train_files=_files(transformed[1], features.TRAIN),
+                       eval_files=_files(transformed[1], features.EVAL), base_model=served,
+                       transform_output=transformed[0].uri, custom_config=fields(_retrieval_config()))
+    retrieval_trainer.run_fn(args)
+    training = json.load(open(root / "warm-run" / "training.json"))
+    started = training["warm_start"]["holdout"]
+    assert started["warm"] is True
+    recalls = first["val_recall_at_100"]
+    assert started["recall_before_training"] == pytest.approx(max(recalls), abs=1e-6)
+    assert started["vocabularies"][features.ITEM_VOCAB]["new"] == 0
+    assert started["vocabularies"][features.ITEM_VOCAB]["gone"] == 0
+    assert training["warm_start"]["deployed"]["warm"] is True
+    # Patience 1 when warm: at most one epoch past the best (or past the served weights).
+    assert training["epochs_run"] <= max(training["best_epoch"], 1) + 1
+    args, _ = _fn_args(root, "other-shape", train_files=_files(transformed[1], features.TRAIN),
+                       eval_files=_files(transformed[1], features.EVAL), base_model=served,
+                       transform_output=transformed[0].uri,
+                       custom_config=fields(_retrieval_config(embedding_dim=8, epochs=1)))
+    retrieval_trainer.run_fn(args)
+    started = json.load(open(root / "other-shape-run" / "training.json"))["warm_start"]["holdout"]
+    assert started["warm"] is False and "other retrieval settings" in started["reason"]
+
+
+def test_warm_start_carries_each_row_by_its_token(root, transformed, retrieval, tmp_path):
+    """A served state whose item vocabulary is in another order, with one token this run does
+    not have: every kept token's row lands on that token, the new token gets the served
+    out-of-vocabulary row, and every other weight is copied as it is."""
+    source = os.path.join(retrieval.uri, warm.ARTIFACT_DIR, warm.HOLDOUT)
+    arrays = dict(np.load(os.path.join(source, warm.STATE)))
+    tokens = json.load(open(os.path.join(source, warm.TOKENS)))
+    items = tokens[features.ITEM_VOCAB]
+    order = np.arange(len(items))[::-1]
+    table = arrays["item_id"]
+    arrays["item_id"] = np.concatenate([table[:1], table[1:][order]])
+    shuffled = [items[k] for k in order]
+    dropped = shuffled[0]
+    shuffled[0] = "not-in-this-run"
+    tokens[features.ITEM_VOCAB] = shuffled
+    np.savez(tmp_path / warm.STATE, **arrays)
+    json.dump(tokens, open(tmp_path / warm.TOKENS, "w"))
+    output = tft.TFTransformOutput(transformed[0].uri)
+    plan = warm.plan(str(tmp_path), output)
+    assert plan.counts[features.ITEM_VOCAB] == {"kept": len(items) - 1, "new": 1, "gone": 1}
+    config = _retrieval_config()
+    model, *_ = retrieval_trainer._fit(config, {n: output.vocabulary_size_by_name(n)
+                                                 for n in retrieval_trainer._VOCABS}, output,
+                                       _files(transformed[1], features.TRAIN), 0,
+                                       warm_dir=str(tmp_path))
+    carried = model.warm_slots()["item_id"][0].numpy()
+    new_row = items.index(dropped) + 1
+    kept = [row for row in range(1, len(items) + 1) if row != new_row]
+    np.testing.assert_array_equal(carried[kept], table[kept])
+    np.testing.assert_array_equal(carried[new_row], table[0])
+    np.testing.assert_array_equal(model.warm_slots()["query_dense/0"][0].numpy(),
+                                  arrays["query_dense/0"])
+    assert plan.carried[features.ITEM_VOCAB][new_row] == False  # noqa: E712 (numpy bool)
+
+
 @pytest.fixture(scope="module")
 def index(root, examples, transformed, retrieval):
     out = _artifact(standard_artifacts.Model, root / "index")
@@ -335,22 +406,39 @@ def test_assembler_do_builds_the_recommender_and_its_twin_with_the_rules(assembl
 
 def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, examples, assembled):
     serving = root / "serving"
-    first = _artifact(standard_artifacts.Model, root / "served-1")
-    result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [first]},
+
+    def outputs(name):
+        return {"model": [_artifact(standard_artifacts.Model, root / name)],
+                "warm_start": [_artifact(standard_artifacts.Model, root / f"{name}-warm")]}
+
+    result = served_model.Executor().Do({"examples": [examples[0]]}, outputs("served-1"),
                                         {"serving_dir": str(serving)})
     assert list(result.output_artifacts["model"].artifacts) == []
+    assert list(result.output_artifacts["warm_start"].artifacts) == []
     assert result.execution_properties["reason"].string_value.startswith("nothing is served yet")
     # A serving directory that cannot be read fails the task (fail closed): it is not "nothing
     # served", which would skip the served-model gates and push over what is served.
     with pytest.raises(versions.ServingDirError, match="cannot read the serving directory s3://"):
-        served_model.Executor().Do({"examples": [examples[0]]},
-                                   {"model": [_artifact(standard_artifacts.Model, root / "served-x")]},
+        served_model.Executor().Do({"examples": [examples[0]]}, outputs("served-x"),
                                    {"serving_dir": "s3://bucket/serving"})
-    versions.push(path_utils.serving_model_path(assembled[0].uri), base_of(str(serving)))
-    second = _artifact(standard_artifacts.Model, root / "served-2")
-    result = served_model.Executor().Do({"examples": [examples[0]]}, {"model": [second]},
+    pushed = versions.push(path_utils.serving_model_path(assembled[0].uri), base_of(str(serving)))
+    given = outputs("served-2")
+    second = given["model"][0]
+    result = served_model.Executor().Do({"examples": [examples[0]]}, given,
                                         {"serving_dir": str(serving)})
     assert [a.uri for a in result.output_artifacts["model"].artifacts] == [second.uri]
+    # It learned from these same examples: no warm start (a rerun would repeat its training).
+    assert list(result.output_artifacts["warm_start"].artifacts) == []
+    assert "learned from this run's own data" in result.execution_properties["warm_start"].string_value
+    learned = os.path.join(pushed, baseline.WARM_START, baseline.LEARNED_FROM)
+    json.dump({"examples": "/elsewhere/examples/1", "input_fingerprint": "older files"},
+              open(learned, "w"))
+    given = outputs("served-3")
+    result = served_model.Executor().Do({"examples": [examples[0]]}, given,
+                                        {"serving_dir": str(serving)})
+    states = path_utils.serving_model_dir(given["warm_start"][0].uri)
+    assert [a.uri for a in result.output_artifacts["warm_start"].artifacts] == [given["warm_start"][0].uri]
+    assert sorted(os.listdir(states)) == [warm.DEPLOYED, warm.HOLDOUT, baseline.LEARNED_FROM]
     assert second.get_string_custom_property("served_version") == "1"
     # A copy of the served version's holdout twin, where the stock Evaluator loads a model.
     copy = tf.saved_model.load(path_utils.serving_model_path(second.uri))
