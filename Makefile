@@ -14,7 +14,7 @@ ARGS ?=
 DATA ?=
 
 .PHONY: install run test test-fast lint browser compile bench bench-quality bench-index bench-serving \
-	bench-rerank bench-scale bench-cost bench-ease clean
+	bench-rerank bench-scale bench-cost bench-ease bench-continuous clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -54,7 +54,8 @@ compile: install
 	$(BIN)/recsys compile $(ARGS)
 
 # Benchmarks print figures side by side with baselines measured in the same run.
-bench: bench-quality bench-index bench-serving bench-rerank bench-scale bench-cost bench-ease
+bench: bench-quality bench-index bench-serving bench-rerank bench-scale bench-cost bench-ease \
+	bench-continuous
 
 bench-quality: install
 	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -88,6 +89,12 @@ bench-ease: install
 # What each re-ranking rule costs and buys on held-out data (NDCG, diversity, freshness).
 bench-rerank: install
 	$(BIN)/python -m bench.rerank $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
+
+# The data replayed span by span (SPANS of it, default the embedded data): runs warm-started from
+# the previous push beside cold ones on the same window, each scored on the next span.
+SPANS ?= 4
+bench-continuous: install
+	$(BIN)/python -m bench.continuous --spans $(SPANS) $(if $(DATA),--data $(DATA)) $(ARGS)
 
 clean:
 	rm -rf tfx_output serving .pytest_cache

@@ -706,3 +706,40 @@ def test_ml100k_layout_with_real_world_hazards_serves_every_user(hazard_run, ml1
                      "--serving-dir", config.serving_dir]) == 0
     printed = capsys.readouterr().out
     assert len([line for line in printed.splitlines() if re.match(r"\s*\d+\. ", line)]) == 10
+
+
+def test_the_next_days_span_starts_from_the_served_model_and_pushes(shared_run, tmp_path):
+    """The next day: the shared run's data as span-1 and each user's later interactions as
+    span-2. The run reads both spans, starts its retrieval models from the served version (the
+    shared run's push: every item and user row it knew carried over), stops early after one
+    epoch without gain, and pushes a version that carries its own states for the day after."""
+    from models.data import splits, writer
+
+    inter = shared_run.dataset.interactions
+    later = splits.temporal_split(inter, 0.2)[features.EVAL]
+    root = tmp_path / "data"
+    os.makedirs(root)
+    os.symlink(shared_run.config.data.data_dir, root / "span-1")
+    writer.write_canonical(str(root / "span-2"), [
+        (inter[features.USER_ID][i], inter[features.ITEM_ID][i], inter[features.TIMESTAMP][i],
+         inter[features.RATING][i]) for i in later], shared_run.dataset.users, shared_run.dataset.items)
+    config, out = fork(shared_run, tmp_path / "next",
+                       data=dataclasses.replace(shared_run.config.data, data_dir=str(root)))
+    summary = run_pipeline(config, out)
+    assert summary["spans"] == ["span-1", "span-2"]
+    served = os.path.basename(client.latest_version(shared_run.config.push_dir))
+    assert summary["warm_start_from"] == served
+    training = summary["retrieval_training"]
+    started = training["warm_start"]["holdout"]
+    assert started["warm"] is True and training["warm_start"]["deployed"]["warm"] is True
+    for vocabulary in (features.ITEM_VOCAB, features.USER_VOCAB):
+        assert started["vocabularies"][vocabulary]["gone"] == 0  # the window holds span-1
+        assert started["vocabularies"][vocabulary]["kept"] > 0
+    assert 0 < started["recall_before_training"] < 1
+    assert training["epochs_run"] <= max(training["best_epoch"], 1) + 1
+    assert summary["pushed"], summary["evaluation"]["blessing"]
+    pushed = client.latest_version(config.push_dir)
+    assert os.path.basename(pushed) != served
+    assert sorted(os.listdir(os.path.join(pushed, "assets.extra", "warm_start"))) == [
+        "deployed", "holdout", "learned_from.json"]
+    assert summary_lib.warm_start_line(summary).startswith(f"Warm start from served version {served}")
