@@ -162,11 +162,12 @@ def table(steps: List[Dict[str, object]], means: Dict[str, object]) -> str:
     lines = [head]
     for s in steps:
         w, c = s[WARM], s[COLD]
+        start = "warm" if w["warm"] else f"cold: {w['start']}"
         lines.append(
             f"{s['step']:>4} {s['window']:>10} {w['seconds']:>9.0f}s {c['seconds']:>9.0f}s "
             f"{w['seconds'] / c['seconds']:>6.2f} {str(w['epochs_run']) + '/' + str(c['epochs_run']):>11} "
             f"{w[f'ndcg@{K}']:>10.4f} {c[f'ndcg@{K}']:>10.4f} {w[f'recall@{K}']:>8.4f} "
-            f"{c[f'recall@{K}']:>8.4f} {s['users']:>6}  {'warm' if w['warm'] else 'cold: ' + str(w['start'])}")
+            f"{c[f'recall@{K}']:>8.4f} {s['users']:>6}  {start}")
     if means:
         lines.append(
             f"mean over steps 2..: wall warm / cold {means['wall_ratio']:.2f} "
