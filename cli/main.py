@@ -43,7 +43,7 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     data = dataclasses.replace(config.data, data_dir=args.data,
                                max_bad_row_fraction=args.max_bad_rows_fraction,
                                eval_fraction=args.eval_fraction, spans=args.spans,
-                               span_pattern=args.span_pattern)
+                               span_pattern=args.span_pattern, drift_gate=not args.accept_drift)
     retrieval = config.retrieval
     if args.epochs is not None:
         retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
@@ -117,6 +117,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-refit", action="store_true",
                    help="deploy the models trained on the train split only (default: after the "
                         "held-out checks, retrieval and ranking learn again from every interaction)")
+    p.add_argument("--accept-drift", action="store_true",
+                   help="report drift from the served model's data without stopping the run (default: "
+                        "a drift beyond the schema's drift_comparator thresholds stops it)")
     p.add_argument("--cold", action="store_true",
                    help="train from scratch even when a compatible model is served (default: start "
                         "from the served version's weights, rows carried over by id)")

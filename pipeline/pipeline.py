@@ -1,8 +1,10 @@
 """The pipeline definition: which components run and how they connect. Nothing else.
 
 ExampleGen (interactions, split by time) + ExampleGen (catalogue)
-  -> StatisticsGen -> ImportSchemaGen (schemas/) -> ExampleValidator (stops on anomalies)
-  ServedModel (the served version's holdout twin and warm-start states, or nothing)
+  -> StatisticsGen -> ImportSchemaGen (schemas/)
+  ServedModel (the served version's holdout twin, its data's statistics and warm-start states,
+     or nothing)
+  -> ExampleValidator (stops on anomalies, and on drift from the served version's data)
   -> Transform -> Trainer (two-tower retrieval, warm-started from the served version)
   -> IndexBuilder (retrieval servable; blesses its index when its recall against exact
      search reaches IndexConfig.min_recall)
@@ -88,8 +90,16 @@ def create_pipeline(
     statistics = tfx.components.StatisticsGen(examples=interactions.outputs["examples"])
     schema = tfx.components.ImportSchemaGen(
         schema_file=os.path.join(schema_dir, "interactions", "schema.pbtxt"))
+    # The baseline of both evaluators, the data the drift check compares with and the trainers'
+    # warm start, without a Resolver node (open-source KFP v2 has none): the version being
+    # served, read from the serving directory.
+    served = ServedModel(examples=interactions.outputs["examples"],
+                         serving_dir=serving_dir).with_id(SERVED_MODEL)
+    baseline = served.outputs["model"].as_optional()
     validator = StrictExampleValidator(statistics=statistics.outputs["statistics"],
-                                       schema=schema.outputs["schema"])
+                                       schema=schema.outputs["schema"],
+                                       baseline_statistics=served.outputs["statistics"].as_optional(),
+                                       drift_gate=config.data.drift_gate)
     transform = tfx.components.Transform(
         examples=interactions.outputs["examples"],
         schema=schema.outputs["schema"],
@@ -106,11 +116,6 @@ def create_pipeline(
     )
     # Nothing is trained on data that failed validation.
     transform.add_upstream_node(validator)
-    # The baseline of both evaluators and the trainers' warm start, without a Resolver node
-    # (open-source KFP v2 has none): the version being served, read from the serving directory.
-    served = ServedModel(examples=interactions.outputs["examples"],
-                         serving_dir=serving_dir).with_id(SERVED_MODEL)
-    baseline = served.outputs["model"].as_optional()
     retrieval = tfx.components.Trainer(
         run_fn="models.retrieval.trainer.run_fn",
         examples=transform.outputs["transformed_examples"],
@@ -146,6 +151,7 @@ def create_pipeline(
         examples=interactions.outputs["examples"],
         config=encode(config.rerank),
         top_k=parameters.get("top_k", config.top_k),
+        statistics=statistics.outputs["statistics"],
     )
     request_examples = CandidateExamples(
         model=assembler.outputs["holdout_model"],
@@ -184,7 +190,7 @@ def create_pipeline(
     return tfx.dsl.Pipeline(
         pipeline_name=config.name,
         pipeline_root=config.pipeline_root,
-        components=[interactions, catalogue, statistics, schema, validator, served, transform,
+        components=[interactions, catalogue, statistics, schema, served, validator, transform,
                     retrieval, index, ranking, assembler, request_examples, tfma_evaluator,
                     evaluator, pusher],
         enable_cache=config.enable_cache,

@@ -101,6 +101,24 @@ def check_twin(served: Served, eval_pairs: Mapping[str, Set[str]],
 
 
 LEARNED_FROM = "learned_from.json"
+# The statistics of the data a recommender export learned from (StatisticsGen's layout:
+# Split-<name>/FeatureStats.pb), for the next run's drift check.
+STATISTICS = os.path.join("assets.extra", "statistics")
+
+
+def write_statistics(export_dir: str, statistics_uri: str) -> None:
+    """Copies StatisticsGen's output (every split) into a recommender export."""
+    from tfx.utils import io_utils
+
+    io_utils.copy_dir(statistics_uri, os.path.join(export_dir, STATISTICS))
+
+
+def statistics_dir(served: Served) -> Optional[str]:
+    """The served version's statistics (``write_statistics``), or None."""
+    if served.path is None:
+        return None
+    folder = os.path.join(served.path, STATISTICS)
+    return folder if tf.io.gfile.isdir(folder) else None
 _FINGERPRINT = "input_fingerprint"
 
 

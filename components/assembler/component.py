@@ -19,6 +19,8 @@ class RecommenderAssemblerSpec(ComponentSpec):
         "index": ChannelParameter(type=standard_artifacts.Model),
         "ranker": ChannelParameter(type=standard_artifacts.Model),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
+        # The interactions' statistics, carried in the export for the next run's drift check.
+        "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics, optional=True),
     }
     OUTPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
@@ -40,7 +42,9 @@ class RecommenderAssembler(base_component.BaseComponent):
     ``holdout_model``, its twin built from the train split only, which the
     evaluators score on the eval split (models/holdout.py). The deployed model
     names its twin in ``assets.extra/`` so that, once pushed and served, later
-    runs can compare with it (recommender/baseline.py).
+    runs can compare with it (recommender/baseline.py), and carries the warm-start states
+    and the ``statistics`` of the data it learned from there (the next run's warm start and
+    drift check).
 
     A rule change reruns this step, the Evaluator and the Pusher only: both
     trainers' inputs and parameters are unchanged, so TFX takes them from the cache.
@@ -50,8 +54,9 @@ class RecommenderAssembler(base_component.BaseComponent):
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
     def __init__(self, index: BaseChannel, ranker: BaseChannel, examples: BaseChannel,
-                 config: str, top_k: int):
+                 config: str, top_k: int, statistics: BaseChannel = None):
         super().__init__(spec=RecommenderAssemblerSpec(
             index=index, ranker=ranker, examples=examples, config=config, top_k=top_k,
+            statistics=statistics,
             model=types.Channel(type=standard_artifacts.Model),
             holdout_model=types.Channel(type=standard_artifacts.Model)))

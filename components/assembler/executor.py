@@ -60,6 +60,8 @@ class Executor(base_executor.BaseExecutor):
         if warm.carry(os.path.join(index_uri, warm.ARTIFACT_DIR),
                       os.path.join(export_dir, baseline.WARM_START)):
             baseline.write_learned_from(export_dir, input_dict["examples"][0])
+        if input_dict.get("statistics"):
+            baseline.write_statistics(export_dir, input_dict["statistics"][0].uri)
         model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
         model.set_float_custom_property("ease_weight",
                                         float(figures["deployed"]["ease"].get("weight", 0.0)))

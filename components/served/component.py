@@ -22,6 +22,8 @@ class ServedModelSpec(ComponentSpec):
         "model": ChannelParameter(type=standard_artifacts.Model),
         # The served version's warm-start states (models/retrieval/warm.py), for the trainers.
         "warm_start": ChannelParameter(type=standard_artifacts.Model),
+        # The statistics of the data the served version learned from, for the drift check.
+        "statistics": ChannelParameter(type=standard_artifacts.ExampleStatistics),
     }
 
 
@@ -42,6 +44,10 @@ class ServedModel(base_component.BaseComponent):
     of the push: the deployed model's and its twin's), which the retrieval trainer starts from;
     nothing under the same conditions (a twin that learned from this run's eval split would
     start a holdout model that has seen it), or when the version carries none.
+
+    ``outputs['statistics']``: the statistics of the data the served version learned from, which
+    the validator compares this run's with (TFDV's drift comparators); nothing when nothing is
+    served or the version carries none.
     """
 
     SPEC_CLASS = ServedModelSpec
@@ -51,4 +57,5 @@ class ServedModel(base_component.BaseComponent):
         super().__init__(spec=ServedModelSpec(
             examples=examples, serving_dir=serving_dir,
             model=types.Channel(type=standard_artifacts.Model),
-            warm_start=types.Channel(type=standard_artifacts.Model)))
+            warm_start=types.Channel(type=standard_artifacts.Model),
+            statistics=types.Channel(type=standard_artifacts.ExampleStatistics)))

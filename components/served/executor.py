@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, List, Optional
 
+import tensorflow as tf
 from tfx import types
 from tfx.dsl.components.base import base_executor
 from tfx.proto.orchestration import execution_result_pb2
@@ -49,6 +50,17 @@ class Executor(base_executor.BaseExecutor):
         else:
             io_utils.copy_dir(states, path_utils.serving_model_dir(warm.uri))
             _published(result, "warm_start", warm, served)
+        statistics = artifact_utils.get_single_instance(output_dict["statistics"])
+        learned = baseline.statistics_dir(served)
+        if learned is None:
+            _nothing(result, "statistics", statistics, served.reason if served.path is None else
+                     f"served version {served.version} carries no statistics (an older release)")
+        else:
+            io_utils.copy_dir(learned, statistics.uri)
+            names = [name.rstrip("/") for name in tf.io.gfile.listdir(learned)]
+            statistics.split_names = artifact_utils.encode_split_names(sorted(
+                name[len("Split-"):] for name in names if name.startswith("Split-")))
+            _published(result, "statistics", statistics, served)
         if served.twin is None:
             _nothing(result, "model", model, served.reason)
             return result

@@ -31,6 +31,9 @@ class DataConfig:
         many (0: every span). A folder without span subfolders is read whole.
       span_pattern: the span subfolders' names in TFX's span syntax: ``{SPAN}`` (``{SPAN:8}``
         zero-padded) or ``{YYYY}{MM}{DD}``, with ``*`` for any text.
+      drift_gate: a drift beyond the schema's drift comparators from the data the served model
+        learned from stops the run before training (components/validation); False
+        (``--accept-drift``): measured and reported only.
       synthetic_users, synthetic_items, synthetic_interactions, synthetic_seed:
         shape of the embedded dataset when ``data_dir`` is None.
     """
@@ -43,6 +46,7 @@ class DataConfig:
     side_input_bytes: int = 64 << 20
     spans: int = 0
     span_pattern: str = "span-{SPAN}"
+    drift_gate: bool = True
     synthetic_users: int = 943
     synthetic_items: int = 1682
     synthetic_interactions: int = 100_000

@@ -160,6 +160,61 @@ def test_validator_stops_the_run_naming_the_feature_out_of_its_schema(root, stat
             {"anomalies": [anomalies]}, {"exclude_splits": "[]"})
 
 
+def _flipped_ratings(root, examples):
+    """The interactions Examples with every rating r written as 6 - r: a feed whose scale broke."""
+    out = _artifact(standard_artifacts.Examples, root / "flipped", (features.TRAIN, features.EVAL))
+    for split in (features.TRAIN, features.EVAL):
+        folder = os.path.join(out.uri, f"Split-{split}")
+        os.makedirs(folder)
+        with tf.io.TFRecordWriter(os.path.join(folder, "data.gz"), "GZIP") as writer:
+            for record in tf.data.TFRecordDataset(records.split_files([examples[0]], split),
+                                                  compression_type="GZIP"):
+                example = tf.train.Example.FromString(record.numpy())
+                rating = example.features.feature[features.RATING].float_list
+                rating.value[:] = [6.0 - v for v in rating.value]
+                writer.write(example.SerializeToString())
+    stats = _artifact(standard_artifacts.ExampleStatistics, root / "flipped-statistics",
+                      (features.TRAIN, features.EVAL))
+    statistics_gen.Executor().Do({"examples": [out]}, {"statistics": [stats]}, {})
+    return stats
+
+
+def test_drift_against_the_served_data_is_measured_and_a_broken_feed_stops_the_run(root, examples,
+                                                                                   statistics):
+    """TFDV's comparators as the schema sets them: the same data drifts by nothing and passes,
+    with every distance written; a flipped rating scale is beyond the rating's Jensen-Shannon
+    threshold and stops the run by name, unless the gate is off for the run."""
+    schema = _schema(root, "drift-schema")
+    same = _artifact(standard_artifacts.ExampleAnomalies, root / "drift-same",
+                     (features.TRAIN, features.EVAL))
+    validator.Executor().Do({"statistics": [statistics], "schema": [schema],
+                             "baseline_statistics": [statistics]},
+                            {"anomalies": [same]}, {"exclude_splits": "[]"})
+    measured = json.load(open(os.path.join(same.uri, validator.DRIFT_FILE)))["splits"]
+    train = {row["feature"]: row for row in measured[features.TRAIN]}
+    assert {"gender", "occupation", "item_id", "age", "year", "rating"} <= set(train)
+    assert all(row["distance"] == pytest.approx(0.0, abs=1e-9) for row in train.values())
+    assert train["rating"]["comparator"] == "jensen_shannon_divergence"
+    assert train["gender"]["comparator"] == "l_infty"
+    flipped = _flipped_ratings(root, examples)
+    broken = _artifact(standard_artifacts.ExampleAnomalies, root / "drift-broken",
+                       (features.TRAIN, features.EVAL))
+    with pytest.raises(DataError, match=r"feature 'rating': jensen_shannon_divergence distance "
+                                        r"0\.\d+ > threshold 0\.25"):
+        validator.Executor().Do({"statistics": [flipped], "schema": [schema],
+                                 "baseline_statistics": [statistics]},
+                                {"anomalies": [broken]}, {"exclude_splits": "[]"})
+    accepted = _artifact(standard_artifacts.ExampleAnomalies, root / "drift-accepted",
+                         (features.TRAIN, features.EVAL))
+    validator.Executor().Do({"statistics": [flipped], "schema": [schema],
+                             "baseline_statistics": [statistics]},
+                            {"anomalies": [accepted]},
+                            {"exclude_splits": "[]", validator.DRIFT_GATE: 0})
+    rating = next(r for r in json.load(open(os.path.join(accepted.uri, validator.DRIFT_FILE)))[
+        "splits"][features.TRAIN] if r["feature"] == "rating")
+    assert rating["distance"] > rating["threshold"]
+
+
 @pytest.fixture(scope="module")
 def transformed(root, examples):
     """(transform graph, transformed examples): the stock executor running our preprocessing_fn."""
