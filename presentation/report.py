@@ -200,6 +200,22 @@ def _data_section(stats: Dict[str, Dict], drift_rows: Optional[List[Dict]]) -> s
     return "".join(parts)
 
 
+def _gate_section(result: Dict[str, object]) -> str:
+    """Every TFDV drift distance from the served version's data, with the schema's thresholds."""
+    drift = result.get("drift")
+    if not drift:
+        return ("<p class='muted'>No served version's data to compare with: the drift gate had "
+                "nothing to check. Serving skew is not computed: the pipeline is given no request "
+                "log.</p>")
+    rows = [[split, r["feature"], r["comparator"], r["distance"], r["threshold"]]
+            for split, measured in sorted(drift["splits"].items()) for r in measured]
+    flags = ["flag" if r[3] > r[4] else "" for r in rows]
+    return (f"<p>{summary.drift_line(result)}. The gate reads the train split"
+            f"{'' if drift.get('gate') else ' (off for this run: --accept-drift)'}; serving skew is "
+            f"not computed: the pipeline is given no request log.</p>"
+            + _table(["split", "feature", "comparator", "distance", "threshold"], rows, flags))
+
+
 def _training_section(result: Dict[str, object]) -> str:
     parts = []
     retrieval = result.get("retrieval_training") or {}
@@ -313,6 +329,7 @@ def render(result: Dict[str, object], stats: Dict[str, Dict], drift_rows: Option
     sections = [
         ("Verdict", _verdict(result)),
         ("Data", _data_section(stats, drift_rows)),
+        ("Drift gate (TFDV, against the served version's data)", _gate_section(result)),
         ("Training", _training_section(result)),
         ("Held-out metrics", _metrics_section(evaluation, summary.baseline_line(result))),
         ("Stock Evaluator (TFMA) slices", _tfma_section(evaluation.get("tfma"))),

@@ -15,6 +15,7 @@ from tfx.orchestration import metadata
 from components.assembler.executor import ASSEMBLY_FILE
 from components.evaluator.executor import METRICS_FILE
 from components.index.executor import STATS_FILE
+from components.validation.executor import DRIFT_FILE
 from pipeline.config import PipelineConfig
 from pipeline.pipeline import SERVED_MODEL
 
@@ -87,6 +88,10 @@ def collect(config: PipelineConfig, started: float) -> Dict[str, object]:
                     result["spans"] = props["span_names"].string_value.split(",")
             elif node == "StatisticsGen":
                 result["statistics_uri"] = artifact.uri
+            elif node == "StrictExampleValidator":
+                drift = _read_json(artifact.uri, DRIFT_FILE)
+                if drift:
+                    result["drift"] = drift
             elif node == "RecommenderAssembler" and "/holdout_model/" in artifact.uri:
                 result["holdout_uri"] = artifact.uri
             elif node == "RecommenderAssembler":
@@ -133,6 +138,19 @@ def failed_gates(result: Dict[str, object]) -> List[str]:
         return list(verdict.get("failures", []))
     index = result.get("index") or {}
     return [index["reason"]] if "blessed" in index and not index["blessed"] else []
+
+
+def drift_line(result: Dict[str, object]) -> str:
+    """The train split's drift from the served version's data, largest share of its threshold first."""
+    drift = result.get("drift")
+    if not drift:
+        return "Drift: no served data to compare with"
+    rows = sorted(drift["splits"].get("train", []),
+                  key=lambda r: -r["distance"] / max(r["threshold"], 1e-12))
+    shown = ", ".join(
+        f"{r['feature']} {r['distance']:.4f} (<= {r['threshold']:g})" if r["distance"] <= r["threshold"]
+        else f"{r['feature']} {r['distance']:.4f} (> {r['threshold']:g}, accepted)" for r in rows[:4])
+    return f"Drift from the served version's data (TFDV, train split): {shown}"
 
 
 def warm_start_line(result: Dict[str, object]) -> str:
@@ -215,6 +233,8 @@ def render(result: Dict[str, object]) -> str:
         names = result["spans"]
         lines.append(f"Data: {len(names)} span(s), {names[0]}"
                      + (f" .. {names[-1]}" if len(names) > 1 else ""))
+    if result.get("drift") or result.get("warm_start_from"):
+        lines.append(drift_line(result))
     training = result.get("retrieval_training")
     if training:
         lines.append(warm_start_line(result))

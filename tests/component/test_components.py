@@ -200,7 +200,7 @@ def test_drift_against_the_served_data_is_measured_and_a_broken_feed_stops_the_r
     broken = _artifact(standard_artifacts.ExampleAnomalies, root / "drift-broken",
                        (features.TRAIN, features.EVAL))
     with pytest.raises(DataError, match=r"feature 'rating': jensen_shannon_divergence distance "
-                                        r"0\.\d+ > threshold 0\.25"):
+                                        r"0\.\d+ > threshold 0\.05"):
         validator.Executor().Do({"statistics": [flipped], "schema": [schema],
                                  "baseline_statistics": [statistics]},
                                 {"anomalies": [broken]}, {"exclude_splits": "[]"})

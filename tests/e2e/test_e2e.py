@@ -743,3 +743,8 @@ def test_the_next_days_span_starts_from_the_served_model_and_pushes(shared_run, 
     assert sorted(os.listdir(os.path.join(pushed, "assets.extra", "warm_start"))) == [
         "deployed", "holdout", "learned_from.json"]
     assert summary_lib.warm_start_line(summary).startswith(f"Warm start from served version {served}")
+    # The new span's data against what the served model learned from: measured, within the gate.
+    train = {row["feature"]: row for row in summary["drift"]["splits"][features.TRAIN]}
+    assert {"gender", "occupation", "item_id", "age", "year", "rating"} <= set(train)
+    assert all(0 <= row["distance"] <= row["threshold"] for row in train.values())
+    assert train["item_id"]["distance"] > 0  # each user's later interactions are other items

@@ -7,7 +7,7 @@ import pytest
 
 from models.evaluation import candidates, tfma_gate
 from models.evaluation.config import EvalConfig
-from presentation import charts, report
+from presentation import charts, report, summary
 
 
 def _stats(gender_f: float, mean_age: float):
@@ -79,3 +79,19 @@ def test_age_bands_and_popularity_buckets():
     assert [buckets[f"i{n}"] for n in (0, 1, 2, 9, 10, 19)] == ["head", "head", "torso", "torso",
                                                                 "tail", "tail"]
     assert buckets["new"] == "unseen"
+
+
+def test_the_report_shows_every_drift_distance_and_flags_the_one_beyond_its_threshold():
+    result = {"components": [], "pushed": True, "drift": {"gate": False, "splits": {
+        "train": [{"feature": "rating", "comparator": "jensen_shannon_divergence", "distance": 0.6163,
+                   "threshold": 0.25},
+                  {"feature": "gender", "comparator": "l_infty", "distance": 0.0303, "threshold": 0.25}],
+        "eval": [{"feature": "gender", "comparator": "l_infty", "distance": 0.0607, "threshold": 0.25}]}}}
+    page = report.render(result, _stats(0.5, 30.0), None, [], "t")
+    section = page[page.index("Drift gate"):]
+    assert "0.6163" in section and "0.0303" in section and "0.0607" in section
+    assert section.count("class='flag'") == 1
+    assert "off for this run: --accept-drift" in section and "no request log" in section
+    assert "rating 0.6163 (> 0.25, accepted)" in summary.drift_line(result)
+    empty = report.render({"components": [], "pushed": True}, _stats(0.5, 30.0), None, [], "t")
+    assert "the drift gate had nothing to check" in empty
