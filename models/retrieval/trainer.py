@@ -203,7 +203,7 @@ def _fit(config: RetrievalConfig, sizes: Dict[str, int], tft_output, files, epoc
             model = TwoTowerModel(sizes, probability, data.item_table, config, users, items)
             model.compile(optimizer=tf.keras.optimizers.Adam(config.learning_rate))
             if carried is not None:  # the towers' variables, created by one call each
-                model.query_tower(next(iter(train)))
+                model.query_tower(next(iter(_dataset(files, tft_output, 2, 0, False))))
                 model.candidate_tower({k: v[:2] for k, v in data.item_table.items()})
         return model
 
@@ -295,7 +295,8 @@ def run_fn(fn_args: FnArgs) -> None:
         "config": dataclasses.asdict(config),
     }
     states = os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")), warm_start.ARTIFACT_DIR)
-    warm = started.get("warm", False)
+    deployed_state = os.path.join(served, warm_start.DEPLOYED) if served else None
+    warm = bool(started.get("warm")) and tf.io.gfile.exists(os.path.join(deployed_state, warm_start.STATE))
     # A warm start's deployed model learns from the eval split for at least one epoch, even when
     # the served weights won on it: the eval split holds the newest interactions.
     refit_epochs = max(best_epoch, 1) if warm else best_epoch
@@ -306,7 +307,7 @@ def run_fn(fn_args: FnArgs) -> None:
         all_files = list(records.expand(fn_args.train_files)) + list(records.expand(fn_args.eval_files))
         model, data, history, _, refit_started = _fit(
             config, sizes, tft_output, all_files, refit_epochs,
-            warm_dir=os.path.join(served, warm_start.DEPLOYED) if warm else None)
+            warm_dir=deployed_state if warm else None)
         summary["warm_start"]["deployed"] = refit_started
         summary["refit"] = {"epochs": refit_epochs, "train_examples": int(data.counts.sum()),
                             "train_seconds": time.time() - start,
