@@ -464,7 +464,8 @@ def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, 
 
     def outputs(name):
         return {"model": [_artifact(standard_artifacts.Model, root / name)],
-                "warm_start": [_artifact(standard_artifacts.Model, root / f"{name}-warm")]}
+                "warm_start": [_artifact(standard_artifacts.Model, root / f"{name}-warm")],
+                "statistics": [_artifact(standard_artifacts.ExampleStatistics, root / f"{name}-stats")]}
 
     result = served_model.Executor().Do({"examples": [examples[0]]}, outputs("served-1"),
                                         {"serving_dir": str(serving)})
