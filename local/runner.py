@@ -55,11 +55,9 @@ def prepare_data(config: PipelineConfig, output_dir: str) -> str:
             num_interactions=data.synthetic_interactions, seed=data.synthetic_seed)
     # The rows are read and validated by the ExampleGens (in Beam, on the pipeline's runner);
     # here only what can be known without reading them: layout, files, headers, catalogue size.
-    window = spans.window(data.data_dir, data.span_pattern, data.spans)
+    window, total = spans.choose(data.data_dir, data.span_pattern, data.spans)
     if window:
-        print(f"Data: {data.data_dir}: "
-              f"{spans.describe(window, len(spans.find(data.data_dir, data.span_pattern)))}",
-              flush=True)
+        print(f"Data: {data.data_dir}: {spans.describe(window, total)}", flush=True)
     counts = []
     for folder in [span.path for span in window] or [data.data_dir]:
         found = data_files.survey(folder)

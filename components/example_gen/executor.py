@@ -56,11 +56,10 @@ class _Checked(BaseExampleGenExecutor):
         self._report = os.path.join(examples.uri, self.REPORT)
         self._config = data_config(exec_properties)
         base = exec_properties["input_base"]
-        window = spans.window(base, self._config.span_pattern, self._config.spans)
+        window, total = spans.choose(base, self._config.span_pattern, self._config.spans)
         self._folders = [span.path for span in window] or [base]
         if window:
-            logging.info("%s: %s", base, spans.describe(
-                window, len(spans.find(base, self._config.span_pattern))))
+            logging.info("%s: %s", base, spans.describe(window, total))
         super().Do(input_dict, output_dict, exec_properties)
         report = data_beam.check(self._report, self._config.max_bad_row_fraction)
         if window:

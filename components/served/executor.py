@@ -49,7 +49,7 @@ class Executor(base_executor.BaseExecutor):
             _nothing(result, "warm_start", warm, why)
         else:
             io_utils.copy_dir(states, path_utils.serving_model_dir(warm.uri))
-            _published(result, "warm_start", warm, served)
+            _published(result, "warm_start", warm, served.version, why)
         statistics = artifact_utils.get_single_instance(output_dict["statistics"])
         learned = baseline.statistics_dir(served)
         if learned is None:
@@ -60,12 +60,13 @@ class Executor(base_executor.BaseExecutor):
             names = [name.rstrip("/") for name in tf.io.gfile.listdir(learned)]
             statistics.split_names = artifact_utils.encode_split_names(sorted(
                 name[len("Split-"):] for name in names if name.startswith("Split-")))
-            _published(result, "statistics", statistics, served)
+            _published(result, "statistics", statistics, served.version,
+                       f"the data served version {served.version} learned from")
         if served.twin is None:
             _nothing(result, "model", model, served.reason)
             return result
         io_utils.copy_dir(served.twin, path_utils.serving_model_dir(model.uri))
-        _published(result, "model", model, served)
+        _published(result, "model", model, served.version, served.reason)
         return result
 
 
@@ -76,7 +77,8 @@ def _nothing(result, key: str, artifact, reason: str) -> None:
     result.output_artifacts[key].SetInParent()
 
 
-def _published(result, key: str, artifact, served) -> None:
-    artifact.set_string_custom_property(VERSION, served.version)
-    artifact.set_string_custom_property(REASON, served.reason)
+def _published(result, key: str, artifact, version: str, reason: str) -> None:
+    """``artifact`` published under ``key``, stamped with the served version and its own reason."""
+    artifact.set_string_custom_property(VERSION, version)
+    artifact.set_string_custom_property(REASON, reason)
     result.output_artifacts[key].artifacts.append(artifact.mlmd_artifact)

@@ -21,7 +21,7 @@ import dataclasses
 import datetime
 import os
 import re
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from models.data.errors import DataError
 
@@ -116,11 +116,20 @@ def find(folder: str, pattern: str) -> List[Span]:
 
 def window(folder: str, pattern: str, count: int) -> List[Span]:
     """The spans a run reads: the latest ``count`` of ``folder``'s (0: all), oldest first; [] when
-    the folder holds no span subfolders (it is then one dataset).
+    the folder holds no span subfolders (it is then one dataset). ``choose`` also counts them all.
 
     Raises:
       DataError: a folder that holds both span subfolders and data files of its own, or span
         folders none of which holds a file.
+    """
+    return choose(folder, pattern, count)[0]
+
+
+def choose(folder: str, pattern: str, count: int) -> Tuple[List[Span], int]:
+    """(``window``'s spans, how many span folders ``folder`` holds), from one listing.
+
+    Raises:
+      DataError: as ``window``.
     """
     spans = find(folder, pattern)
     if not spans:
@@ -129,7 +138,7 @@ def window(folder: str, pattern: str, count: int) -> List[Span]:
                             f"latest {count} span(s) (--spans) cannot be read; name each span's "
                             f"folder so (e.g. {pattern.replace('{SPAN}', '20261201')}) or leave "
                             f"--spans out to read the folder whole")
-        return []
+        return [], 0
     gfile = _gfile()
     loose = sorted(name for name in gfile.listdir(folder)
                    if not gfile.isdir(os.path.join(folder, name))
@@ -138,7 +147,7 @@ def window(folder: str, pattern: str, count: int) -> List[Span]:
         raise DataError(f"{folder}: holds span folders ({spans[0].name} ... {spans[-1].name}) and "
                         f"data files of its own ({', '.join(loose[:3])}); move the files into a "
                         f"span folder, or point --data at one span")
-    return spans[-count:] if count else spans
+    return (spans[-count:] if count else spans), len(spans)
 
 
 def describe(spans: List[Span], total: int) -> str:
