@@ -121,8 +121,9 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="report drift from the served model's data without stopping the run (default: "
                         "a drift beyond the schema's drift_comparator thresholds stops it)")
     p.add_argument("--cold", action="store_true",
-                   help="train from scratch even when a compatible model is served (default: start "
-                        "from the served version's weights, rows carried over by id)")
+                   help="train from scratch even when a compatible model is served (default: the "
+                        "retrieval model and then the ranker start from the served version's "
+                        "weights, rows carried over by id)")
     p.add_argument("--eval-fraction", type=float, default=d.data.eval_fraction,
                    help="latest share of each user's interactions held out for evaluation "
                         f"(default {d.data.eval_fraction})")

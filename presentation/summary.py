@@ -251,8 +251,11 @@ def render(result: Dict[str, object]) -> str:
                      if refit else "  no refit: the deployed model learned from the train split only")
     ranking = result.get("ranking_training")
     if ranking and "ranker_used" in ranking:
+        started = (ranking.get("warm_start") or {}).get("holdout") or {}
+        start = (f"{started['epochs']} epochs from the served ranker" if started.get("warm") else
+                 f"{started['epochs']} epochs from scratch" if "epochs" in started else "")
         lines.append(f"Ranking ({ranking.get('loss', '?')} loss, {ranking.get('train_lists', 0):,} "
-                     f"training lists): eval NDCG@10 {ranking['eval_ndcg@10_ranked_order']:.4f} "
+                     f"training lists{', ' + start if start else ''}): eval NDCG@10 {ranking['eval_ndcg@10_ranked_order']:.4f} "
                      f"ranked vs {ranking['eval_ndcg@10_retrieval_order']:.4f} in retrieval "
                      f"order, same lists: "
                      + ("ranker used" if ranking["ranker_used"]

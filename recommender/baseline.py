@@ -106,15 +106,25 @@ LEARNED_FROM = "learned_from.json"
 STATISTICS = os.path.join("assets.extra", "statistics")
 
 
-def write_statistics(export_dir: str, statistics_uri: str) -> None:
-    """Copies StatisticsGen's output (every split) into a recommender export."""
-    from tfx.utils import io_utils
-
-    io_utils.copy_dir(statistics_uri, os.path.join(export_dir, STATISTICS))
+def carry(source: str, target: str, names: Optional[Sequence[str]] = None) -> bool:
+    """Copies the files under ``source`` (those named ``names``, when given) to the same places
+    under ``target``, keeping what ``target`` holds already; False when none was copied. How a
+    run's warm-start states and statistics travel from artifact to artifact into a push."""
+    if not tf.io.gfile.isdir(source):
+        return False
+    copied = False
+    for folder, _, files in tf.io.gfile.walk(source):
+        place = os.path.join(target, os.path.relpath(folder, source))
+        for name in files:
+            if names is None or name in names:
+                tf.io.gfile.makedirs(place)
+                tf.io.gfile.copy(os.path.join(folder, name), os.path.join(place, name), overwrite=True)
+                copied = True
+    return copied
 
 
 def statistics_dir(served: Served) -> Optional[str]:
-    """The served version's statistics (``write_statistics``), or None."""
+    """The served version's statistics (carried into its ``STATISTICS``), or None."""
     if served.path is None:
         return None
     folder = os.path.join(served.path, STATISTICS)

@@ -12,9 +12,8 @@ from tfx.dsl.components.base import base_executor
 from tfx.types import artifact_utils
 from tfx.utils import io_utils, path_utils
 
-from models import features, holdout, records
+from models import features, holdout, records, warm_states
 from models.config import decode
-from models.retrieval import warm
 from recommender import assembly, baseline
 from recommender.config import RerankConfig
 
@@ -57,11 +56,15 @@ class Executor(base_executor.BaseExecutor):
         baseline.write_provenance(export_dir, twin_dir)
         # What a later run starts from once this version is served (TF Serving reads no assets.extra),
         # and the data it learned from, so that a run on the same data does not start from it.
-        if warm.carry(os.path.join(index_uri, warm.ARTIFACT_DIR),
-                      os.path.join(export_dir, baseline.WARM_START)):
+        states = os.path.join(export_dir, baseline.WARM_START)
+        carried = baseline.carry(os.path.join(index_uri, warm_states.ARTIFACT_DIR), states,
+                                 warm_states.RETRIEVAL_FILES)
+        carried = baseline.carry(os.path.join(ranker_uri, warm_states.ARTIFACT_DIR), states,
+                                 (warm_states.RANKER,)) or carried
+        if carried:
             baseline.write_learned_from(export_dir, input_dict["examples"][0])
         if input_dict.get("statistics"):
-            baseline.write_statistics(export_dir, input_dict["statistics"][0].uri)
+            baseline.carry(input_dict["statistics"][0].uri, os.path.join(export_dir, baseline.STATISTICS))
         model.set_int_custom_property("use_ranker", int(figures["deployed"]["use_ranker"]))
         model.set_float_custom_property("ease_weight",
                                         float(figures["deployed"]["ease"].get("weight", 0.0)))

@@ -14,11 +14,11 @@ from tfx.types import artifact_utils
 from tfx.utils import path_utils
 
 from components import blessing
-from models import features, holdout, records
+from models import features, holdout, records, warm_states
 from models.config import decode
 from models.index import indexer
 from models.index.config import IndexConfig
-from models.retrieval import warm
+from recommender import baseline
 
 STATS_FILE = "index_stats.json"
 EMBEDDINGS_DIR = "embeddings"
@@ -65,7 +65,8 @@ class Executor(base_beam_executor.BaseBeamExecutor):
         )
         logging.info("Index: %s", json.dumps(figures))
         # The retrieval models' warm-start states travel with the index to the recommender.
-        warm.carry(os.path.join(model.uri, warm.ARTIFACT_DIR), os.path.join(index.uri, warm.ARTIFACT_DIR))
+        baseline.carry(os.path.join(model.uri, warm_states.ARTIFACT_DIR),
+                       os.path.join(index.uri, warm_states.ARTIFACT_DIR))
         if top_k is not None:
             check_top_k(int(top_k), int(figures["items"]))
         for key, value in figures.items():

@@ -21,6 +21,8 @@ class RankingConfig:
         (0: full-rank).
       hidden_units: sizes of the ReLU tower on top of the cross layers.
       epochs, batch_size (lists per step), learning_rate: optimisation (Adam).
+      warm_epochs: epochs of a ranker that starts from the served one's weights (when the
+        retrieval model started from the served one: models/ranking/warm.py).
       anchor_fractions: where each user's training timeline is cut into a
         (history, next window) training list.
       label_window: share of the user's interactions after an anchor that
@@ -38,6 +40,7 @@ class RankingConfig:
     projection_dim: int = 32
     hidden_units: Tuple[int, ...] = (128, 64)
     epochs: int = 6
+    warm_epochs: int = 2
     batch_size: int = 32
     learning_rate: float = 0.001
     anchor_fractions: Tuple[float, ...] = (0.4, 0.5, 0.6, 0.7, 0.8)
@@ -50,6 +53,7 @@ class RankingConfig:
         """Raises ConfigError naming the field when a value is out of range."""
         check([
             (self.epochs > 0, "ranking.epochs must be positive"),
+            (self.warm_epochs >= 0, "ranking.warm_epochs must be >= 0"),
             (self.loss in ("listwise", "pointwise"), "ranking.loss must be 'listwise' or 'pointwise'"),
             (all(0.0 < f < 1.0 for f in self.anchor_fractions) and 0.0 < self.label_window < 1.0,
              "ranking.anchor_fractions and label_window must be in (0, 1)"),

@@ -15,19 +15,20 @@ from __future__ import annotations
 import json
 import logging
 import os
-from typing import Dict
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import devices, features, holdout, records
+from models import devices, features, holdout, records, warm_states
 from models.config import decode
 from models.evaluation import metrics
 from models.index import contract
 from models.index.contract import Retrieved
 from models.progress import progress
 from models.ranking import export, lists
+from models.ranking import warm as ranking_warm
 from models.ranking.config import RankingConfig
 from models.ranking.features import SCALARS, list_features
 from models.ranking.model import LOSS_FUNCTIONS, Ranker
@@ -71,8 +72,16 @@ def training_lists(index, data: lists.Interactions, config: RankingConfig) -> Di
     return {key: value[keep] for key, value in out.items()}
 
 
-def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig) -> Ranker:
-    """Fits the ranker on training lists with the configured loss."""
+def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfig,
+          served: Optional[List[np.ndarray]] = None) -> Tuple[Ranker, Dict[str, object]]:
+    """Fits the ranker on training lists with the configured loss.
+
+    With ``served``, a served ranker's state (models/ranking/warm.py), the ranker starts from its
+    weights and trains ``config.warm_epochs`` epochs; a state of other shapes starts it cold.
+
+    Returns:
+      (the ranker, how it started: {"warm": bool, "epochs": int, and "reason" when cold}).
+    """
     ranker = Ranker(config.hidden_units, config.cross_layers, config.projection_dim)
     sample = slice(0, min(len(data["labels"]), 2000))
     scalars = item_tables.features(*(data[k][sample] for k in ("query", "positions", "scores",
@@ -81,33 +90,47 @@ def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfi
     ranker.adapt(tf.reshape(scalars, [-1, scalars.shape[-1]]))
     loss_fn = LOSS_FUNCTIONS[config.loss]
     optimizer = tf.keras.optimizers.Adam(config.learning_rate)
+    first_seen = tf.constant(item_tables.first_seen)
+    table = tuple(map(tf.constant, item_tables.neighbours))
+    trend = tuple(map(tf.constant, item_tables.trend))
+
+    def inputs_of(query, positions, scores, popularity, history, time, own):
+        return list_features(query, item_tables.item_embeddings, positions, scores, popularity,
+                             tf.gather(first_seen, positions), history, time, table, trend, own)
 
     # AutoGraph off: the step branches on nothing but Python values, and AutoGraph would convert
     # the Keras code it calls (tf_keras is not on its list of packages to leave alone: seconds of
     # tracing). reduce_retracing: the epoch's last, shorter batch reuses the trace.
     @tf.function(autograph=False, reduce_retracing=True)
     def step(query, positions, scores, popularity, history, time, own, labels):
-        inputs = list_features(query, item_tables.item_embeddings, positions, scores, popularity,
-                               tf.gather(first_seen, positions), history, time, table, trend,
-                               own)
+        inputs = inputs_of(query, positions, scores, popularity, history, time, own)
         with tf.GradientTape() as tape:
             loss = loss_fn(labels, ranker(inputs), tf.math.is_finite(scores))
         optimizer.apply_gradients(zip(tape.gradient(loss, ranker.trainable_variables),
                                       ranker.trainable_variables))
         return loss
 
-    first_seen = tf.constant(item_tables.first_seen)
-    table = tuple(map(tf.constant, item_tables.neighbours))
-    trend = tuple(map(tf.constant, item_tables.trend))
-    rng = np.random.default_rng(config.seed)
     keys = ("query", "positions", "scores", "popularity", "history", "time", "own", "labels")
-    for epoch in range(config.epochs):
+    started: Dict[str, object] = {"warm": False, "epochs": config.epochs}
+    if served is not None:
+        ranker(inputs_of(*(tf.constant(data[k][:1]) for k in keys[:-1])))  # its variables
+        reason = ranking_warm.mismatch(served, ranker)
+        if reason is None:
+            ranking_warm.apply(served, ranker)
+            started = {"warm": True, "epochs": config.warm_epochs}
+        else:
+            logging.warning("Ranking: cold start: %s", reason)
+            started["reason"] = reason
+    rng = np.random.default_rng(config.seed)
+    epochs = started["epochs"]
+    for epoch in range(epochs):
         order = rng.permutation(len(data["labels"]))
         losses = [float(step(*(tf.constant(data[k][order[s:s + config.batch_size]]) for k in keys)))
                   for s in range(0, len(order), config.batch_size)]
-        progress("ranking epoch %d/%d: %s loss %.4f", epoch + 1, config.epochs, config.loss,
+        progress("ranking epoch %d/%d%s: %s loss %.4f", epoch + 1, epochs,
+                 " (warm)" if started["warm"] else "", config.loss,
                  float(np.mean(losses)) if losses else float("nan"))
-    return ranker
+    return ranker, started
 
 
 def eval_ndcg(ranker, item_tables: Tables, index, files, k: int = 10) -> Dict[str, float]:
@@ -141,9 +164,10 @@ def eval_ndcg(ranker, item_tables: Tables, index, files, k: int = 10) -> Dict[st
             f"eval_ndcg@{k}_ranked_order": totals["ranked"] / n, "eval_ndcg_users": int(len(users))}
 
 
-def _fit_ranker(index, files, config: RankingConfig):
+def _fit_ranker(index, files, config: RankingConfig, served_state: Optional[str] = None):
     """(interactions of ``files``, their Tables, the ranker trained on their lists or None,
-    the training lists) for the servable ``index``."""
+    the training lists, how it started) for the servable ``index``; ``served_state``: the
+    served ranker's state file to start from, when there is one."""
     data, item_tables = read_tables(index, files, config.neighbours)
     tf.keras.utils.set_random_seed(config.seed)
     training = training_lists(index, data, config)
@@ -151,8 +175,23 @@ def _fit_ranker(index, files, config: RankingConfig):
     logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
                  len(labels), labels.shape[1] if len(labels) else 0,
                  float(labels.sum(axis=1).mean()) if len(labels) else 0.0)
-    ranker = train(item_tables, training, config) if len(labels) else None
-    return data, item_tables, ranker, training
+    served = ranking_warm.load(served_state) if served_state else None
+    if not len(labels):
+        return data, item_tables, None, training, {"warm": False, "epochs": 0,
+                                                   "reason": "no training list"}
+    ranker, started = train(item_tables, training, config, served)
+    if served is None:
+        started["reason"] = ("the retrieval model did not start from the served one (a ranker reads its "
+                             "embeddings)"
+                             if served_state else "no served ranker to start from")
+    return data, item_tables, ranker, training, started
+
+
+def _served_state(handed: str, which: str) -> Optional[str]:
+    """Where the served ranker's ``which`` state would be among the states handed on with the
+    index (None: the index carries no states at all, e.g. from an older release)."""
+    folder = os.path.join(handed, which)
+    return os.path.join(folder, warm_states.SERVED_RANKER) if tf.io.gfile.isdir(folder) else None
 
 
 def _save(ranker, index, use_ranker: bool, config: RankingConfig, export_dir: str) -> None:
@@ -181,7 +220,11 @@ def run_fn(fn_args: FnArgs) -> None:
     twin = holdout.holdout_dir(fn_args.base_model)
     has_twin = tf.io.gfile.isdir(twin)
     index = contract.load(twin if has_twin else fn_args.base_model)
-    _, item_tables, ranker, training = _fit_ranker(index, fn_args.train_files, config)
+    # The served rankers' states, handed on with the index when its retrieval models started
+    # warm (models/ranking/warm.py); this run's go beside its exports for the assembly to push.
+    handed, states = warm_states.beside(fn_args.base_model), warm_states.beside(fn_args.serving_model_dir)
+    _, item_tables, ranker, training, started = _fit_ranker(
+        index, fn_args.train_files, config, _served_state(handed, warm_states.HOLDOUT))
     if ranker is None:
         logging.warning("Ranking: no training list (no user has %d training interactions with "
                         "one among the retrieved candidates); serving retrieval's order",
@@ -192,15 +235,22 @@ def run_fn(fn_args: FnArgs) -> None:
     use_ranker = orders["eval_ndcg@10_ranked_order"] > orders["eval_ndcg@10_retrieval_order"]
     summary = {"loss": config.loss, "train_lists": int(len(training["labels"])),
                "train_positives": int(training["labels"].sum()), **orders,
-               "ranker_used": bool(use_ranker), "refit_lists": None}
+               "ranker_used": bool(use_ranker), "refit_lists": None,
+               "warm_start": {warm_states.HOLDOUT: started}}
+    if ranker is not None:
+        ranking_warm.save(ranker, os.path.join(states, warm_states.HOLDOUT))
     if has_twin:
         _save(ranker, index, use_ranker, config, holdout.holdout_dir(fn_args.serving_model_dir))
         index = contract.load(fn_args.base_model)
         if use_ranker:
             all_files = list(records.expand(fn_args.train_files)) + list(
                 records.expand(fn_args.eval_files))
-            _, _, ranker, training = _fit_ranker(index, all_files, config)
+            _, _, ranker, training, started = _fit_ranker(
+                index, all_files, config, _served_state(handed, warm_states.DEPLOYED))
             summary["refit_lists"] = int(len(training["labels"]))
+            summary["warm_start"][warm_states.DEPLOYED] = started
+    if ranker is not None:
+        ranking_warm.save(ranker, os.path.join(states, warm_states.DEPLOYED))
     logging.info("Ranking training: %s", summary)
     tf.io.gfile.makedirs(fn_args.model_run_dir)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, "training.json"), "w") as f:

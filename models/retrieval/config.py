@@ -66,7 +66,8 @@ class RetrievalConfig:
       warm_start: start from the served model's weights when one is served and its shapes
         fit these settings (models/retrieval/warm.py): the holdout model from the served
         version's holdout twin (which never learned this run's eval split), the deployed model
-        from the served deployed one. Off (``--cold``): both start from scratch.
+        from the served deployed one; the rankers then start from the served ones
+        (models/ranking/warm.py). Off (``--cold``): all start from scratch.
       warm_start_patience: early stopping's patience when warm: the served weights count as
         epoch 0, and a model that starts near its optimum needs fewer epochs to show it.
       seed: initialisation and shuffling seed.

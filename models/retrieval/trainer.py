@@ -15,14 +15,14 @@ import logging
 import os
 import time
 import types
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx.components.trainer.fn_args_utils import FnArgs
 
-from models import arrays, devices, features, holdout, records
+from models import arrays, devices, features, holdout, records, warm_states
 from models.config import decode
 from models.progress import progress
 from models.retrieval import export
@@ -294,7 +294,7 @@ def run_fn(fn_args: FnArgs) -> None:
         "warm_start": {"holdout": started},
         "config": dataclasses.asdict(config),
     }
-    states = os.path.join(os.path.dirname(fn_args.serving_model_dir.rstrip("/")), warm_start.ARTIFACT_DIR)
+    states = warm_states.beside(fn_args.serving_model_dir)
     deployed_state = os.path.join(served, warm_start.DEPLOYED) if served else None
     warm = bool(started.get("warm")) and tf.io.gfile.exists(os.path.join(deployed_state, warm_start.STATE))
     # A warm start's deployed model learns from the eval split for at least one epoch, even when
@@ -320,3 +320,15 @@ def run_fn(fn_args: FnArgs) -> None:
     if not (config.refit and refit_epochs > 0):  # the deployed model is its own twin
         warm_start.save(model, tft_output, os.path.join(states, warm_start.HOLDOUT))
     warm_start.save(model, tft_output, os.path.join(states, warm_start.DEPLOYED))
+    # The served rankers start this run's rankers only where this model started from the served
+    # one (a ranker reads these embeddings): their states go on with this model's.
+    _hand_on_ranker(served, states, warm_start.HOLDOUT, started)
+    _hand_on_ranker(served, states, warm_start.DEPLOYED, summary["warm_start"].get("deployed") or {})
+
+
+def _hand_on_ranker(served: Optional[str], states: str, which: str, started: Dict[str, object]) -> None:
+    """Copies the served ``which`` ranker's state beside this run's ``which`` retrieval state
+    when that retrieval model started warm from the served one."""
+    source = os.path.join(served or "", which, warm_states.RANKER)
+    if started.get("warm") and served and tf.io.gfile.exists(source):
+        tf.io.gfile.copy(source, os.path.join(states, which, warm_states.SERVED_RANKER), overwrite=True)

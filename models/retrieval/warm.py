@@ -28,13 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
+from models.warm_states import ARTIFACT_DIR, DEPLOYED, HOLDOUT, RETRIEVAL_FILES  # noqa: F401
 
-STATE, TOKENS = "retrieval.npz", "retrieval.json"
-# Beside the exports in a Model artifact: both models' states, which the index builder and the
-# assembly carry to the push (``<uri>/warm_start/{deployed,holdout}/``).
-ARTIFACT_DIR = "warm_start"
-# The two states of a run: the deployed (refitted) model's, and its holdout twin's.
-DEPLOYED, HOLDOUT = "deployed", "holdout"
+STATE, TOKENS = RETRIEVAL_FILES
 _VOCABS = (features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,
            features.OCCUPATION_VOCAB, features.GENRE_VOCAB, features.TITLE_VOCAB)
 
@@ -123,13 +119,3 @@ def apply(warm: Plan, model) -> None:
         tokens = np.where(rows[:, None] >= 0, old[at], oov[None, :])
         value = np.concatenate([old[:offset], tokens]).astype(variable.dtype.as_numpy_dtype)
         variable.assign(value[:variable.shape[0]])
-
-
-def carry(source: str, target: str) -> bool:
-    """Copies the states under ``source`` to ``target`` (True), or nothing when there are none."""
-    from tfx.utils import io_utils
-
-    if not tf.io.gfile.isdir(source):
-        return False
-    io_utils.copy_dir(source, target)
-    return True

@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import shutil
 
 import apache_beam as beam
 import numpy as np
@@ -33,7 +34,7 @@ from components.example_gen import executor as example_gen
 from components.index import executor as index_builder
 from components.served import executor as served_model
 from components.validation import executor as validator
-from models import features, holdout, records
+from models import features, holdout, records, warm_states
 from models.config import encode, fields
 from models.data import synthetic
 from models.data.config import DataConfig
@@ -434,6 +435,40 @@ def test_ranking_run_fn_exports_a_ranker_card_for_both_models(root, ranker):
         assert scores.shape == (2, 5)
 
 
+def test_a_warm_ranking_run_starts_exactly_where_the_served_ranker_ended(root, examples, index, ranker,
+                                                                       tmp_path):
+    """The ranker fixture's states handed on with a copy of the index, as the retrieval trainer
+    hands them on when it started warm: with no warm epoch the new ranker ranks the eval lists
+    exactly as the served one did; a ranker of other layer sizes starts cold, naming the weight;
+    and the fixture's own run, handed nothing, says why it trained from scratch."""
+    first = json.load(open(root / "ranker-run" / "training.json"))
+    assert first["warm_start"]["holdout"]["warm"] is False
+    assert "did not start from the served one" in first["warm_start"]["holdout"]["reason"]
+    handed = tmp_path / "index"
+    shutil.copytree(index[0].uri, handed)
+    for which in (warm_states.HOLDOUT, warm_states.DEPLOYED):
+        served = os.path.join(ranker.uri, warm_states.ARTIFACT_DIR, which, warm_states.RANKER)
+        shutil.copy(served, handed / warm_states.ARTIFACT_DIR / which / warm_states.SERVED_RANKER)
+
+    def run(name, config):
+        args, model = _fn_args(tmp_path, name, train_files=_files(examples[0], features.TRAIN),
+                               eval_files=_files(examples[0], features.EVAL),
+                               base_model=path_utils.serving_model_path(str(handed)),
+                               custom_config=fields(config))
+        ranking_trainer.run_fn(args)
+        return json.load(open(tmp_path / f"{name}-run" / "training.json")), model
+
+    training, model = run("warm", RankingConfig(epochs=1, warm_epochs=0, min_interactions=3))
+    assert training["warm_start"]["holdout"] == {"warm": True, "epochs": 0}
+    assert training["eval_ndcg@10_ranked_order"] == pytest.approx(first["eval_ndcg@10_ranked_order"], abs=1e-9)
+    # Its own state goes beside its exports for the assembly to push.
+    assert os.path.exists(os.path.join(model.uri, warm_states.ARTIFACT_DIR, warm_states.HOLDOUT,
+                                       warm_states.RANKER))
+    training, _ = run("other-shape", RankingConfig(epochs=1, hidden_units=(8,), min_interactions=3))
+    started = training["warm_start"]["holdout"]
+    assert started["warm"] is False and started["epochs"] == 1 and "other ranking" in started["reason"]
+
+
 @pytest.fixture(scope="module")
 def assembled(root, examples, index, ranker):
     """(the deployed recommender, its holdout twin)."""
@@ -453,6 +488,11 @@ def test_assembler_do_builds_the_recommender_and_its_twin_with_the_rules(assembl
         assert json.loads(model.settings.numpy())["rules"]["diversity"] == 0.2
         out = model.signatures["serving_default"](user_id=tf.constant(["1", "nobody"]))
         assert out["item_ids"].shape == (2, 5)
+    # Both models' states, for the run after this version is served; not the states it was handed.
+    states = os.path.join(path_utils.serving_model_path(assembled[0].uri), baseline.WARM_START)
+    for which in (warm_states.HOLDOUT, warm_states.DEPLOYED):
+        assert sorted(os.listdir(os.path.join(states, which))) == sorted(
+            [warm_states.RANKER, *warm_states.RETRIEVAL_FILES])
     # The deployed model names its twin: once served, later runs compare with it.
     provenance = json.load(open(os.path.join(path_utils.serving_model_path(assembled[0].uri),
                                              baseline.PROVENANCE)))

@@ -140,6 +140,50 @@ def test_the_ranker_learns_what_retrieval_order_misses(loss):
     assert after > before + 0.2, (before, after)
 
 
+@pytest.mark.slow
+def test_a_warm_ranker_takes_every_served_weight_but_its_input_statistics(tmp_path):
+    """A served ranker's state saved and applied to a new ranker: the new one scores exactly as
+    the served one when adapted to the same inputs, keeps its own statistics when adapted to
+    others, and a ranker of other layer sizes is refused, naming the weight."""
+    from models.ranking import warm
+
+    rng = np.random.default_rng(2)
+    tf.keras.utils.set_random_seed(2)
+    lists_a, labels = _synthetic_lists(100, 10, 8, rng)
+    scalars = tf.reshape(lists_a[ranking_features.SCALARS], [-1, len(ranking_features.SCALAR_NAMES)])
+    served = Ranker((16,), cross_layers=1, projection_dim=4)
+    served.adapt(scalars)
+    optimizer = tf.keras.optimizers.Adam(0.01)
+    for _ in range(5):  # weights other than their initial values
+        with tf.GradientTape() as tape:
+            value = LOSS_FUNCTIONS[POINTWISE](tf.constant(labels), served(lists_a), tf.ones(labels.shape, tf.bool))
+        optimizer.apply_gradients(zip(tape.gradient(value, served.trainable_variables),
+                                      served.trainable_variables))
+    warm.save(served, str(tmp_path))
+    state = warm.load(str(tmp_path / warm.STATE))
+    assert warm.load(str(tmp_path / "none.npz")) is None
+    same = Ranker((16,), cross_layers=1, projection_dim=4)
+    same.adapt(scalars)
+    same(lists_a)  # built, with weights of its own
+    assert not np.allclose(same(lists_a).numpy(), served(lists_a).numpy())
+    assert warm.mismatch(state, same) is None
+    warm.apply(state, same)
+    np.testing.assert_allclose(same(lists_a).numpy(), served(lists_a).numpy(), rtol=1e-5, atol=1e-5)
+    # Adapted to other inputs, it keeps its own statistics: only the learned weights were carried.
+    shifted = Ranker((16,), cross_layers=1, projection_dim=4)
+    shifted.adapt(scalars * 2.0 + 1.0)
+    shifted(lists_a)
+    warm.apply(state, shifted)
+    np.testing.assert_allclose(shifted.normalize.mean.numpy(), (tf.reduce_mean(scalars, 0) * 2 + 1).numpy(),
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(shifted.deep[-1].kernel.numpy(), served.deep[-1].kernel.numpy())
+    other = Ranker((8,), cross_layers=1, projection_dim=4)
+    other.adapt(scalars)
+    other(lists_a)
+    reason = warm.mismatch(state, other)
+    assert reason is not None and "is [" in reason and "other ranking" in reason
+
+
 def test_list_features_read_history_age_and_scores():
     items = tf.constant([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
     out = ranking_features.list_features(

@@ -714,8 +714,9 @@ def test_ml100k_layout_with_real_world_hazards_serves_every_user(hazard_run, ml1
 def test_the_next_days_span_starts_from_the_served_model_and_pushes(shared_run, tmp_path):
     """The next day: the shared run's data as span-1 and each user's later interactions as
     span-2. The run reads both spans, starts its retrieval models from the served version (the
-    shared run's push: every item and user row it knew carried over), stops early after one
-    epoch without gain, and pushes a version that carries its own states for the day after."""
+    shared run's push: every item and user row it knew carried over) and its ranker from the
+    served ranker, stops early after one epoch without gain, and pushes a version that carries
+    its own states for the day after."""
     from models.data import splits, writer
 
     inter = shared_run.dataset.interactions
@@ -745,6 +746,11 @@ def test_the_next_days_span_starts_from_the_served_model_and_pushes(shared_run, 
     assert os.path.basename(pushed) != served
     assert sorted(os.listdir(os.path.join(pushed, "assets.extra", "warm_start"))) == [
         "deployed", "holdout", "learned_from.json"]
+    # The ranker started from the served one, since the retrieval model it ranks for did.
+    ranking = summary["ranking_training"]["warm_start"]["holdout"]
+    assert ranking == {"warm": True, "epochs": config.ranking.warm_epochs}
+    assert sorted(os.listdir(os.path.join(pushed, "assets.extra", "warm_start", "holdout"))) == [
+        "ranker.npz", "retrieval.json", "retrieval.npz"]
     assert summary_lib.warm_start_line(summary).startswith(f"Warm start from served version {served}")
     # The new span's data against what the served model learned from: measured, within the gate.
     train = {row["feature"]: row for row in summary["drift"]["splits"][features.TRAIN]}
