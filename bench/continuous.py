@@ -177,6 +177,25 @@ def table(steps: List[Dict[str, object]], means: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
+def components_table(steps: List[Dict[str, object]]) -> str:
+    """Each component's mean seconds over the steps a warm start could happen (t >= 2), warm
+    beside cold, and the difference; components in the cold runs' order of cost."""
+    later = [s for s in steps if s["step"] >= 2]
+    names = sorted({name for s in later for track in (WARM, COLD) for name in s[track].get("components", {})})
+    if not names:
+        return ""
+    mean = {track: {n: float(np.mean([s[track].get("components", {}).get(n, 0.0) for s in later]))
+                    for n in names} for track in (WARM, COLD)}
+    lines = [f"{'component':<24} {'warm':>8} {'cold':>8} {'warm - cold':>12}"]
+    for n in sorted(names, key=lambda n: -mean[COLD][n]):
+        lines.append(f"{n:<24} {mean[WARM][n]:>7.1f}s {mean[COLD][n]:>7.1f}s "
+                     f"{mean[WARM][n] - mean[COLD][n]:>+11.1f}s")
+    total = {track: sum(mean[track].values()) for track in (WARM, COLD)}
+    lines.append(f"{'all components':<24} {total[WARM]:>7.1f}s {total[COLD]:>7.1f}s "
+                 f"{total[WARM] - total[COLD]:>+11.1f}s")
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=None, help="a data folder (default: the embedded data)")
@@ -213,7 +232,9 @@ def main(argv=None) -> int:
             figures = score(os.path.join(work, track, "serving"), future, len(dataset.items))
             step[track] = {"seconds": done["seconds"], "pushed": bool(done["summary"].get("pushed")),
                            **_epochs(done["summary"]), f"ndcg@{K}": figures[f"ndcg@{K}"],
-                           f"recall@{K}": figures[f"recall@{K}"]}
+                           f"recall@{K}": figures[f"recall@{K}"],
+                           "components": {c["component"]: c["seconds"]
+                                          for c in done["summary"].get("components", [])}}
             print(f"step {t} {track}: {step[track]}", flush=True)
         steps.append(step)
     means = averages(steps)
@@ -226,6 +247,8 @@ def main(argv=None) -> int:
           f"{report['span_sizes']} interactions; each step's served model scored on the next "
           f"span through serving_default (lists of {K}, seen items never hits)")
     print(table(steps, means))
+    print("\nPer component over steps 2..: mean wall seconds (ML Metadata), warm beside cold")
+    print(components_table(steps))
     return 0
 
 

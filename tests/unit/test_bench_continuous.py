@@ -45,3 +45,16 @@ def test_the_averages_leave_out_the_first_step_which_nothing_could_warm():
     table = continuous.table(steps, means)
     assert "wall warm / cold 0.50" in table and "NDCG@10 -9.5%" in table
     assert "cold: nothing served" in table.splitlines()[1]
+
+
+def test_the_components_table_puts_each_steps_mean_warm_beside_cold():
+    steps = [_step(1, 300, 100, 0.5, 0.1, warm=False), _step(2, 40, 100, 0.2, 0.2),
+             _step(3, 60, 100, 0.2, 0.2)]
+    steps[0]["warm"]["components"] = {"RetrievalTrainer": 999.0}  # step 1: left out
+    for step, (warm, cold) in zip(steps[1:], ((10.0, 30.0), (20.0, 50.0))):
+        step["warm"]["components"] = {"RetrievalTrainer": warm, "Transform": 5.0}
+        step["cold"]["components"] = {"RetrievalTrainer": cold, "Transform": 7.0}
+    lines = continuous.components_table(steps).splitlines()
+    assert lines[1].split() == ["RetrievalTrainer", "15.0s", "40.0s", "-25.0s"]
+    assert lines[2].split() == ["Transform", "5.0s", "7.0s", "-2.0s"]
+    assert lines[3].split() == ["all", "components", "20.0s", "47.0s", "-27.0s"]
