@@ -113,11 +113,6 @@ def create_pipeline(
         # pre/post-transform statistics, schemas and anomalies Transform would add were read by
         # nothing and cost TFDV passes over every split (history columns included).
         disable_statistics=True,
-        # The analysis and transform graphs built once as TF1 graphs rather than traced as
-        # tf.functions for each phase: 14.8 vs 21.0 s on 15k interactions and 30.0 vs 35.3 s on
-        # 100k (the step alone; the same vocabularies and examples, time_scaled equal to float32
-        # rounding); the trainers and servables read the graph through TFTransformOutput either way.
-        force_tf_compat_v1=True,
     )
     # Nothing is trained on data that failed validation.
     transform.add_upstream_node(validator)

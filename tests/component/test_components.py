@@ -228,7 +228,7 @@ def transformed(root, examples):
         {"preprocessing_fn": "models.transform.preprocessing.preprocessing_fn",
          "splits_config": proto_utils.proto_to_json(transform_pb2.SplitsConfig(
              analyze=[features.TRAIN, features.EVAL], transform=[features.TRAIN, features.EVAL])),
-         "force_tf_compat_v1": 1, "disable_statistics": 1, "custom_config": "null"})
+         "force_tf_compat_v1": 0, "disable_statistics": 1, "custom_config": "null"})
     return graph, out
 
 
