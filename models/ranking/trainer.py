@@ -181,8 +181,9 @@ def _fit_ranker(index, files, config: RankingConfig, served_state: Optional[str]
                                                    "reason": "no training list"}
     ranker, started = train(item_tables, training, config, served)
     if served is None:
-        started["reason"] = ("the retrieval model did not start from the served one (a ranker reads its "
-                             "embeddings)"
+        started["reason"] = ("no served ranker was handed on: the retrieval model did not start "
+                             "from the served one (a ranker reads its embeddings), or the served "
+                             "version carries no ranker state (an older release)"
                              if served_state else "no served ranker to start from")
     return data, item_tables, ranker, training, started
 
