@@ -43,7 +43,8 @@ def _config(args: argparse.Namespace) -> PipelineConfig:
     data = dataclasses.replace(config.data, data_dir=args.data,
                                max_bad_row_fraction=args.max_bad_rows_fraction,
                                eval_fraction=args.eval_fraction, spans=args.spans,
-                               span_pattern=args.span_pattern, drift_gate=not args.accept_drift)
+                               span_pattern=args.span_pattern, drift_gate=not args.accept_drift,
+                               request_log=args.request_log)
     retrieval = config.retrieval
     if args.epochs is not None:
         retrieval = dataclasses.replace(retrieval, epochs=args.epochs)
@@ -118,8 +119,13 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
                    help="deploy the models trained on the train split only (default: after the "
                         "held-out checks, retrieval and ranking learn again from every interaction)")
     p.add_argument("--accept-drift", action="store_true",
-                   help="report drift from the served model's data without stopping the run (default: "
-                        "a drift beyond the schema's drift_comparator thresholds stops it)")
+                   help="report drift from the served model's data, and serving skew, without "
+                        "stopping the run (default: a distance beyond the schema's drift_comparator "
+                        "or skew_comparator thresholds stops it)")
+    p.add_argument("--request-log", default=d.data.request_log, metavar="PATH",
+                   help="a file (or folder) of served requests, one TF Serving REST request body per "
+                        "line (recsys recommend --request-log writes one): the features they carry "
+                        "are compared with the training data's (serving skew); default: none")
     p.add_argument("--cold", action="store_true",
                    help="train from scratch even when a compatible model is served (default: the "
                         "retrieval model and then the ranker start from the served version's "
@@ -207,12 +213,13 @@ def _cmd_recommend(args) -> int:
             server = remote.client(args.server, args.protocol, args.model_name,
                                    timeout=args.timeout)
             items = remote.recommend(server, args.user, history, args.age, args.gender,
-                                     args.occupation, exclude, args.k)
+                                     args.occupation, exclude, args.k, args.request_log)
         else:
             source = client.latest_version(base_of(args.serving_dir))
             items = client.recommend(source, args.user, history, args.age, args.gender,
-                                     args.occupation, exclude, args.k)
-    except (FileNotFoundError, ValueError, remote.ServingError, versions.ServingDirError) as e:
+                                     args.occupation, exclude, args.k, args.request_log)
+    except (FileNotFoundError, OSError, ValueError, remote.ServingError,
+            versions.ServingDirError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if getattr(items, "unknown_items", 0):
@@ -392,6 +399,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--age", type=int, default=0, help="request-time demographics (0/'': unknown)")
     rec.add_argument("--gender", default="")
     rec.add_argument("--occupation", default="")
+    rec.add_argument("--request-log", default=None, metavar="FILE",
+                     help="append the request sent to this log (one TF Serving request body per "
+                          "line), which recsys run --request-log compares with the training data")
     rec.set_defaults(func=_cmd_recommend)
 
     back = sub.add_parser("rollback", help="serve an earlier pushed version again (republished "

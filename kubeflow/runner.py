@@ -141,7 +141,8 @@ def compile_pipeline(config: PipelineConfig, output: str, image: Optional[str] =
                                   else DEFAULT_SERVING_DIR)
     root = pipeline_root or DEFAULT_PIPELINE_ROOT
     if not local_paths:
-        check_remote({"--data": data_root, "--pipeline-root": root, "--serving-dir": serving_dir})
+        check_remote({"--data": data_root, "--pipeline-root": root, "--serving-dir": serving_dir,
+                      **({"--request-log": config.data.request_log} if config.data.request_log else {})})
     config = dataclasses.replace(config, pipeline_root=root, metadata_path=None,
                                  serving_dir=serving_dir,
                                  beam_args=tuple(beam_args) or config.beam_args)

@@ -4,7 +4,8 @@ ExampleGen (interactions, split by time) + ExampleGen (catalogue)
   -> StatisticsGen -> ImportSchemaGen (schemas/)
   ServedModel (the served version's holdout twin, its data's statistics and warm-start states,
      or nothing)
-  -> ExampleValidator (stops on anomalies, and on drift from the served version's data)
+  -> ExampleValidator (stops on anomalies, on drift from the served version's data, and on
+     serving skew against a log of served requests)
   -> Transform -> Trainer (two-tower retrieval, warm-started from the served version)
   -> IndexBuilder (retrieval servable; blesses its index when its recall against exact
      search reaches IndexConfig.min_recall)
@@ -99,7 +100,8 @@ def create_pipeline(
     validator = StrictExampleValidator(statistics=statistics.outputs["statistics"],
                                        schema=schema.outputs["schema"],
                                        baseline_statistics=served.outputs["statistics"].as_optional(),
-                                       drift_gate=config.data.drift_gate)
+                                       drift_gate=config.data.drift_gate,
+                                       request_log=config.data.request_log)
     transform = tfx.components.Transform(
         examples=interactions.outputs["examples"],
         schema=schema.outputs["schema"],

@@ -201,19 +201,31 @@ def _data_section(stats: Dict[str, Dict], drift_rows: Optional[List[Dict]]) -> s
 
 
 def _gate_section(result: Dict[str, object]) -> str:
-    """Every TFDV drift distance from the served version's data, with the schema's thresholds."""
-    drift = result.get("drift")
-    if not drift:
-        return ("<p class='muted'>No served version's data to compare with: the drift gate had "
-                "nothing to check. Serving skew is not computed: the pipeline is given no request "
-                "log.</p>")
-    rows = [[split, r["feature"], r["comparator"], r["distance"], r["threshold"]]
-            for split, measured in sorted(drift["splits"].items()) for r in measured]
-    flags = ["flag" if r[3] > r[4] else "" for r in rows]
-    return (f"<p>{summary.drift_line(result)}. The gate reads the train split"
-            f"{'' if drift.get('gate') else ' (off for this run: --accept-drift)'}; serving skew is "
-            f"not computed: the pipeline is given no request log.</p>"
-            + _table(["split", "feature", "comparator", "distance", "threshold"], rows, flags))
+    """Every TFDV drift distance from the served version's data and every serving-skew distance
+    of the request log, with the schema's thresholds."""
+    drift = result.get("drift") or {}
+    off = "" if drift.get("gate") else " (off for this run: --accept-drift)"
+    if not drift.get("splits"):
+        parts = ["<p class='muted'>No served version's data to compare with: the drift gate had "
+                 "nothing to check.</p>"]
+    else:
+        rows = [[split, r["feature"], r["comparator"], r["distance"], r["threshold"]]
+                for split, measured in sorted(drift["splits"].items()) for r in measured]
+        parts = [f"<p>{escape(summary.drift_line(result))}. The gate reads the train split{off}.</p>",
+                 _table(["split", "feature", "comparator", "distance", "threshold"], rows,
+                        ["flag" if r[3] > r[4] else "" for r in rows])]
+    skew = drift.get("skew")
+    if not skew:
+        parts.append("<p class='muted'>Serving skew is not computed: the run was given no request "
+                     "log (--request-log).</p>")
+    else:
+        rows = [[r["feature"], r["comparator"], r["distance"], r["threshold"]] for r in skew["rows"]]
+        parts.append(f"<h3>Serving skew</h3><p>{escape(summary.skew_line(result))}. The gate "
+                     f"reads every distance{off}.</p>")
+        if rows:
+            parts.append(_table(["feature", "comparator", "distance", "threshold"], rows,
+                                ["flag" if r[2] > r[3] else "" for r in rows]))
+    return "".join(parts)
 
 
 def _training_section(result: Dict[str, object]) -> str:
@@ -329,7 +341,8 @@ def render(result: Dict[str, object], stats: Dict[str, Dict], drift_rows: Option
     sections = [
         ("Verdict", _verdict(result)),
         ("Data", _data_section(stats, drift_rows)),
-        ("Drift gate (TFDV, against the served version's data)", _gate_section(result)),
+        ("Drift and skew gates (TFDV: the served version's data, served requests)",
+         _gate_section(result)),
         ("Training", _training_section(result)),
         ("Held-out metrics", _metrics_section(evaluation, summary.baseline_line(result))),
         ("Stock Evaluator (TFMA) slices", _tfma_section(evaluation.get("tfma"))),

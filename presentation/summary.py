@@ -140,17 +140,33 @@ def failed_gates(result: Dict[str, object]) -> List[str]:
     return [index["reason"]] if "blessed" in index and not index["blessed"] else []
 
 
-def drift_line(result: Dict[str, object]) -> str:
-    """The train split's drift from the served version's data, largest share of its threshold first."""
-    drift = result.get("drift")
-    if not drift:
-        return "Drift: no served data to compare with"
-    rows = sorted(drift["splits"].get("train", []),
-                  key=lambda r: -r["distance"] / max(r["threshold"], 1e-12))
-    shown = ", ".join(
+def _distances(rows) -> str:
+    """Distances, largest share of their threshold first (the first four)."""
+    rows = sorted(rows, key=lambda r: -r["distance"] / max(r["threshold"], 1e-12))
+    return ", ".join(
         f"{r['feature']} {r['distance']:.4f} (<= {r['threshold']:g})" if r["distance"] <= r["threshold"]
         else f"{r['feature']} {r['distance']:.4f} (> {r['threshold']:g}, accepted)" for r in rows[:4])
-    return f"Drift from the served version's data (TFDV, train split): {shown}"
+
+
+def drift_line(result: Dict[str, object]) -> str:
+    """The train split's drift from the served version's data, largest share of its threshold first."""
+    drift = result.get("drift") or {}
+    if not drift.get("splits"):
+        return "Drift: no served data to compare with"
+    return (f"Drift from the served version's data (TFDV, train split): "
+            f"{_distances(drift['splits'].get('train', []))}")
+
+
+def skew_line(result: Dict[str, object]) -> str:
+    """Serving skew of the request log's features against the train split's, or why none."""
+    skew = (result.get("drift") or {}).get("skew")
+    if not skew:
+        return "Serving skew: not computed (no request log: --request-log)"
+    if not skew["rows"]:
+        return (f"Serving skew: {skew['requests']:,} requests in {skew['request_log']} carry no "
+                f"feature with a skew comparator (age, gender, occupation)")
+    return (f"Serving skew (TFDV, {skew['requests']:,} requests in {skew['request_log']} vs the "
+            f"train split): {_distances(skew['rows'])}")
 
 
 def warm_start_line(result: Dict[str, object]) -> str:
@@ -235,6 +251,8 @@ def render(result: Dict[str, object]) -> str:
                      + (f" .. {names[-1]}" if len(names) > 1 else ""))
     if result.get("drift") or result.get("warm_start_from"):
         lines.append(drift_line(result))
+    if (result.get("drift") or {}).get("skew"):
+        lines.append(skew_line(result))
     training = result.get("retrieval_training")
     if training:
         lines.append(warm_start_line(result))
@@ -255,7 +273,8 @@ def render(result: Dict[str, object]) -> str:
         start = (f"{started['epochs']} epochs from the served ranker" if started.get("warm") else
                  f"{started['epochs']} epochs from scratch" if "epochs" in started else "")
         lines.append(f"Ranking ({ranking.get('loss', '?')} loss, {ranking.get('train_lists', 0):,} "
-                     f"training lists{', ' + start if start else ''}): eval NDCG@10 {ranking['eval_ndcg@10_ranked_order']:.4f} "
+                     f"training lists{', ' + start if start else ''}): eval NDCG@10 "
+                     f"{ranking['eval_ndcg@10_ranked_order']:.4f} "
                      f"ranked vs {ranking['eval_ndcg@10_retrieval_order']:.4f} in retrieval "
                      f"order, same lists: "
                      + ("ranker used" if ranking["ranker_used"]

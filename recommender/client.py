@@ -53,13 +53,13 @@ class LocalModel:
 
 def recommend(model_dir: str, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
               gender: str = "", occupation: str = "", exclude: Optional[Sequence[str]] = None,
-              k: Optional[int] = None) -> List[Tuple[str, str, float]]:
+              k: Optional[int] = None, log: Optional[str] = None) -> List[Tuple[str, str, float]]:
     """(item_id, title, score) of one user's list, best first.
 
     With no context, via ``serving_default``; with a recent history (item ids,
     oldest first), demographics, exclusions or k, via ``recommend_with_context``, which
     personalises for users the model has never seen: the same requests a
-    running TF Serving gets from ``remote.recommend``.
+    running TF Serving gets from ``remote.recommend`` (``log``: appended to that request log).
     """
     return remote.recommend(LocalModel(model_dir), user_id, history, age, gender, occupation,
-                            exclude, k)
+                            exclude, k, log)

@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from recommender import request_log
 from recommender.signatures import predict_request, request_inputs
 
 REST, GRPC = "rest", "grpc"
@@ -127,13 +128,16 @@ class Recommendations(list):
 
 def recommend(server, user_id: str, history: Optional[Sequence[str]] = None, age: int = 0,
               gender: str = "", occupation: str = "", exclude: Optional[Sequence[str]] = None,
-              k: Optional[int] = None) -> List[Tuple[str, str, float]]:
+              k: Optional[int] = None, log: Optional[str] = None) -> List[Tuple[str, str, float]]:
     """(item_id, title, score) of one user's list, best first, as ``Recommendations``.
 
     ``server``: anything with ``predict(signature, inputs) -> outputs`` (a REST
-    or gRPC client, or ``client.LocalModel`` for a SavedModel on disk).
+    or gRPC client, or ``client.LocalModel`` for a SavedModel on disk). ``log``: a request log
+    file the request is appended to (recommender/request_log.py), for the serving-skew check.
     """
     signature, inputs = request_inputs(user_id, history, age, gender, occupation, exclude, k)
+    if log:
+        request_log.append(log, signature, inputs)
     out = server.predict(signature, inputs)
     item_ids = [_text(i) for i in out["item_ids"][0]]
     # A row's first `count` entries are its list; the rest pad a batch (recommender/servable.py).

@@ -11,6 +11,11 @@ L-infinity distance for categorical features, Jensen-Shannon divergence for nume
 ones). Every distance is written to ``drift.json`` in the anomalies artifact (the
 summary and the report show them); a train-split distance beyond its threshold stops
 the run, naming the feature, the distance and the threshold (``drift_gate`` 0: reported only).
+
+Serving skew: with a log of served requests (``request_log``, recommender/request_log.py), the
+features the requests carry (the user's id, demographics and history, as sent) are compared with
+the train split's by the schema's ``skew_comparator``s, the same way (models/data/skew.py); the
+distances go into ``drift.json`` under "skew", and one beyond its threshold stops the run too.
 """
 
 from __future__ import annotations
@@ -27,9 +32,12 @@ from tfx.types import artifact_utils
 from tfx.utils import io_utils
 
 from models import features
+from models.data import skew
 from models.data.errors import DataError
+from recommender import request_log
 
 DRIFT_GATE = "drift_gate"
+REQUEST_LOG = "request_log"
 DRIFT_FILE = "drift.json"
 SCHEMA_FILE = "schemas/interactions/schema.pbtxt"
 
@@ -60,17 +68,31 @@ def describe(anomalies: anomalies_pb2.Anomalies) -> str:
 class Executor(stock.Executor):
     def Do(self, input_dict, output_dict, exec_properties):  # noqa: N802 (TFX API)
         result = super().Do(input_dict, output_dict, exec_properties)
-        if input_dict.get("baseline_statistics"):
-            self._drift(input_dict, output_dict, int(exec_properties.get(DRIFT_GATE, 1) or 0))
-        return result
-
-    def _drift(self, input_dict, output_dict, gate: int) -> None:
-        from tfx.components.statistics_gen import stats_artifact_utils
-
-        current = artifact_utils.get_single_instance(input_dict["statistics"])
-        served = artifact_utils.get_single_instance(input_dict["baseline_statistics"])
+        gate = int(exec_properties.get(DRIFT_GATE, 1) or 0)
+        log = exec_properties.get(REQUEST_LOG) or ""
+        if not (input_dict.get("baseline_statistics") or log):
+            return result
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(
             artifact_utils.get_single_uri(input_dict["schema"])))
+        current = artifact_utils.get_single_instance(input_dict["statistics"])
+        report = {"served_statistics": None, "gate": bool(gate), "splits": {}}
+        if input_dict.get("baseline_statistics"):
+            served = artifact_utils.get_single_instance(input_dict["baseline_statistics"])
+            report.update(served_statistics=served.uri, splits=self._drift(current, served, schema))
+        if log:
+            report["skew"] = self._skew(current, schema, log)
+        out = artifact_utils.get_single_instance(output_dict["anomalies"])
+        with tf.io.gfile.GFile(os.path.join(out.uri, DRIFT_FILE), "w") as f:
+            json.dump(report, f, indent=2)
+        if gate:
+            _stop_beyond(report)
+        return result
+
+    @staticmethod
+    def _drift(current, served, schema):
+        """{split: [measurement]} of every split both statistics hold."""
+        from tfx.components.statistics_gen import stats_artifact_utils
+
         served_splits = set(artifact_utils.decode_split_names(served.split_names))
         measured = {}
         for split in artifact_utils.decode_split_names(current.split_names):
@@ -81,22 +103,29 @@ class Executor(stock.Executor):
                 previous_statistics=stats_artifact_utils.load_statistics(served, split).proto())
             measured[split] = [{"feature": f, "comparator": c, "distance": d, "threshold": t}
                                for f, c, d, t in drift_rows(anomalies)]
-        out = artifact_utils.get_single_instance(output_dict["anomalies"])
-        with tf.io.gfile.GFile(os.path.join(out.uri, DRIFT_FILE), "w") as f:
-            json.dump({"served_statistics": served.uri, "gate": bool(gate), "splits": measured}, f,
-                      indent=2)
-        beyond = [row for row in measured.get(features.TRAIN, []) if row["distance"] > row["threshold"]]
         for row in measured.get(features.TRAIN, []):
             logging.info("Drift of %s vs the served data: %s %.4f (threshold %.4f)", row["feature"],
                          row["comparator"], row["distance"], row["threshold"])
-        if beyond and gate:
-            lines = "\n".join(f"  feature '{r['feature']}': {r['comparator']} distance "
-                              f"{r['distance']:.4f} > threshold {r['threshold']:g}" for r in beyond)
-            raise DataError(
-                f"The data drifted from what the served model learned from ({served.uri}), "
-                f"beyond the schema's drift comparators ({SCHEMA_FILE}):\n{lines}\n"
-                f"Check the input feed; if the change is real, raise the feature's threshold in the "
-                f"schema, or run once with --accept-drift.")
+        return measured
+
+    @staticmethod
+    def _skew(current, schema, log: str):
+        """The request log's features against the train split's: {request_log, requests, rows}."""
+        from tfx.components.statistics_gen import stats_artifact_utils
+
+        try:
+            rows = request_log.read(log)
+        except request_log.RequestLogError as e:
+            raise DataError(f"Serving skew: {e}") from None
+        report = {"request_log": log, "requests": len(rows), "rows": []}
+        columns = request_log.columns(rows)
+        if columns:
+            training = stats_artifact_utils.load_statistics(current, features.TRAIN).proto()
+            report["rows"] = skew.measure(training, skew.statistics(columns), schema)
+        for row in report["rows"]:
+            logging.info("Serving skew of %s: %s %.4f (threshold %.4f)", row["feature"],
+                         row["comparator"], row["distance"], row["threshold"])
+        return report
 
     def _Validate(self, inputs, outputs) -> anomalies_pb2.Anomalies:  # noqa: N802 (TFX API)
         anomalies = super()._Validate(inputs, outputs)
@@ -107,3 +136,27 @@ class Executor(stock.Executor):
                 "Fix the input data, or, if the change is intended, update the schema "
                 "and have it reviewed.")
         return anomalies
+
+
+def _stop_beyond(report) -> None:
+    """Raises DataError naming each train-split drift, and each serving skew, beyond its threshold."""
+    drifted = [r for r in report["splits"].get(features.TRAIN, []) if r["distance"] > r["threshold"]]
+    if drifted:
+        raise DataError(
+            f"The data drifted from what the served model learned from "
+            f"({report['served_statistics']}), beyond the schema's drift comparators "
+            f"({SCHEMA_FILE}):\n{_lines(drifted)}\nCheck the input feed; if the change is real, raise "
+            f"the feature's threshold in the schema, or run once with --accept-drift.")
+    skewed = [r for r in (report.get("skew") or {}).get("rows", []) if r["distance"] > r["threshold"]]
+    if skewed:
+        raise DataError(
+            f"The served requests in {report['skew']['request_log']} carry features whose "
+            f"distribution differs from the training data's, beyond the schema's skew comparators "
+            f"({SCHEMA_FILE}):\n{_lines(skewed)}\nCheck what the clients send (units, spelling, "
+            f"the history's order); if the change is real, raise the feature's skew threshold in "
+            f"the schema, or run once with --accept-drift.")
+
+
+def _lines(rows) -> str:
+    return "\n".join(f"  feature '{r['feature']}': {r['comparator']} distance {r['distance']:.4f} > "
+                     f"threshold {r['threshold']:g}" for r in rows)

@@ -32,8 +32,12 @@ class DataConfig:
       span_pattern: the span subfolders' names in TFX's span syntax: ``{SPAN}`` (``{SPAN:8}``
         zero-padded) or ``{YYYY}{MM}{DD}``, with ``*`` for any text.
       drift_gate: a drift beyond the schema's drift comparators from the data the served model
-        learned from stops the run before training (components/validation); False
-        (``--accept-drift``): measured and reported only.
+        learned from, or a serving skew beyond its skew comparators, stops the run before
+        training (components/validation); False (``--accept-drift``): measured and reported only.
+      request_log: a file (or folder of files) of served requests, one TF Serving REST request
+        body per line (recommender/request_log.py; ``recsys recommend --request-log`` writes
+        one): the features they carry are compared with the training data's (serving skew).
+        None: no log, no skew check.
       synthetic_users, synthetic_items, synthetic_interactions, synthetic_seed:
         shape of the embedded dataset when ``data_dir`` is None.
     """
@@ -47,6 +51,7 @@ class DataConfig:
     spans: int = 0
     span_pattern: str = "span-{SPAN}"
     drift_gate: bool = True
+    request_log: Optional[str] = None
     synthetic_users: int = 943
     synthetic_items: int = 1682
     synthetic_interactions: int = 100_000

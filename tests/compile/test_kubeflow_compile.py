@@ -181,3 +181,18 @@ def test_cli_compile_refuses_a_local_path_the_pods_cannot_read(tmp_path, capsys,
         assert defaults["data_root"] == "gs://b/x"
     else:
         assert compiled["runtimeConfig"]["gcsOutputDirectory"] == "gs://b/x"
+
+
+def test_a_request_log_is_compiled_into_the_validators_task_and_a_local_one_refused(tmp_path, capsys):
+    from cli import main as cli
+
+    out = tmp_path / "p.yaml"
+    assert cli.main(["compile", "--output", str(out), "--request-log", str(tmp_path / "log")]) == 2
+    assert f"--request-log {tmp_path / 'log'} is a local path" in capsys.readouterr().err
+    assert not out.exists()
+    job = tmp_path / "p.json"
+    assert cli.main(["compile", "--target", "vertex", "--output", str(job), "--request-log",
+                     "gs://b/requests/"]) == 0
+    tasks = json.loads(job.read_text())["pipelineSpec"]["root"]["dag"]["tasks"]
+    parameters = tasks["StrictExampleValidator"]["inputs"]["parameters"]
+    assert json.dumps(parameters["request_log"]).count("gs://b/requests/") == 1

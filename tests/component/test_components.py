@@ -216,6 +216,59 @@ def test_drift_against_the_served_data_is_measured_and_a_broken_feed_stops_the_r
     assert rating["distance"] > rating["threshold"]
 
 
+def _request_log(path, examples, gender=lambda g: g):
+    """One recommend_with_context request per training interaction, with the user's stored
+    demographics (``gender`` applied to the gender sent), as a TF Serving REST body per line."""
+    from recommender import request_log
+
+    columns = records.read_columns(records.split_files([examples[0]], features.TRAIN), {
+        name: tf.io.FixedLenFeature([], dtype) for name, dtype in (
+            (features.USER_ID, tf.string), (features.AGE, tf.int64), (features.GENDER, tf.string),
+            (features.OCCUPATION, tf.string))})
+    for user, age, sex, job in zip(columns[features.USER_ID], columns[features.AGE],
+                                   columns[features.GENDER], columns[features.OCCUPATION]):
+        sex = sex.decode() if isinstance(sex, bytes) else sex
+        job = job.decode() if isinstance(job, bytes) else job
+        request_log.append(str(path), "recommend_with_context", {
+            "user_id": [user], "age": [int(age)], "gender": [gender(sex)], "occupation": [job],
+            "history": [[""]], "exclude": [[""]], "k": 0})
+    return str(path)
+
+
+def test_serving_skew_of_a_request_log_is_measured_and_a_broken_client_stops_the_run(root, examples,
+                                                                                   statistics, tmp_path):
+    """The requests a client sent, against the train split, by the schema's skew comparators: the
+    training users' own demographics skew by nothing and pass; a client that lower-cases gender
+    is beyond its threshold and stops the run by name, unless the gate is off; a log line that is
+    no request body stops it naming the file and line."""
+    schema = _schema(root, "skew-schema")
+
+    def validate(name, log, **properties):
+        out = _artifact(standard_artifacts.ExampleAnomalies, tmp_path / name, (features.TRAIN, features.EVAL))
+        validator.Executor().Do({"statistics": [statistics], "schema": [schema]}, {"anomalies": [out]},
+                                {"exclude_splits": "[]", validator.REQUEST_LOG: log, **properties})
+        return json.load(open(os.path.join(out.uri, validator.DRIFT_FILE)))
+
+    report = validate("same", _request_log(tmp_path / "same.jsonl", examples))
+    skewed = {row["feature"]: row for row in report["skew"]["rows"]}
+    assert report["skew"]["requests"] > 0 and report["splits"] == {}
+    assert set(skewed) == {"age", "gender", "occupation"}  # ids and history have no comparator
+    assert all(row["distance"] == pytest.approx(0.0, abs=1e-6) for row in skewed.values())
+    assert skewed["age"]["comparator"] == "jensen_shannon_divergence"
+    lowered = _request_log(tmp_path / "lowered.jsonl", examples, gender=str.lower)
+    with pytest.raises(DataError, match=r"lowered.jsonl carry features .*\n  feature 'gender': l_infty "
+                                        r"distance 0\.\d+ > threshold 0\.3"):
+        validate("lowered", lowered)
+    accepted = validate("accepted", lowered, **{validator.DRIFT_GATE: 0})
+    gender = next(r for r in accepted["skew"]["rows"] if r["feature"] == "gender")
+    assert gender["distance"] > gender["threshold"] and accepted["gate"] is False
+    with open(lowered, "a") as f:
+        f.write("{not json\n")
+    lines = sum(1 for _ in open(lowered))
+    with pytest.raises(DataError, match=rf"Serving skew: .*lowered.jsonl, line {lines}: not a TF Serving"):
+        validate("bad-line", lowered, **{validator.DRIFT_GATE: 0})
+
+
 @pytest.fixture(scope="module")
 def transformed(root, examples):
     """(transform graph, transformed examples): the stock executor running our preprocessing_fn."""
@@ -443,7 +496,7 @@ def test_a_warm_ranking_run_starts_exactly_where_the_served_ranker_ended(root, e
     and the fixture's own run, handed nothing, says why it trained from scratch."""
     first = json.load(open(root / "ranker-run" / "training.json"))
     assert first["warm_start"]["holdout"]["warm"] is False
-    assert "did not start from the served one" in first["warm_start"]["holdout"]["reason"]
+    assert "no served ranker was handed on" in first["warm_start"]["holdout"]["reason"]
     handed = tmp_path / "index"
     shutil.copytree(index[0].uri, handed)
     for which in (warm_states.HOLDOUT, warm_states.DEPLOYED):
@@ -460,7 +513,8 @@ def test_a_warm_ranking_run_starts_exactly_where_the_served_ranker_ended(root, e
 
     training, model = run("warm", RankingConfig(epochs=1, warm_epochs=0, min_interactions=3))
     assert training["warm_start"]["holdout"] == {"warm": True, "epochs": 0}
-    assert training["eval_ndcg@10_ranked_order"] == pytest.approx(first["eval_ndcg@10_ranked_order"], abs=1e-9)
+    ranked = "eval_ndcg@10_ranked_order"
+    assert training[ranked] == pytest.approx(first[ranked], abs=1e-9)
     # Its own state goes beside its exports for the assembly to push.
     assert os.path.exists(os.path.join(model.uri, warm_states.ARTIFACT_DIR, warm_states.HOLDOUT,
                                        warm_states.RANKER))

@@ -156,7 +156,8 @@ def test_a_warm_ranker_takes_every_served_weight_but_its_input_statistics(tmp_pa
     optimizer = tf.keras.optimizers.Adam(0.01)
     for _ in range(5):  # weights other than their initial values
         with tf.GradientTape() as tape:
-            value = LOSS_FUNCTIONS[POINTWISE](tf.constant(labels), served(lists_a), tf.ones(labels.shape, tf.bool))
+            value = LOSS_FUNCTIONS[POINTWISE](tf.constant(labels), served(lists_a),
+                                              tf.ones(labels.shape, tf.bool))
         optimizer.apply_gradients(zip(tape.gradient(value, served.trainable_variables),
                                       served.trainable_variables))
     warm.save(served, str(tmp_path))

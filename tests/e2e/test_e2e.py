@@ -39,9 +39,10 @@ from pipeline.config import (
     RetrievalConfig,
 )
 from presentation import summary as summary_lib
-from recommender import client, push_lock
+from recommender import client, push_lock, request_log
 from recommender import servable as recommender_servable
 from recommender.config import EASE_WEIGHTS
+from recommender.signatures import request_inputs
 from tests.support import (
     ACCENTED_ITEM,
     EVAL_REQUESTS,
@@ -381,12 +382,17 @@ def test_the_stock_pusher_takes_the_index_artifact_and_its_blessing(coarse_run, 
     assert sorted(verdicts) == [False, True]
 
 
-def test_recommend_command_prints_titles(run, capsys):
+def test_recommend_command_prints_titles(run, capsys, tmp_path):
     config, _, _ = run
-    assert cli.main(["recommend", "--user", "1", "--serving-dir", config.serving_dir]) == 0
+    log = tmp_path / "requests.jsonl"
+    assert cli.main(["recommend", "--user", "1", "--serving-dir", config.serving_dir,
+                     "--request-log", str(log)]) == 0
     printed = capsys.readouterr().out
     lines = [line for line in printed.splitlines() if re.match(r"\s*\d+\. ", line)]
     assert len(lines) == 10 and "(" in lines[0]  # titles carry their year
+    # The request it sent, as TF Serving's REST API takes it, for a later run's skew check.
+    sent = json.loads(log.read_text())
+    assert (sent["signature_name"], sent["inputs"]) == ("serving_default", {"user_id": ["1"]})
 
 
 def test_bad_data_stops_before_training_and_keeps_the_served_model(shared_run, tiny_data, tmp_path,
@@ -727,8 +733,15 @@ def test_the_next_days_span_starts_from_the_served_model_and_pushes(shared_run, 
     writer.write_canonical(str(root / "span-2"), [
         (inter[features.USER_ID][i], inter[features.ITEM_ID][i], inter[features.TIMESTAMP][i],
          inter[features.RATING][i]) for i in later], shared_run.dataset.users, shared_run.dataset.items)
+    # The day's served requests: each user of span-2 asking once with their stored demographics.
+    log = str(tmp_path / "requests.jsonl")
+    for user in sorted(set(inter[features.USER_ID][i] for i in later)):
+        stored = shared_run.dataset.users.get(user, {})
+        request_log.append(log, *request_inputs(user, None, int(stored.get("age") or 0),
+                                                stored.get("gender", ""), stored.get("occupation", "")))
     config, out = fork(shared_run, tmp_path / "next",
-                       data=dataclasses.replace(shared_run.config.data, data_dir=str(root)))
+                       data=dataclasses.replace(shared_run.config.data, data_dir=str(root),
+                                                request_log=log))
     summary = run_pipeline(config, out)
     assert summary["spans"] == ["span-1", "span-2"]
     served = os.path.basename(client.latest_version(shared_run.config.push_dir))
@@ -757,3 +770,8 @@ def test_the_next_days_span_starts_from_the_served_model_and_pushes(shared_run, 
     assert {"gender", "occupation", "item_id", "age", "year", "rating"} <= set(train)
     assert all(0 <= row["distance"] <= row["threshold"] for row in train.values())
     assert train["item_id"]["distance"] > 0  # each user's later interactions are other items
+    # The requests against the train split: measured for every feature with a skew comparator.
+    skewed = {row["feature"]: row for row in summary["drift"]["skew"]["rows"]}
+    assert set(skewed) == {"age", "gender", "occupation"}
+    assert all(0 < row["distance"] <= row["threshold"] for row in skewed.values()), skewed
+    assert summary_lib.skew_line(summary).startswith("Serving skew (TFDV, ")

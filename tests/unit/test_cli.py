@@ -228,6 +228,12 @@ def test_a_crontab_line_reaches_kfp_with_seconds_in_front():
             kfp_cron(bad)
 
 
+def test_a_request_log_and_the_gates_switch_come_from_flags():
+    assert _config().data.request_log is None and _config().data.drift_gate is True
+    config = _config("--request-log", "gs://b/requests/", "--accept-drift")
+    assert config.data.request_log == "gs://b/requests/" and config.data.drift_gate is False
+
+
 def test_spans_flags_name_the_window_and_the_pre_flight_check_reads_every_span(tmp_path, capsys):
     assert _config("--spans", "latest").data.spans == 1 and _config("--spans", "7").data.spans == 7
     assert _config().data.spans == 0 and _config("--spans", "all").data.spans == 0

@@ -88,10 +88,28 @@ def test_the_report_shows_every_drift_distance_and_flags_the_one_beyond_its_thre
                   {"feature": "gender", "comparator": "l_infty", "distance": 0.0303, "threshold": 0.25}],
         "eval": [{"feature": "gender", "comparator": "l_infty", "distance": 0.0607, "threshold": 0.25}]}}}
     page = report.render(result, _stats(0.5, 30.0), None, [], "t")
-    section = page[page.index("Drift gate"):]
+    section = page[page.index("Drift and skew gates"):]
     assert "0.6163" in section and "0.0303" in section and "0.0607" in section
     assert section.count("class='flag'") == 1
     assert "off for this run: --accept-drift" in section and "no request log" in section
     assert "rating 0.6163 (> 0.25, accepted)" in summary.drift_line(result)
     empty = report.render({"components": [], "pushed": True}, _stats(0.5, 30.0), None, [], "t")
     assert "the drift gate had nothing to check" in empty
+
+
+def test_the_report_and_summary_show_the_serving_skew_of_a_request_log_and_flag_what_is_beyond():
+    skew = {"request_log": "gs://b/requests/", "requests": 1200, "rows": [
+        {"feature": "gender", "comparator": "l_infty", "distance": 0.567, "threshold": 0.3},
+        {"feature": "age", "comparator": "jensen_shannon_divergence", "distance": 0.016, "threshold": 0.1}]}
+    result = {"components": [], "pushed": True, "drift": {"gate": False, "splits": {},
+                                                          "served_statistics": None, "skew": skew}}
+    page = report.render(result, _stats(0.5, 30.0), None, [], "t")
+    section = page[page.index("Serving skew"):]
+    assert "0.567" in section and "0.016" in section and section.count("class='flag'") == 1
+    assert "the drift gate had nothing to check" in page
+    line = summary.skew_line(result)
+    assert line.startswith("Serving skew (TFDV, 1,200 requests in gs://b/requests/ vs the train split)")
+    assert line.index("gender 0.5670 (> 0.3, accepted)") < line.index("age 0.0160 (<= 0.1)")
+    assert "\nServing skew (TFDV, 1,200 requests" in summary.render({**result, "wall_seconds": 0})
+    assert summary.skew_line({"drift": None}).endswith("(no request log: --request-log)")
+    assert summary.drift_line(result) == "Drift: no served data to compare with"
