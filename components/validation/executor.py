@@ -13,8 +13,8 @@ summary and the report show them); a train-split distance beyond its threshold s
 the run, naming the feature, the distance and the threshold (``drift_gate`` 0: reported only).
 
 Serving skew: with a log of served requests (``request_log``, recommender/request_log.py), the
-features the requests carry (the user's id, demographics and history, as sent) are compared with
-the train split's by the schema's ``skew_comparator``s, the same way (models/data/skew.py); the
+features the requests carry that have a ``skew_comparator`` in the schema (age, gender,
+occupation) are compared with the train split's the same way (models/data/skew.py); the
 distances go into ``drift.json`` under "skew", and one beyond its threshold stops the run too.
 """
 
@@ -153,8 +153,8 @@ def _stop_beyond(report) -> None:
             f"The served requests in {report['skew']['request_log']} carry features whose "
             f"distribution differs from the training data's, beyond the schema's skew comparators "
             f"({SCHEMA_FILE}):\n{_lines(skewed)}\nCheck what the clients send (units, spelling, "
-            f"the history's order); if the change is real, raise the feature's skew threshold in "
-            f"the schema, or run once with --accept-drift.")
+            f"codes); if the change is real, raise the feature's skew threshold in the schema, or "
+            f"run once with --accept-drift.")
 
 
 def _lines(rows) -> str:
