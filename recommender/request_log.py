@@ -22,7 +22,8 @@ from typing import Dict, Iterator, List, Mapping, Optional, Sequence
 
 import tensorflow as tf
 
-USER_ID, AGE, GENDER, OCCUPATION, HISTORY = "user_id", "age", "gender", "occupation", "history"
+from models.features import AGE, GENDER, HISTORY, OCCUPATION, USER_ID
+
 FEATURES = (USER_ID, AGE, GENDER, OCCUPATION, HISTORY)
 _TEXT = (USER_ID, GENDER, OCCUPATION)
 
@@ -32,30 +33,15 @@ class RequestLogError(ValueError):
 
 
 def append(path: str, signature: str, inputs: Mapping[str, object]) -> None:
-    """Appends one request body (columnar inputs, as TF Serving's REST API takes them) to the
-    log file ``path``."""
+    """Appends one request body (columnar inputs as ``signatures.request_inputs`` makes them, the
+    form TF Serving's REST API takes) to the log file ``path``."""
     folder = os.path.dirname(path)
     if folder:
-        tf.io.gfile.makedirs(folder)
-    line = json.dumps({"signature_name": signature, "inputs": _plain(inputs),
+        os.makedirs(folder, exist_ok=True)
+    line = json.dumps({"signature_name": signature, "inputs": dict(inputs),
                        "logged_at": round(time.time(), 3)}, ensure_ascii=False)
     with open(path, "a", encoding="utf-8") as f:  # appends are local; object stores have none
         f.write(line + "\n")
-
-
-def _plain(value):
-    """``value`` with tensors and arrays as JSON lists and bytes as text."""
-    if isinstance(value, Mapping):
-        return {k: _plain(v) for k, v in value.items()}
-    if hasattr(value, "numpy"):
-        value = value.numpy()
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
 
 
 def files(log: str) -> List[str]:

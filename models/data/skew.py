@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from typing import Dict, List, Optional, Sequence
 
+from models import features
+
 # Features whose values are integers in the interactions schema; the others are text.
-_INTEGERS = ("age",)
+_INTEGERS = (features.AGE,)
 
 
 def statistics(columns: Dict[str, Sequence[Optional[list]]]):

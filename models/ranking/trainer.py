@@ -175,10 +175,10 @@ def _fit_ranker(index, files, config: RankingConfig, served_state: Optional[str]
     logging.info("Ranking: %d training lists of %d candidates (%.2f positives per list)",
                  len(labels), labels.shape[1] if len(labels) else 0,
                  float(labels.sum(axis=1).mean()) if len(labels) else 0.0)
-    served = ranking_warm.load(served_state) if served_state else None
     if not len(labels):
         return data, item_tables, None, training, {"warm": False, "epochs": 0,
                                                    "reason": "no training list"}
+    served = ranking_warm.load(served_state) if served_state else None
     ranker, started = train(item_tables, training, config, served)
     if served is None:
         started["reason"] = ("no served ranker was handed on: the retrieval model did not start "

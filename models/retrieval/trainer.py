@@ -268,7 +268,7 @@ def run_fn(fn_args: FnArgs) -> None:
     start = time.time()
     model, data, history, recall, started = _fit(
         config, sizes, tft_output, fn_args.train_files, config.epochs, fn_args.eval_files,
-        os.path.join(served, warm_start.HOLDOUT) if served else None)
+        os.path.join(served, warm_states.HOLDOUT) if served else None)
     seconds = max(time.time() - start - recall.seconds, 0.0)
     epochs_run = len(history.history["loss"])
     examples = int(data.counts.sum())
@@ -295,14 +295,14 @@ def run_fn(fn_args: FnArgs) -> None:
         "config": dataclasses.asdict(config),
     }
     states = warm_states.beside(fn_args.serving_model_dir)
-    deployed_state = os.path.join(served, warm_start.DEPLOYED) if served else None
+    deployed_state = os.path.join(served, warm_states.DEPLOYED) if served else None
     warm = bool(started.get("warm")) and tf.io.gfile.exists(os.path.join(deployed_state, warm_start.STATE))
     # A warm start's deployed model learns from the eval split for at least one epoch, even when
     # the served weights won on it: the eval split holds the newest interactions.
     refit_epochs = max(best_epoch, 1) if warm else best_epoch
     if config.refit and refit_epochs > 0:
         export.save(model, tft_output, holdout.holdout_dir(fn_args.serving_model_dir))
-        warm_start.save(model, tft_output, os.path.join(states, warm_start.HOLDOUT))
+        warm_start.save(model, tft_output, os.path.join(states, warm_states.HOLDOUT))
         start = time.time()
         all_files = list(records.expand(fn_args.train_files)) + list(records.expand(fn_args.eval_files))
         model, data, history, _, refit_started = _fit(
@@ -318,12 +318,12 @@ def run_fn(fn_args: FnArgs) -> None:
         json.dump(summary, f, indent=2)
     export.save(model, tft_output, fn_args.serving_model_dir)  # builds an untrained model's towers
     if not (config.refit and refit_epochs > 0):  # the deployed model is its own twin
-        warm_start.save(model, tft_output, os.path.join(states, warm_start.HOLDOUT))
-    warm_start.save(model, tft_output, os.path.join(states, warm_start.DEPLOYED))
+        warm_start.save(model, tft_output, os.path.join(states, warm_states.HOLDOUT))
+    warm_start.save(model, tft_output, os.path.join(states, warm_states.DEPLOYED))
     # The served rankers start this run's rankers only where this model started from the served
     # one (a ranker reads these embeddings): their states go on with this model's.
-    _hand_on_ranker(served, states, warm_start.HOLDOUT, started)
-    _hand_on_ranker(served, states, warm_start.DEPLOYED, summary["warm_start"].get("deployed") or {})
+    _hand_on_ranker(served, states, warm_states.HOLDOUT, started)
+    _hand_on_ranker(served, states, warm_states.DEPLOYED, summary["warm_start"].get("deployed") or {})
 
 
 def _hand_on_ranker(served: Optional[str], states: str, which: str, started: Dict[str, object]) -> None:

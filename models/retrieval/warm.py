@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import features
-from models.warm_states import ARTIFACT_DIR, DEPLOYED, HOLDOUT, RETRIEVAL_FILES  # noqa: F401
+from models.warm_states import RETRIEVAL_FILES
 
 STATE, TOKENS = RETRIEVAL_FILES
 _VOCABS = (features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,

@@ -363,8 +363,8 @@ def test_a_warm_retrieval_run_starts_from_the_served_weights(root, transformed, 
     the served twin ended (the same eval recall before any training); settings of another
     shape start cold, saying which weight differs."""
     first = json.load(open(root / "retrieval-run" / "training.json"))
-    served = os.path.join(retrieval.uri, warm.ARTIFACT_DIR)
-    assert sorted(os.listdir(served)) == [warm.DEPLOYED, warm.HOLDOUT]
+    served = os.path.join(retrieval.uri, warm_states.ARTIFACT_DIR)
+    assert sorted(os.listdir(served)) == [warm_states.DEPLOYED, warm_states.HOLDOUT]
     args, _ = _fn_args(root, "warm", train_files=_files(transformed[1], features.TRAIN),
                        eval_files=_files(transformed[1], features.EVAL), base_model=served,
                        transform_output=transformed[0].uri, custom_config=fields(_retrieval_config()))
@@ -392,7 +392,7 @@ def test_warm_start_carries_each_row_by_its_token(root, transformed, retrieval, 
     """A served state whose item vocabulary is in another order, with one token this run does
     not have: every kept token's row lands on that token, the new token gets the served
     out-of-vocabulary row, and every other weight is copied as it is."""
-    source = os.path.join(retrieval.uri, warm.ARTIFACT_DIR, warm.HOLDOUT)
+    source = os.path.join(retrieval.uri, warm_states.ARTIFACT_DIR, warm_states.HOLDOUT)
     arrays = dict(np.load(os.path.join(source, warm.STATE)))
     tokens = json.load(open(os.path.join(source, warm.TOKENS)))
     items = tokens[features.ITEM_VOCAB]
@@ -588,7 +588,7 @@ def test_served_model_do_outputs_nothing_before_a_push_and_the_twin_after(root, 
                                         {"serving_dir": str(serving)})
     states = path_utils.serving_model_dir(given["warm_start"][0].uri)
     assert [a.uri for a in result.output_artifacts["warm_start"].artifacts] == [given["warm_start"][0].uri]
-    assert sorted(os.listdir(states)) == [warm.DEPLOYED, warm.HOLDOUT, baseline.LEARNED_FROM]
+    assert sorted(os.listdir(states)) == [warm_states.DEPLOYED, warm_states.HOLDOUT, baseline.LEARNED_FROM]
     assert second.get_string_custom_property("served_version") == "1"
     # A copy of the served version's holdout twin, where the stock Evaluator loads a model.
     copy = tf.saved_model.load(path_utils.serving_model_path(second.uri))
