@@ -14,7 +14,7 @@ ARGS ?=
 DATA ?=
 
 .PHONY: install run test test-fast lint browser compile bench bench-quality bench-index bench-serving \
-	bench-rerank bench-scale bench-cost bench-ease bench-continuous clean
+	bench-rerank bench-scale bench-cost bench-ease bench-continuous bench-evaluator clean
 
 $(BIN)/recsys: setup.py requirements/constraints.txt
 	@test -n "$(PYTHON)" || { echo "error: Python 3.10 not found; install it (TFX 1.16 supports 3.9/3.10)"; exit 1; }
@@ -55,7 +55,7 @@ compile: install
 
 # Benchmarks print figures side by side with baselines measured in the same run.
 bench: bench-quality bench-index bench-serving bench-rerank bench-scale bench-cost bench-ease \
-	bench-continuous
+	bench-continuous bench-evaluator
 
 bench-quality: install
 	$(BIN)/python -m bench.quality $(if $(DATA),--data $(DATA)) $(ARGS)
@@ -80,6 +80,11 @@ bench-scale: install
 COST_SIZES ?= fixed,15k,100k,1m
 bench-cost: install
 	$(BIN)/python -m bench.cost --sizes $(COST_SIZES) $(ARGS)
+
+# The stock Evaluator replayed on a run's artifacts: TFMA's metrics per request (the pipeline's)
+# vs per candidate, with and without a served baseline (RUN_DIR: reuse a run).
+bench-evaluator: install
+	$(BIN)/python -m bench.evaluator $(if $(RUN_DIR),--run-dir $(RUN_DIR)) $(ARGS)
 
 # EASE's items x items inverse vs Woodbury's users x users one at the ML-100K and ml-latest-small
 # shapes: time, memory and the scores' difference.

@@ -158,7 +158,6 @@ def create_pipeline(
     request_examples = CandidateExamples(
         model=assembler.outputs["holdout_model"],
         examples=interactions.outputs["examples"],
-        candidates=catalogue.outputs["examples"],
         config=parameters.get("evaluation", encode(config.evaluation)),
     )
     tfma_evaluator = tfx.components.Evaluator(

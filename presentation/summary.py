@@ -201,7 +201,7 @@ def _tfma_lines(tfma: Dict[str, object]) -> List[str]:
     overall = tfma["slices"].get("Overall", {})
     names = [n for n in sorted(overall) if n != "example_count"]
     lines = [f"Stock Evaluator (TFMA) on {int(overall.get('example_count', {}).get('candidate', 0)):,} "
-             f"(request, retrieved candidate) examples: "
+             f"requests (each user's retrieved candidates): "
              + ", ".join(f"{n} {overall[n]['candidate']:.4f}"
                          + (f" (served {overall[n]['baseline']:.4f})" if "baseline" in overall[n] else "")
                          for n in names)]

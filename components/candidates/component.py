@@ -17,7 +17,6 @@ class CandidateExamplesSpec(ComponentSpec):
     INPUTS = {
         "model": ChannelParameter(type=standard_artifacts.Model),
         "examples": ChannelParameter(type=standard_artifacts.Examples),
-        "candidates": ChannelParameter(type=standard_artifacts.Examples),
     }
     OUTPUTS = {
         "request_examples": ChannelParameter(type=standard_artifacts.Examples),
@@ -37,8 +36,7 @@ class CandidateExamples(base_component.BaseComponent):
     SPEC_CLASS = CandidateExamplesSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(executor.Executor)
 
-    def __init__(self, model: BaseChannel, examples: BaseChannel, candidates: BaseChannel,
-                 config: str):
+    def __init__(self, model: BaseChannel, examples: BaseChannel, config: str):
         super().__init__(spec=CandidateExamplesSpec(
-            model=model, examples=examples, candidates=candidates, config=config,
+            model=model, examples=examples, config=config,
             request_examples=types.Channel(type=standard_artifacts.Examples)))

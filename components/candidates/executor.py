@@ -30,7 +30,6 @@ class Executor(base_executor.BaseExecutor):
             path_utils.serving_model_path(model.uri),
             records.split_files(input_dict["examples"], features.TRAIN),
             records.split_files(input_dict["examples"], features.EVAL),
-            records.split_files(input_dict["candidates"], features.CATALOGUE),
             config.requests, config.candidates_per_request, config.batch_size)
         out = artifact_utils.get_single_instance(output_dict["request_examples"])
         out.split_names = artifact_utils.encode_split_names([features.EVAL])

@@ -7,12 +7,16 @@ in the eval split, else 0. The recommender's ``score_examples`` signature
 scores every example by the item's place in that user's final list, so TFMA's
 NDCG@K (``query_key`` = the request) is the NDCG of the served ordering of the
 retrieved candidates, and AUC tells how well held-out candidates are put above
-the others. The examples carry what the slices read: the user's gender, age
-band and occupation, the item's genres and its popularity bucket.
+the others. The examples carry what the slices read, all of them the request's (the
+user's): gender, age band, occupation and activity band (training interactions).
+TFMA evaluates every metric per request (models/evaluation/tfma_gate.py), so a slice
+holds whole requests; an item's attribute would put a request in the slice of every
+genre its 50 candidates have.
 """
 
 from __future__ import annotations
 
+import collections
 from typing import Dict, Iterable, List, Mapping, Sequence, Set, Tuple
 
 import numpy as np
@@ -25,16 +29,14 @@ from models.index.contract import Retrieved
 REQUEST = "request"  # the query key: one request per eval user
 GAIN = "gain"  # label of AUC and gain of NDCG: 1.0 for a held-out interaction
 AGE_BAND = "age_band"
-GENRE = "genre"
-POPULARITY = "popularity"
-# Slices of the stock Evaluator: user demographics, item genre, item popularity.
-SLICES = ((features.GENDER,), (AGE_BAND,), (features.OCCUPATION,), (GENRE,), (POPULARITY,))
-# Popularity buckets by the items' training interactions, most interacted-with first.
-HEAD, TORSO, TAIL, UNSEEN = "head", "torso", "tail", "unseen"
-HEAD_SHARE, TAIL_SHARE = 0.1, 0.5  # the top 10% of items are the head, the bottom 50% the tail
+ACTIVITY = "activity"
+# Slices of the stock Evaluator: the user's demographics and how much they interacted.
+SLICES = ((features.GENDER,), (AGE_BAND,), (features.OCCUPATION,), (ACTIVITY,))
 
 _AGE_BANDS = ((1, "under 18"), (18, "18-24"), (25, "25-34"), (35, "35-44"), (45, "45-54"),
               (55, "55+"))
+# Bands of a user's training interactions (MovieLens's releases keep users with 20 or more).
+_ACTIVITY_BANDS = ((0, "under 20"), (20, "20-49"), (50, "50-99"), (100, "100-199"), (200, "200+"))
 
 
 def age_band(age: int) -> str:
@@ -48,14 +50,9 @@ def age_band(age: int) -> str:
     return band
 
 
-def popularity_buckets(item_ids: Sequence[str], counts: Mapping[str, int]) -> Dict[str, str]:
-    """{item: head | torso | tail | unseen}: ranks of training interactions among catalogue items."""
-    seen = sorted((i for i in item_ids if counts.get(i, 0) > 0), key=lambda i: (-counts[i], i))
-    head, tail_from = int(np.ceil(HEAD_SHARE * len(seen))), int(np.ceil((1 - TAIL_SHARE) * len(seen)))
-    out = {item: UNSEEN for item in item_ids}
-    for rank, item in enumerate(seen):
-        out[item] = HEAD if rank < head else TORSO if rank < tail_from else TAIL
-    return out
+def activity_band(interactions: int) -> str:
+    """The band of a user's count of training interactions."""
+    return [name for start, name in _ACTIVITY_BANDS if interactions >= start][-1]
 
 
 def sample_users(users: Sequence[str], n: int, seed: int = 0) -> List[str]:
@@ -66,8 +63,7 @@ def sample_users(users: Sequence[str], n: int, seed: int = 0) -> List[str]:
     return sorted(np.random.default_rng(seed).choice(users, n, replace=False).tolist())
 
 
-def _example(request: str, item: str, gain: float, user: Mapping[str, str],
-             genres: Sequence[str], bucket: str) -> bytes:
+def _example(request: str, item: str, gain: float, user: Mapping[str, str]) -> bytes:
     text = records.bytes_feature
     feature = {
         REQUEST: text(request), features.USER_ID: text(request), features.ITEM_ID: text(item),
@@ -75,8 +71,7 @@ def _example(request: str, item: str, gain: float, user: Mapping[str, str],
         features.GENDER: text(user.get(features.GENDER) or "unknown"),
         AGE_BAND: text(user.get(AGE_BAND, "unknown")),
         features.OCCUPATION: text(user.get(features.OCCUPATION) or "unknown"),
-        GENRE: text(*(genres or ("none",))),
-        POPULARITY: text(bucket),
+        ACTIVITY: text(user.get(ACTIVITY, activity_band(0))),
     }
     return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
@@ -103,15 +98,13 @@ def item_genres(catalogue_files: Sequence[str]) -> Dict[str, Set[str]]:
 
 
 def build(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
-          catalogue_files: Sequence[str], requests: int, per_request: int,
-          batch_size: int = 256) -> Tuple[List[bytes], Dict[str, int]]:
+          requests: int, per_request: int, batch_size: int = 256) -> Tuple[List[bytes], Dict[str, int]]:
     """The (request, candidate) examples of a recommender SavedModel on the eval split.
 
     Args:
       model_dir: the recommender whose index retrieves the candidates (the holdout
         twin: it has not seen the eval split).
       train_files, eval_files: raw interaction examples.
-      catalogue_files: catalogue examples (genres).
       requests: at most this many eval users (a seeded sample).
       per_request: the first this many retrieved candidates of each list.
       batch_size: users per call of the index.
@@ -130,11 +123,12 @@ def build(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
     held_out = metrics.group_by_user(held[features.USER_ID], held[features.ITEM_ID])
     users = sample_users(list(held_out), requests)
     demographics = _users(held)
-    counts = metrics.item_counts(records.read_columns(train_files)[features.ITEM_ID])
-    genres = item_genres(catalogue_files)
+    activity = collections.Counter(records.read_columns(
+        train_files, {features.USER_ID: tf.io.FixedLenFeature([], tf.string)})[features.USER_ID])
+    for user, values in demographics.items():
+        values[ACTIVITY] = activity_band(activity.get(user, 0))
     index = tf.saved_model.load(model_dir).index
     item_ids = arrays.to_str(index.item_ids.numpy())
-    buckets = popularity_buckets(item_ids, counts)
     tally = {"requests": 0, "examples": 0, "positives": 0, "requests_with_positive": 0}
     out: List[bytes] = []
     for start in range(0, len(users), batch_size):
@@ -149,8 +143,7 @@ def build(model_dir: str, train_files: Sequence[str], eval_files: Sequence[str],
             tally["examples"] += len(items)
             tally["positives"] += int(sum(gains))
             tally["requests_with_positive"] += int(any(gains))
-            out.extend(_example(user, item, gain, demographics.get(user, {}),
-                                sorted(genres.get(item, ())), buckets[item])
+            out.extend(_example(user, item, gain, demographics.get(user, {}))
                        for item, gain in zip(items, gains))
     return out, tally
 

@@ -615,7 +615,7 @@ def test_candidate_examples_do_writes_one_example_per_request_and_candidate(root
     spec = {candidates.REQUEST: tf.io.FixedLenFeature([], tf.string),
             features.ITEM_ID: tf.io.FixedLenFeature([], tf.string),
             candidates.GAIN: tf.io.FixedLenFeature([], tf.float32),
-            candidates.POPULARITY: tf.io.FixedLenFeature([], tf.string),
+            candidates.ACTIVITY: tf.io.FixedLenFeature([], tf.string),
             candidates.AGE_BAND: tf.io.FixedLenFeature([], tf.string)}
     rows = records.read_columns(files, spec)
     requests = set(rows[candidates.REQUEST])
@@ -627,7 +627,22 @@ def test_candidate_examples_do_writes_one_example_per_request_and_candidate(root
     expected = [float((u, i) in pairs) for u, i in zip(rows[candidates.REQUEST], rows[features.ITEM_ID])]
     assert rows[candidates.GAIN].tolist() == expected
     assert out.get_int_custom_property("positives") == int(sum(expected))
-    assert set(rows[candidates.POPULARITY]) <= {"head", "torso", "tail", "unseen"}
+    # Each request's activity band counts the user's training interactions (15 each here; the
+    # same training files given twice count 30, another band).
+    train_files = records.split_files([examples[0]], features.TRAIN)
+    train = records.read_columns(train_files)
+    per_user = {u: int(n) for u, n in zip(*np.unique(train[features.USER_ID], return_counts=True))}
+    assert {(u, a) for u, a in zip(rows[candidates.REQUEST], rows[candidates.ACTIVITY])} == {
+        (u, candidates.activity_band(per_user.get(u, 0))) for u in requests}
+    twice, _ = candidates.build(path_utils.serving_model_path(assembled[1].uri), train_files * 2,
+                                records.split_files([examples[0]], features.EVAL), 20, 8)
+    doubled = tf.io.parse_example(twice, {candidates.REQUEST: tf.io.FixedLenFeature([], tf.string),
+                                          candidates.ACTIVITY: tf.io.FixedLenFeature([], tf.string)})
+    assert {(u.decode(), a.decode()) for u, a in zip(doubled[candidates.REQUEST].numpy(),
+                                                     doubled[candidates.ACTIVITY].numpy())} == {
+        (u, candidates.activity_band(2 * per_user.get(u, 0))) for u in requests}
+    assert {candidates.activity_band(n) for n in per_user.values()} != {
+        candidates.activity_band(2 * n) for n in per_user.values()}
     # score_examples ranks them as the served list does: listed items above the rest.
     model = tf.saved_model.load(path_utils.serving_model_path(assembled[1].uri))
     serialized = [r.numpy() for r in tf.data.TFRecordDataset(files, "GZIP")]

@@ -68,17 +68,19 @@ def test_the_stock_evaluator_gates_the_overall_slice_with_ndcg_keyed_by_binarize
     assert threshold.threshold.value_threshold.lower_bound.value == 0.05
     assert threshold.threshold.change_threshold.absolute.value == -0.01
     sliced = {tuple(s.feature_keys) for s in config.slicing_specs}
-    assert {(), ("gender",), ("age_band",), ("occupation",), ("genre",), ("popularity",)} <= sliced
+    assert sliced == {(), ("gender",), ("age_band",), ("occupation",), ("activity",)}
+    # Every metric per request: no spec sends TFMA down its per-candidate path.
+    assert {s.query_key for s in config.metrics_specs} == {candidates.REQUEST}
+    auc = next(m for s in config.metrics_specs for m in s.metrics if m.class_name == "AUC")
+    assert auc.per_slice_thresholds[0].threshold.value_threshold.lower_bound.value == 0.55
 
 
-def test_age_bands_and_popularity_buckets():
+def test_age_and_activity_bands():
     assert [candidates.age_band(a) for a in (0, 1, 7, 18, 24, 25, 56, 73)] == [
         "unknown", "under 18", "under 18", "18-24", "18-24", "25-34", "55+", "55+"]
-    counts = {f"i{n}": 100 - n for n in range(20)}
-    buckets = candidates.popularity_buckets(list(counts) + ["new"], counts)
-    assert [buckets[f"i{n}"] for n in (0, 1, 2, 9, 10, 19)] == ["head", "head", "torso", "torso",
-                                                                "tail", "tail"]
-    assert buckets["new"] == "unseen"
+    assert [candidates.activity_band(n) for n in (0, 19, 20, 49, 50, 99, 100, 199, 200, 5000)] == [
+        "under 20", "under 20", "20-49", "20-49", "50-99", "50-99", "100-199", "100-199", "200+",
+        "200+"]
 
 
 def test_the_report_shows_every_drift_distance_and_flags_the_one_beyond_its_threshold():
