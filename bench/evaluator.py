@@ -85,7 +85,7 @@ def replay(examples: str, model: str, per_candidate: bool, baseline: bool, out: 
     from models import features
     from models.evaluation import tfma_gate
     from models.evaluation.config import EvalConfig
-    from pipeline.config import IN_PROCESS
+    from pipeline.config import PipelineConfig
 
     def artifact(cls, uri, splits=None):
         a = cls()
@@ -106,7 +106,8 @@ def replay(examples: str, model: str, per_candidate: bool, baseline: bool, out: 
     outputs = {"evaluation": [artifact(standard_artifacts.ModelEvaluation, os.path.join(out, "evaluation"))],
                "blessing": [artifact(standard_artifacts.ModelBlessing, os.path.join(out, "blessing"))]}
     context = base_beam_executor.BaseBeamExecutor.Context(
-        beam_pipeline_args=list(IN_PROCESS), tmp_dir=os.path.join(out, "tmp"), unique_id="1")
+        beam_pipeline_args=list(PipelineConfig().for_input(0).beam_pipeline_args),
+        tmp_dir=os.path.join(out, "tmp"), unique_id="1")
     start = time.time()
     executor.Executor(context).Do(inputs, outputs, {
         "eval_config": proto_utils.proto_to_json(config),

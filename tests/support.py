@@ -27,6 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # itself). Worker processes are run by tests/component/test_beam_read.py; the PortableRunner by
 # tests/compile/test_portable.py.
 IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
+# The same as every option a Beam step gets (PipelineConfig.beam_pipeline_args), for the tests that
+# run components or executors without a PipelineConfig.
+BEAM_STEP_ARGS = ("--runner=DirectRunner", "--setup_file=./setup.py") + IN_PROCESS
 
 
 # An item id that is not ASCII in tests/conftest.py's MovieLens-100K hazards (asked for by id).

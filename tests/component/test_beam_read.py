@@ -18,7 +18,15 @@ from models.data import examples, readers, schema, spans, splits
 from models.data.beam import files as data_files
 from models.data.config import DataConfig
 from models.data.errors import DataError
-from tests.support import BROKEN_FILES, BROKEN_IDS, WIDE_FILES, cut_into_spans, plain_argv, write
+from tests.support import (
+    BEAM_STEP_ARGS,
+    BROKEN_FILES,
+    BROKEN_IDS,
+    WIDE_FILES,
+    cut_into_spans,
+    plain_argv,
+    write,
+)
 
 ARGS = ["--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -163,7 +171,7 @@ def _with_valid_interactions(canonical, tmp_path):
 # --- the executors: the report, the budget, and nothing of the data in the driver ---------
 
 
-def _run_executor(data_dir, out, data=None, args=ARGS):
+def _run_executor(data_dir, out, data=None, args=BEAM_STEP_ARGS):
     from tfx.dsl.components.base import base_beam_executor
     from tfx.types import standard_artifacts
 
@@ -242,8 +250,8 @@ def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
             return data
 
     monkeypatch.setattr(data_files, "open_file", lambda path: Counting(opened(path)))
-    artifact = _run_executor(folder, tmp_path / "out", args=["--direct_running_mode=multi_processing",
-                                                             "--direct_num_workers=2"])
+    artifact = _run_executor(folder, tmp_path / "out", args=BEAM_STEP_ARGS[:2] + (
+        "--direct_running_mode=multi_processing", "--direct_num_workers=2"))
     assert sum(read) < 3 * 65536 < size  # the three headers (and a 64 KiB look past a blank one)
     written = sum(os.path.getsize(os.path.join(root, name))
                   for root, _, names in os.walk(artifact.uri) for name in names)

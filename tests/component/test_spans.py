@@ -13,7 +13,7 @@ from models import features
 from models.data import spans
 from models.data.config import DataConfig
 from models.data.errors import DataError
-from tests.support import IN_PROCESS, cut_into_spans, plain_argv, write
+from tests.support import BEAM_STEP_ARGS, cut_into_spans, plain_argv, write
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def test_the_example_gens_read_the_latest_spans_and_record_the_window(tiny_data,
         pipeline_name="spans", pipeline_root=str(tmp_path / "root"),
         components=[InteractionsExampleGen(str(root), data), CatalogueExampleGen(str(root), data)],
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(sqlite),
-        beam_pipeline_args=list(IN_PROCESS))
+        beam_pipeline_args=list(BEAM_STEP_ARGS))
     with plain_argv():
         tfx.orchestration.LocalDagRunner().run(pipe)
     store = metadata_store.MetadataStore(
