@@ -149,7 +149,7 @@ def _lists_by_weight(model, index):
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string),
                                   tf.TensorSpec([None, 2], tf.float32),
-                                  tf.TensorSpec([], tf.bool)])
+                                  tf.TensorSpec([], tf.bool)], autograph=False)
     def lists(users, weights, by_demographics):
         n = tf.shape(users)[0]
 

@@ -80,18 +80,22 @@ def mmr(scores, items, k, diversity: float):
     """
     similarity = tf.einsum("bcd,bed->bce", items, items)
     batch, width = tf.shape(scores)[0], tf.shape(scores)[1]
-    picked = tf.zeros([batch, width], tf.bool)
-    closest = tf.zeros([batch, width], tf.float32)
-    order = tf.TensorArray(tf.int32, size=k)
-    chosen = tf.TensorArray(tf.float32, size=k)
-    for step in tf.range(k):
+
+    def step(i, picked, closest, order, chosen):
         marginal = (1.0 - diversity) * scores - diversity * closest
         marginal = tf.where(tf.math.is_finite(scores), marginal, -1e30)
         pick = tf.argmax(tf.where(picked, -np.inf, marginal), axis=1, output_type=tf.int32)
         picked = picked | tf.one_hot(pick, width, on_value=True, off_value=False)
         closest = tf.maximum(closest, tf.gather(similarity, pick, batch_dims=1))
-        order = order.write(step, pick)
-        chosen = chosen.write(step, tf.gather(scores, pick, batch_dims=1))
+        return (i + 1, picked, closest, order.write(i, pick),
+                chosen.write(i, tf.gather(scores, pick, batch_dims=1)))
+
+    # An explicit loop: the servable's functions are traced without autograph (each
+    # signature's trace is what an assembly costs).
+    _, _, _, order, chosen = tf.while_loop(
+        lambda i, *_: i < k, step,
+        (tf.constant(0), tf.zeros([batch, width], tf.bool), tf.zeros([batch, width], tf.float32),
+         tf.TensorArray(tf.int32, size=k), tf.TensorArray(tf.float32, size=k)))
     return tf.transpose(order.stack()), tf.transpose(chosen.stack())
 
 

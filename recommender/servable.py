@@ -325,7 +325,7 @@ class Recommender(tf.Module):
 
     # --- signatures ---
 
-    @tf.function(input_signature=[USER_ID_SPEC])
+    @tf.function(input_signature=[USER_ID_SPEC], autograph=False)
     def recommend(self, user_id):
         check = tf.debugging.assert_greater(
             tf.strings.length(user_id), 0,
@@ -336,7 +336,7 @@ class Recommender(tf.Module):
         found = Retrieved.of(self.index.retrieve_positions(user_id))
         return self._rerank(found, self.index.lookup_users(user_id), self.top_k)
 
-    @tf.function(input_signature=[RECOMMEND_CONTEXT_SIGNATURE])
+    @tf.function(input_signature=[RECOMMEND_CONTEXT_SIGNATURE], autograph=False)
     def recommend_with_context(self, context):
         k = self._list_length(context[K])
         found = Retrieved.of(self.index.retrieve_positions_with_context(
@@ -347,14 +347,14 @@ class Recommender(tf.Module):
         out["unknown_items"] = found.unknown
         return out
 
-    @tf.function(input_signature=[USER_ID_SPEC])
+    @tf.function(input_signature=[USER_ID_SPEC], autograph=False)
     def retrieve(self, user_id):
         found = Retrieved.of(self.index.retrieve_positions(user_id))
         top_scores, order = tf.math.top_k(found.scores, k=self.top_k)
         top = tf.gather(found.positions, order, batch_dims=1)
         return _listed(tf.gather(self.index.item_ids, top), top_scores)
 
-    @tf.function(input_signature=RANK_SIGNATURE)
+    @tf.function(input_signature=RANK_SIGNATURE, autograph=False)
     def rank(self, user_id, item_ids):
         found = Retrieved.of(self.index.retrieve_positions(user_id))
         positions = tf.reshape(self.index.lookup_items(tf.reshape(item_ids, [-1])),
@@ -369,7 +369,7 @@ class Recommender(tf.Module):
                               tf.gather(self.first_seen, positions))
         return {"scores": ranked}
 
-    @tf.function(input_signature=[EXAMPLES_SPEC])
+    @tf.function(input_signature=[EXAMPLES_SPEC], autograph=False)
     def score_examples(self, examples):
         parsed = tf.io.parse_example(examples, _EXAMPLE_FEATURES)
         user_id, item_id = parsed[features.USER_ID], parsed[features.ITEM_ID]

@@ -193,7 +193,7 @@ class RetrievalIndex(tf.Module):
                             tf.gather(self.user_genders, rows), tf.gather(self.user_occupations, rows),
                             self._stored_history(rows))
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def embed_users(self, user_id):
         """user_id [batch] -> query embeddings [batch, dim] from the stored features."""
         return self._stored_query(user_id, self.user_table.lookup(user_id))
@@ -211,7 +211,7 @@ class RetrievalIndex(tf.Module):
         unknown = tf.reduce_sum(tf.cast(~known, tf.int32), axis=1)
         return tf.cast(tf.ragged.boolean_mask(positions, known), tf.int32), unknown
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def retrieve_positions(self, user_id):
         """Top ``candidates`` catalogue positions of each user.
 
@@ -229,7 +229,7 @@ class RetrievalIndex(tf.Module):
                          time=tf.gather(self.user_last_seen, rows),
                          unknown=tf.zeros_like(rows, tf.int32)).outputs()
 
-    @tf.function(input_signature=[CONTEXT_SIGNATURE])
+    @tf.function(input_signature=[CONTEXT_SIGNATURE], autograph=False)
     def retrieve_positions_with_context(self, context):
         """Like ``retrieve_positions``, with request-time context.
 
@@ -265,32 +265,32 @@ class RetrievalIndex(tf.Module):
                          time=tf.gather(self.user_last_seen, rows),
                          unknown=unknown_history + unknown_excluded).outputs()
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def lookup_users(self, user_id):
         """user_id [batch] -> int64 rows; unknown users get ``num_users``."""
         return self.user_table.lookup(user_id)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
     def lookup_items(self, item_ids):
         """item_ids [n] -> int64 catalogue positions; -1 for unknown ids."""
         return self.item_table.lookup(item_ids)
 
     # --- signatures ---
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")], autograph=False)
     def retrieve(self, user_id):
         """user_id [batch] -> item_ids [batch, c] string, scores [batch, c] float32."""
         found = Retrieved.of(self.retrieve_positions(user_id))
         return {"item_ids": tf.gather(self.item_ids, found.positions), "scores": found.scores}
 
-    @tf.function(input_signature=[CONTEXT_SIGNATURE])
+    @tf.function(input_signature=[CONTEXT_SIGNATURE], autograph=False)
     def retrieve_with_context(self, context):
         """Request-time context -> item_ids [batch, c] string, scores [batch, c] float32."""
         found = Retrieved.of(self.retrieve_positions_with_context(context))
         return {"item_ids": tf.gather(self.item_ids, found.positions), "scores": found.scores,
                 "unknown_items": found.unknown}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")])
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="item_ids")], autograph=False)
     def lookup_titles(self, item_ids):
         """item_ids [n] -> titles [n] ('' for unknown ids)."""
         positions = self.lookup_items(item_ids)
