@@ -132,6 +132,19 @@ class Recommender(tf.Module):
         self.trend_window = tf.Variable(np.int32(trend.window), trainable=False)
         self.disliked_splits = tf.Variable(np.asarray(disliked[0], np.int64), trainable=False)
         self.disliked_items = tf.Variable(np.asarray(disliked[1], np.int32), trainable=False)
+        # The finished lists of retrieved candidates: one function that serving_default,
+        # recommend_with_context and score_examples call, so that the SavedModel holds (and its
+        # save traces, its load restores) the ranking, fusion and rules once, not once each.
+        dim = int(index.item_embeddings.shape[1])
+        found = Retrieved(
+            positions=tf.TensorSpec([None, None], tf.int32),
+            scores=tf.TensorSpec([None, None], tf.float32), personal=tf.TensorSpec([None], tf.bool),
+            query=tf.TensorSpec([None, dim], tf.float32),
+            history=tf.TensorSpec([None, features.MAX_HISTORY], tf.int32),
+            time=tf.TensorSpec([None], tf.int64), unknown=tf.TensorSpec([None], tf.int32))
+        self.finish = tf.function(self._rerank, autograph=False, input_signature=[
+            found, tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([None, None], tf.int64)])
 
     def set_weights(self, ease_weight: float, popularity_weight: float) -> None:
         """Sets the second list's share of the fused list, EASE's and popularity's (the assembly
@@ -266,8 +279,9 @@ class Recommender(tf.Module):
 
         return tf.cond((weights[0] > 0) | (weights[1] > 0), fuse, lambda: (positions, scores))
 
-    def _rerank(self, found, rows, k, excluded=None):
-        excluded = _no_exclusions(rows) if excluded is None else excluded
+    def _rerank(self, found, rows, k, excluded):
+        """The served lists (``_listed``) of ``k`` items of the ``found`` candidates for index
+        user ``rows``, never an item of ``excluded`` (catalogue positions [b, m], -1 pads)."""
         positions, scores = self._sorted(
             found, self._ranked(found, tf.gather(self.first_seen, found.positions)))
         weights = (self.ease_weight, self.popularity_weight)
@@ -334,7 +348,9 @@ class Recommender(tf.Module):
         with tf.control_dependencies([check]):
             user_id = tf.identity(user_id)
         found = Retrieved.of(self.index.retrieve_positions(user_id))
-        return self._rerank(found, self.index.lookup_users(user_id), self.top_k)
+        rows = self.index.lookup_users(user_id)
+        return _fixed(self.finish(found, rows, tf.constant(self.top_k), _no_exclusions(rows)),
+                      self.top_k)
 
     @tf.function(input_signature=[RECOMMEND_CONTEXT_SIGNATURE], autograph=False)
     def recommend_with_context(self, context):
@@ -343,7 +359,7 @@ class Recommender(tf.Module):
             {key: context[key] for key in CONTEXT_SIGNATURE}))
         exclude = context["exclude"]
         excluded = tf.reshape(self.index.lookup_items(tf.reshape(exclude, [-1])), tf.shape(exclude))
-        out = self._rerank(found, self.index.lookup_users(context["user_id"]), k, excluded)
+        out = self.finish(found, self.index.lookup_users(context["user_id"]), k, excluded)
         out["unknown_items"] = found.unknown
         return out
 
@@ -377,7 +393,8 @@ class Recommender(tf.Module):
         # user's list is made once, not once per candidate (50x less work for the Evaluator).
         users, row = tf.unique(user_id)
         found = Retrieved.of(self.index.retrieve_positions(users))
-        listed = self._rerank(found, self.index.lookup_users(users), self.max_k)["item_ids"]
+        rows = self.index.lookup_users(users)
+        listed = self.finish(found, rows, tf.constant(self.max_k), _no_exclusions(rows))["item_ids"]
         listed = tf.gather(listed, row)
         match = tf.equal(listed, item_id[:, None]) & tf.not_equal(listed, PAD_ID)
         position = tf.cast(tf.argmax(tf.cast(match, tf.int32), axis=1), tf.float32)
@@ -394,6 +411,12 @@ def _no_second_list(positions, scores):
     """``_second_list``'s outputs where neither second list is used."""
     none = tf.fill(tf.shape(scores), -np.inf)
     return positions, none, none, tf.zeros([tf.shape(scores)[0]], tf.bool)
+
+
+def _fixed(listed, k: int):
+    """``listed`` (``_listed``'s outputs) with its lists' static length ``k``."""
+    return {name: tf.ensure_shape(value, [None, k] if name != COUNT else [None])
+            for name, value in listed.items()}
 
 
 def _listed(item_ids, scores):
