@@ -68,6 +68,13 @@ def test_request_history_unknown_items_are_ignored():
     assert np.isneginf(out["scores"].numpy()[0][2])
 
 
+def test_a_history_keeps_its_latest_items_in_order():
+    rows = [[], ["a"], ["a", "b", "c"], [f"x{i}" for i in range(7)]]
+    for n in (1, 3, 5):
+        got = servable._last(tf.ragged.constant(rows, dtype=tf.string), n).to_list()  # noqa: SLF001
+        assert [[v.decode() for v in row] for row in got] == [row[-n:] if row else [] for row in rows]
+
+
 def random_index(flavour, n_items=300, n_users=20, seed=0):
     """Random catalogue large enough for ScaNN's quantiser; every leaf searched."""
     rng = np.random.default_rng(seed)
