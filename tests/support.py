@@ -18,6 +18,7 @@ import tensorflow as tf
 from models import features
 from models.index import servable
 from models.transform import raw
+from pipeline.config import PipelineConfig
 
 # The project's root: the folder of setup.py, README.md, notebooks/ and kubeflow/.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,9 +28,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # itself). Worker processes are run by tests/component/test_beam_read.py; the PortableRunner by
 # tests/compile/test_portable.py.
 IN_PROCESS = ("--direct_running_mode=in_memory", "--direct_num_workers=1")
-# The same as every option a Beam step gets (PipelineConfig.beam_pipeline_args), for the tests that
-# run components or executors without a PipelineConfig.
-BEAM_STEP_ARGS = ("--runner=DirectRunner", "--setup_file=./setup.py") + IN_PROCESS
+# Every option a Beam step of such a run gets, for the tests that run components or executors
+# without a PipelineConfig.
+BEAM_STEP_ARGS = PipelineConfig(beam_args=IN_PROCESS).beam_pipeline_args
 
 
 # An item id that is not ASCII in tests/conftest.py's MovieLens-100K hazards (asked for by id).

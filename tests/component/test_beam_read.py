@@ -18,6 +18,7 @@ from models.data import examples, readers, schema, spans, splits
 from models.data.beam import files as data_files
 from models.data.config import DataConfig
 from models.data.errors import DataError
+from pipeline.config import PipelineConfig
 from tests.support import (
     BEAM_STEP_ARGS,
     BROKEN_FILES,
@@ -250,8 +251,9 @@ def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
             return data
 
     monkeypatch.setattr(data_files, "open_file", lambda path: Counting(opened(path)))
-    artifact = _run_executor(folder, tmp_path / "out", args=BEAM_STEP_ARGS[:2] + (
-        "--direct_running_mode=multi_processing", "--direct_num_workers=2"))
+    workers = ("--direct_running_mode=multi_processing", "--direct_num_workers=2")
+    artifact = _run_executor(folder, tmp_path / "out",
+                             args=PipelineConfig(beam_args=workers).beam_pipeline_args)
     assert sum(read) < 3 * 65536 < size  # the three headers (and a 64 KiB look past a blank one)
     written = sum(os.path.getsize(os.path.join(root, name))
                   for root, _, names in os.walk(artifact.uri) for name in names)
