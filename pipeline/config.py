@@ -108,9 +108,9 @@ class PipelineConfig:
     def for_input(self, input_bytes: int) -> "PipelineConfig":
         """This configuration with the DirectRunner's running mode chosen for ``input_bytes`` of
         input (``in_process_bytes``); unchanged for other runners or a mode given in ``beam_args``."""
-        given = {arg.split("=", 1)[0] for arg in self.beam_args}
+        given = self._given()
         if (self.beam_runner != "DirectRunner" or "--runner" in given
-                or given & {flag for flag, _ in DIRECT_DEFAULTS}):
+                or given.keys() & {flag for flag, _ in DIRECT_DEFAULTS}):
             return self
         if input_bytes < self.in_process_bytes:
             return dataclasses.replace(self, beam_args=IN_PROCESS + tuple(self.beam_args))
@@ -119,14 +119,18 @@ class PipelineConfig:
     @property
     def beam_pipeline_args(self) -> Tuple[str, ...]:
         """Every Beam option the components get: the runner, its local defaults, ``beam_args``."""
-        given = dict(arg.split("=", 1) if "=" in arg else (arg, "") for arg in self.beam_args)
+        given = self._given()
         out = [] if "--runner" in given else [f"--runner={self.beam_runner}"]
         if self.beam_runner == "DirectRunner":
             out += [f"{flag}={value}" for flag, value in DIRECT_DEFAULTS if flag not in given]
-            if given.get("--runner", "DirectRunner") == "DirectRunner" and not given.keys() & set(
-                    DEPENDENCY_FLAGS):
-                out.append(DIRECT_DEPENDENCIES)
+        if (given.get("--runner", self.beam_runner) == "DirectRunner"
+                and not given.keys() & set(DEPENDENCY_FLAGS)):
+            out.append(DIRECT_DEPENDENCIES)
         return tuple(out) + tuple(self.beam_args)
+
+    def _given(self) -> dict:
+        """{flag: value} of ``beam_args`` (value "" for a flag without one)."""
+        return dict(arg.split("=", 1) if "=" in arg else (arg, "") for arg in self.beam_args)
 
     @property
     def push_dir(self) -> str:

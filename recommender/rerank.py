@@ -90,8 +90,8 @@ def mmr(scores, items, k, diversity: float):
         return (i + 1, picked, closest, order.write(i, pick),
                 chosen.write(i, tf.gather(scores, pick, batch_dims=1)))
 
-    # An explicit loop: the servable's functions are traced without autograph (each
-    # signature's trace is what an assembly costs).
+    # An explicit loop: the servable's functions are traced without AutoGraph, which would
+    # otherwise turn a Python loop over tf.range into this one.
     _, _, _, order, chosen = tf.while_loop(
         lambda i, *_: i < k, step,
         (tf.constant(0), tf.zeros([batch, width], tf.bool), tf.zeros([batch, width], tf.float32),

@@ -135,16 +135,9 @@ class Recommender(tf.Module):
         # The finished lists of retrieved candidates: one function that serving_default,
         # recommend_with_context and score_examples call, so that the SavedModel holds (and its
         # save traces, its load restores) the ranking, fusion and rules once, not once each.
-        dim = int(index.item_embeddings.shape[1])
-        found = Retrieved(
-            positions=tf.TensorSpec([None, None], tf.int32),
-            scores=tf.TensorSpec([None, None], tf.float32), personal=tf.TensorSpec([None], tf.bool),
-            query=tf.TensorSpec([None, dim], tf.float32),
-            history=tf.TensorSpec([None, features.MAX_HISTORY], tf.int32),
-            time=tf.TensorSpec([None], tf.int64), unknown=tf.TensorSpec([None], tf.int32))
         self.finish = tf.function(self._rerank, autograph=False, input_signature=[
-            found, tf.TensorSpec([None], tf.int64), tf.TensorSpec([], tf.int32),
-            tf.TensorSpec([None, None], tf.int64)])
+            Retrieved.spec(int(index.item_embeddings.shape[1])), tf.TensorSpec([None], tf.int64),
+            tf.TensorSpec([], tf.int32), tf.TensorSpec([None, None], tf.int64)])
 
     def set_weights(self, ease_weight: float, popularity_weight: float) -> None:
         """Sets the second list's share of the fused list, EASE's and popularity's (the assembly

@@ -16,6 +16,8 @@ from typing import Mapping, NamedTuple
 
 import tensorflow as tf
 
+from models import features
+
 
 class Retrieved(NamedTuple):
     """What ``retrieve_positions`` and ``retrieve_positions_with_context`` return, per request.
@@ -38,6 +40,16 @@ class Retrieved(NamedTuple):
     history: tf.Tensor
     time: tf.Tensor
     unknown: tf.Tensor
+
+    @classmethod
+    def spec(cls, dim: int) -> "Retrieved":
+        """The TensorSpecs of these outputs for query embeddings of ``dim``, any batch and
+        candidate count (a tf.function's input_signature)."""
+        return cls(positions=tf.TensorSpec([None, None], tf.int32),
+                   scores=tf.TensorSpec([None, None], tf.float32),
+                   personal=tf.TensorSpec([None], tf.bool), query=tf.TensorSpec([None, dim], tf.float32),
+                   history=tf.TensorSpec([None, features.MAX_HISTORY], tf.int32),
+                   time=tf.TensorSpec([None], tf.int64), unknown=tf.TensorSpec([None], tf.int32))
 
     def outputs(self) -> dict:
         """As the servable's tf.function returns it (SavedModel functions return dicts)."""
