@@ -318,6 +318,10 @@ def retrieval(root, transformed):
 def test_retrieval_run_fn_exports_the_deployed_model_and_its_holdout_twin(root, retrieval):
     training = json.load(open(root / "retrieval-run" / "training.json"))
     assert training["best_epoch"] in (1, 2) and training["refit"]["epochs"] == training["best_epoch"]
+    # Several batches a call of the train function, and each epoch takes every batch once (its
+    # last one shorter): the optimiser stepped ceil(examples / 64) times an epoch.
+    assert training["steps_per_call"] > 1
+    assert training["steps"] == training["epochs_run"] * -(-training["train_examples"] // 64)
     for path in (path_utils.serving_model_path(retrieval.uri),
                  os.path.join(retrieval.uri, holdout.HOLDOUT)):
         towers = tf.saved_model.load(path)
