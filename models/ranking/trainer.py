@@ -236,7 +236,7 @@ def run_fn(fn_args: FnArgs) -> None:
     use_ranker = orders["eval_ndcg@10_ranked_order"] > orders["eval_ndcg@10_retrieval_order"]
     summary = {"loss": config.loss, "train_lists": int(len(training["labels"])),
                "train_positives": int(training["labels"].sum()), **orders,
-               "ranker_used": bool(use_ranker), "refit_lists": None,
+               "ranker_used": bool(use_ranker), "refit_lists": None, "refit_positives": None,
                "warm_start": {warm_states.HOLDOUT: started}}
     if ranker is not None:
         ranking_warm.save(ranker, os.path.join(states, warm_states.HOLDOUT))
@@ -249,6 +249,7 @@ def run_fn(fn_args: FnArgs) -> None:
             _, _, ranker, training, started = _fit_ranker(
                 index, all_files, config, _served_state(handed, warm_states.DEPLOYED))
             summary["refit_lists"] = int(len(training["labels"]))
+            summary["refit_positives"] = int(training["labels"].sum())
             summary["warm_start"][warm_states.DEPLOYED] = started
     if ranker is not None:
         ranking_warm.save(ranker, os.path.join(states, warm_states.DEPLOYED))
