@@ -48,9 +48,12 @@ RATING_OUT = "rating"
 # Transform vocabulary names, read back by the trainers for their sizes.
 USER_VOCAB = "user_id_vocab"
 ITEM_VOCAB = "item_id_vocab"
-GENDER_VOCAB = "gender_vocab"
-OCCUPATION_VOCAB = "occupation_vocab"
-GENRE_VOCAB = "genre_vocab"
+# Gender, occupation and genres have few values each: one vocabulary holds the three, each
+# token prefixed with its feature's name, for tf.Transform pays a Beam analysis per vocabulary
+# whatever its size (models/transform/preprocessing.py). The three names are one file; each of
+# their embedding tables is as long as it, a few dozen rows.
+ATTRIBUTE_VOCAB = "attribute_vocab"
+GENDER_VOCAB = OCCUPATION_VOCAB = GENRE_VOCAB = ATTRIBUTE_VOCAB
 TITLE_VOCAB = "title_token_vocab"
 
 # Fixed widths of padded multi-valued features; id 0 is padding.

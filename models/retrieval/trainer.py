@@ -38,9 +38,9 @@ from models.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerM
 # Recall@100 0.4410 -> 0.4401 on average (the batches' order and dropout draws differ).
 STEPS_PER_CALL = 32
 
-_VOCABS = (features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB, features.OCCUPATION_VOCAB,
-           features.GENRE_VOCAB,
-           features.TITLE_VOCAB)
+# Each vocabulary file once (gender, occupation and genres share one: models/features.py).
+_VOCABS = tuple(dict.fromkeys((features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,
+                               features.OCCUPATION_VOCAB, features.GENRE_VOCAB, features.TITLE_VOCAB)))
 
 
 def _dataset(files, tft_output, batch_size: int, seed: int, shuffle: bool) -> tf.data.Dataset:

@@ -31,8 +31,9 @@ from models import features
 from models.warm_states import RETRIEVAL_FILES
 
 STATE, TOKENS = RETRIEVAL_FILES
-_VOCABS = (features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,
-           features.OCCUPATION_VOCAB, features.GENRE_VOCAB, features.TITLE_VOCAB)
+# Each vocabulary file once (gender, occupation and genres share one: models/features.py).
+_VOCABS = tuple(dict.fromkeys((features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,
+                               features.OCCUPATION_VOCAB, features.GENRE_VOCAB, features.TITLE_VOCAB)))
 
 
 def _tokens(tft_output, name: str) -> List[bytes]:

@@ -29,6 +29,32 @@ def _padded_ids(tokens: tf.RaggedTensor, name: str, width: int, top_k=None) -> t
     return ids.to_tensor(default_value=0, shape=[None, width])
 
 
+def _attribute_ids(gender: tf.Tensor, occupation: tf.Tensor, genres: tf.RaggedTensor):
+    """One vocabulary for the three small categorical features, each token prefixed with its
+    feature's name ("gender=F", "genres=Drama"): tf.Transform runs a Beam analysis per
+    vocabulary, about 2.3 s each before any data (the Transform step's fixed cost on 100
+    interactions: 27.0 s with the three vocabularies, 22.4 s without two of them).
+
+    Returns:
+      (gender ids int64 [batch], occupation ids int64 [batch], 0 = out-of-vocabulary; genre ids
+      int64 [batch, MAX_GENRES], 0 pads, 1 is out-of-vocabulary).
+    """
+    def tokens(name, values):
+        return tf.strings.join([name + "=", values])
+
+    gender, occupation = tokens(features.GENDER, gender), tokens(features.OCCUPATION, occupation)
+    genres = genres.with_flat_values(tokens(features.GENRES, genres.flat_values))
+    vocab = tft.vocabulary(tf.concat([gender, occupation, genres.flat_values], axis=0),
+                           vocab_filename=features.ATTRIBUTE_VOCAB)
+
+    def ids(values):
+        return tft.apply_vocabulary(values, vocab, default_value=-1)
+
+    genre_ids = genres.with_flat_values(ids(genres.flat_values) + 2)
+    return (ids(gender) + 1, ids(occupation) + 1,
+            genre_ids.to_tensor(default_value=0, shape=[None, features.MAX_GENRES]))
+
+
 def _item_ids(item_id: tf.Tensor, history: tf.RaggedTensor):
     """One item vocabulary for the interacted item and the history items.
 
@@ -72,12 +98,16 @@ def preprocessing_fn(inputs):
     """
     item_idx, history_ids = _item_ids(_squeeze(inputs[features.ITEM_ID]),
                                       tf.RaggedTensor.from_sparse(inputs[features.HISTORY]))
+    gender_idx, occupation_idx, genre_ids = _attribute_ids(
+        _squeeze(inputs[features.GENDER]), _squeeze(inputs[features.OCCUPATION]),
+        tf.RaggedTensor.from_sparse(inputs[features.GENRES]))
     out = {
         features.USER_IDX: _vocab_ids(_squeeze(inputs[features.USER_ID]), features.USER_VOCAB),
         features.ITEM_IDX: item_idx,
         features.HISTORY_IDS: history_ids,
-        features.GENDER_IDX: _vocab_ids(_squeeze(inputs[features.GENDER]), features.GENDER_VOCAB),
-        features.OCCUPATION_IDX: _vocab_ids(_squeeze(inputs[features.OCCUPATION]), features.OCCUPATION_VOCAB),
+        features.GENDER_IDX: gender_idx,
+        features.OCCUPATION_IDX: occupation_idx,
+        features.GENRE_IDS: genre_ids,
     }
     age = tf.cast(_squeeze(inputs[features.AGE]), tf.float32)
     # Fixed, interpretable age groups (those of MovieLens 1M); 0 is unknown.
@@ -88,8 +118,6 @@ def preprocessing_fn(inputs):
     out[features.YEAR_BUCKET] = tf.where(
         year > 0, tft.bucketize(year, features.YEAR_BUCKETS - 1) + 1, tf.zeros_like(year, tf.int64))
 
-    genres = tf.RaggedTensor.from_sparse(inputs[features.GENRES])
-    out[features.GENRE_IDS] = _padded_ids(genres, features.GENRE_VOCAB, features.MAX_GENRES)
     # The item text: the title's words, then its tags' words (none without a tags file), in
     # one vocabulary.
     title_words = _words(_squeeze(inputs[features.TITLE]))[:, :features.MAX_TITLE_TOKENS]

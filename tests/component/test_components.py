@@ -36,7 +36,7 @@ from components.served import executor as served_model
 from components.validation import executor as validator
 from models import features, holdout, records, warm_states
 from models.config import encode, fields
-from models.data import synthetic
+from models.data import readers, synthetic
 from models.data.config import DataConfig
 from models.data.errors import DataError
 from models.data.schema import SCHEMA_DIR
@@ -285,13 +285,34 @@ def transformed(root, examples):
     return graph, out
 
 
-def test_preprocessing_fn_vocabularies_cover_both_splits(transformed):
+def test_preprocessing_fn_vocabularies_cover_both_splits(root, transformed):
     output = tft.TFTransformOutput(transformed[0].uri)
     # Every user has interactions (synthetic), so each is in the vocabulary once.
     assert output.vocabulary_size_by_name(features.USER_VOCAB) == USERS
     assert 0 < output.vocabulary_size_by_name(features.ITEM_VOCAB) <= ITEMS
     spec = output.transformed_feature_spec()
     assert {features.USER_IDX, features.ITEM_IDX, features.HISTORY_IDS} <= set(spec)
+    # Gender, occupation and genres share one vocabulary, each token prefixed with its
+    # feature's name, and each row's ids are its own values' tokens.
+    ds = readers.read_dataset(str(root / "data"))
+    tokens = [t.decode() for t in output.vocabulary_by_name(features.ATTRIBUTE_VOCAB)]
+    genres = lambda item: [g for g in ds.items[item]["genres"] if g]  # noqa: E731
+    interacted = set(ds.interactions[features.ITEM_ID])
+    assert sorted(tokens) == sorted(
+        {f"gender={u['gender']}" for u in ds.users.values()}
+        | {f"occupation={u['occupation']}" for u in ds.users.values()}
+        | {f"genres={g}" for item in interacted for g in genres(item)})
+    users = output.vocabulary_by_name(features.USER_VOCAB)
+    rows = next(records.batches(_files(transformed[1], features.TRAIN), spec, batch_size=10_000))
+    items = output.vocabulary_by_name(features.ITEM_VOCAB)
+    for user_idx, item_idx, gender, occupation, genre_ids in zip(
+            rows[features.USER_IDX], rows[features.ITEM_IDX], rows[features.GENDER_IDX],
+            rows[features.OCCUPATION_IDX], rows[features.GENRE_IDS]):
+        user = ds.users[users[user_idx - 1].decode()]
+        assert tokens[gender - 1] == f"gender={user['gender']}"
+        assert tokens[occupation - 1] == f"occupation={user['occupation']}"
+        item = items[item_idx - 1].decode()
+        assert [tokens[g - 2] for g in genre_ids if g] == [f"genres={g}" for g in genres(item)][:features.MAX_GENRES]
 
 
 def _fn_args(root, name, **kwargs):

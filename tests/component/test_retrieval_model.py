@@ -13,9 +13,9 @@ from pipeline.config import RetrievalConfig
 
 pytestmark = pytest.mark.slow
 
-SIZES = {features.USER_VOCAB: 200, features.ITEM_VOCAB: 80, features.GENDER_VOCAB: 2,
-         features.OCCUPATION_VOCAB: 3,
-         features.GENRE_VOCAB: 4, features.TITLE_VOCAB: 10}
+# The attribute vocabulary holds 2 genders, 3 occupations and 4 genres (models/features.py).
+SIZES = {features.USER_VOCAB: 200, features.ITEM_VOCAB: 80, features.ATTRIBUTE_VOCAB: 9,
+         features.TITLE_VOCAB: 10}
 CLUSTERS = 4  # item i belongs to cluster i % 4, which is also its only genre
 
 
