@@ -55,6 +55,8 @@ ITEM_VOCAB = "item_id_vocab"
 ATTRIBUTE_VOCAB = "attribute_vocab"
 GENDER_VOCAB = OCCUPATION_VOCAB = GENRE_VOCAB = ATTRIBUTE_VOCAB
 TITLE_VOCAB = "title_token_vocab"
+# Every vocabulary file Transform writes, each once.
+VOCABS = (USER_VOCAB, ITEM_VOCAB, ATTRIBUTE_VOCAB, TITLE_VOCAB)
 
 # Fixed widths of padded multi-valued features; id 0 is padding.
 MAX_GENRES = 6

@@ -38,9 +38,6 @@ from models.retrieval.model import CANDIDATE_FEATURES, QUERY_FEATURES, TwoTowerM
 # Recall@100 0.4410 -> 0.4401 on average (the batches' order and dropout draws differ).
 STEPS_PER_CALL = 32
 
-# Each vocabulary file once (gender, occupation and genres share one: models/features.py).
-_VOCABS = tuple(dict.fromkeys((features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,
-                               features.OCCUPATION_VOCAB, features.GENRE_VOCAB, features.TITLE_VOCAB)))
 
 
 def _dataset(files, tft_output, batch_size: int, seed: int, shuffle: bool) -> tf.data.Dataset:
@@ -281,7 +278,7 @@ def run_fn(fn_args: FnArgs) -> None:
     """
     config = decode(RetrievalConfig, fn_args.custom_config)
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
-    sizes = {name: tft_output.vocabulary_size_by_name(name) for name in _VOCABS}
+    sizes = {name: tft_output.vocabulary_size_by_name(name) for name in features.VOCABS}
     device_names = [d.name for d in tf.config.list_logical_devices()]
     logging.info("Training retrieval on %s: %s", device_names, config)
     # The served model's states (components/served: its warm_start output), when one is served.

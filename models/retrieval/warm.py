@@ -31,9 +31,6 @@ from models import features
 from models.warm_states import RETRIEVAL_FILES
 
 STATE, TOKENS = RETRIEVAL_FILES
-# Each vocabulary file once (gender, occupation and genres share one: models/features.py).
-_VOCABS = tuple(dict.fromkeys((features.USER_VOCAB, features.ITEM_VOCAB, features.GENDER_VOCAB,
-                               features.OCCUPATION_VOCAB, features.GENRE_VOCAB, features.TITLE_VOCAB)))
 
 
 def _tokens(tft_output, name: str) -> List[bytes]:
@@ -49,7 +46,8 @@ def save(model, tft_output, folder: str) -> None:
     np.savez(buffer, **arrays)
     with tf.io.gfile.GFile(os.path.join(folder, STATE), "wb") as f:
         f.write(buffer.getvalue())
-    vocabularies = {name: [t.decode("latin-1") for t in _tokens(tft_output, name)] for name in _VOCABS}
+    vocabularies = {name: [t.decode("latin-1") for t in _tokens(tft_output, name)]
+                    for name in features.VOCABS}
     with tf.io.gfile.GFile(os.path.join(folder, TOKENS), "w") as f:
         json.dump(vocabularies, f)
 
@@ -84,7 +82,7 @@ def plan(folder: str, tft_output) -> Optional[Plan]:
     with tf.io.gfile.GFile(os.path.join(folder, TOKENS)) as f:
         served = json.load(f)
     rows, carried, counts = {}, {}, {}
-    for name in _VOCABS:
+    for name in features.VOCABS:
         old = {token.encode("latin-1"): k for k, token in enumerate(served.get(name, []))}
         new = _tokens(tft_output, name)
         rows[name] = np.array([old.get(token, -1) for token in new], np.int64)

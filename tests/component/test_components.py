@@ -312,7 +312,8 @@ def test_preprocessing_fn_vocabularies_cover_both_splits(root, transformed):
         assert tokens[gender - 1] == f"gender={user['gender']}"
         assert tokens[occupation - 1] == f"occupation={user['occupation']}"
         item = items[item_idx - 1].decode()
-        assert [tokens[g - 2] for g in genre_ids if g] == [f"genres={g}" for g in genres(item)][:features.MAX_GENRES]
+        expected = [f"genres={g}" for g in genres(item)][:features.MAX_GENRES]
+        assert [tokens[g - 2] for g in genre_ids if g] == expected
 
 
 def _fn_args(root, name, **kwargs):
@@ -435,7 +436,7 @@ def test_warm_start_carries_each_row_by_its_token(root, transformed, retrieval, 
     assert plan.counts[features.ITEM_VOCAB] == {"kept": len(items) - 1, "new": 1, "gone": 1}
     config = _retrieval_config()
     model, *_ = retrieval_trainer._fit(config, {n: output.vocabulary_size_by_name(n)
-                                                 for n in retrieval_trainer._VOCABS}, output,
+                                                 for n in features.VOCABS}, output,
                                        _files(transformed[1], features.TRAIN), 0,
                                        warm_dir=str(tmp_path))
     carried = model.warm_slots()["item_id"][0].numpy()
