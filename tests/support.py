@@ -260,13 +260,15 @@ def serves_every_user(push_dir: str, data_dir: str, k: int = 10):
     return model, ds
 
 
-def pipeline_process(config, output_dir, **popen):
+def pipeline_process(config, output_dir, prelude: str = "", **popen):
     """``local_runner.main(config, output_dir)`` in a process of its own (its exit code is the
-    process's), started with ``subprocess.Popen(**popen)`` from the project's root."""
+    process's), started with ``subprocess.Popen(**popen)`` from the project's root; ``prelude``
+    (Python source) runs first, after the project's imports."""
     script = textwrap.dedent(f"""
         import sys
         from local import runner as local_runner
         from pipeline.config import *
+    """) + textwrap.dedent(prelude) + textwrap.dedent(f"""
         sys.exit(local_runner.main({config!r}, {str(output_dir)!r}))
     """)
     # Without the Keras-2 switch in its environment: the package sets it (models/__init__.py).

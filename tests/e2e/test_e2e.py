@@ -601,7 +601,12 @@ def test_a_run_killed_while_the_pusher_copies_leaves_only_complete_versions_and_
         shared_run, tmp_path):
     """SIGKILL of the whole run's process group once the Pusher's copy has begun (its
     ``incoming-`` folder exists): every numbered version is complete; the rerun pushes the
-    next version."""
+    next version.
+
+    The killed run's copy pauses before its last file (``saved_model.pb``): copying a model
+    this small takes a few milliseconds, which a poll can miss (CI on f814b71 saw the run
+    finish and push). The pause holds the copy where a kill hurts most, all of the model but
+    its marker written; the kill and the recovery are real."""
     import signal
     import time
 
@@ -612,7 +617,19 @@ def test_a_run_killed_while_the_pusher_copies_leaves_only_complete_versions_and_
                                  evaluation=dataclasses.replace(config.evaluation, max_ndcg_drop=0.05))
     before = client.latest_version(config.push_dir)
     log = open(tmp_path / "killed.log", "w")
-    proc = pipeline_process(config, out, stdout=log, stderr=subprocess.STDOUT,
+    pause = """
+        import time
+        from recommender import versions
+        _copy = versions._copy
+        def _paused_copy(source, target, before_marker=None):
+            def pause():
+                if before_marker is not None:
+                    before_marker()
+                time.sleep(900)  # killed here
+            _copy(source, target, before_marker=pause)
+        versions._copy = _paused_copy
+    """
+    proc = pipeline_process(config, out, prelude=pause, stdout=log, stderr=subprocess.STDOUT,
                             start_new_session=True)
     copying = None
     deadline = time.time() + 900
@@ -626,6 +643,7 @@ def test_a_run_killed_while_the_pusher_copies_leaves_only_complete_versions_and_
     log.close()
     assert copying and proc.returncode == -signal.SIGKILL, open(tmp_path / "killed.log").read()[-3000:]
     time.sleep(0.5)
+    assert not os.path.exists(os.path.join(config.push_dir, copying[0], "saved_model.pb"))
     names = [n for n in os.listdir(config.push_dir) if n != push_lock.LOCK_NAME]
     for name in names:
         if name.isdigit():
