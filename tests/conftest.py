@@ -23,7 +23,8 @@ def pytest_collection_modifyitems(items):
         # With pytest-xdist (make test: -n 2 --dist loadgroup) each group runs in one worker:
         # the tests reading the shared run together, so that it is made once; the others by
         # module, so that a module's fixtures are made once.
-        group = "shared_run" if "shared_run" in item.fixturenames else item.module.__name__
+        group = next((name for name in ("shared_run", "made_run") if name in item.fixturenames),
+                     item.module.__name__)
         item.add_marker(pytest.mark.xdist_group(group))
 
 
@@ -208,6 +209,27 @@ def ml_latest(tmp_path_factory):
     table("links.csv", ["movieId", "imdbId", "tmdbId"], [(m[0], f"{n:07d}", n) for n, m in enumerate(movies)])
     (folder / "README.txt").write_text("Summary\n=======\nA small fixture shaped like ml-latest-small.\n")
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def made_run(tmp_path_factory):
+    """The README's main command, ``make run``, as written, its output and serving folders
+    moved to a temp dir: (the finished process, output dir, serving dir). The walkthrough
+    notebook runs again in the same output dir, as a user who ran ``make run`` first would
+    (tests/e2e/test_notebooks.py); what it checks was printed by this process."""
+    import subprocess
+    from types import SimpleNamespace
+
+    from tests.support import ROOT
+
+    root = tmp_path_factory.mktemp("made-run")
+    out, serving = root / "out", root / "serving"
+    # `-o`: the suite runs in the installed .venv (make test installed it first), which a
+    # changed setup.py must not make `make run` reinstall in the middle of the suite.
+    result = subprocess.run(["make", "-o", ".venv/bin/recsys", "run",
+                             f"ARGS=--output-dir {out} --serving-dir {serving}"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=1800)
+    return SimpleNamespace(result=result, out=str(out), serving=str(serving))
 
 
 @pytest.fixture(scope="session")

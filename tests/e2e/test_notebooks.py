@@ -1,5 +1,6 @@
-"""Notebooks import from the package and are executed here with small data. The walkthrough
-runs the pipeline itself; the model-analysis notebook reads the suite's shared run."""
+"""Notebooks import from the package and are executed here. The walkthrough runs the pipeline
+itself, where the README's `make run` ran; the model-analysis notebook reads the suite's shared
+run."""
 
 import json
 import os
@@ -50,16 +51,23 @@ def _recall_lines(text):
 
 
 @pytest.mark.e2e
-def test_the_walkthrough_runs_the_pipeline_and_prints_its_figures(tmp_path):
-    output = tmp_path / "output"
-    text = _execute("01-walkthrough.ipynb", {"RECSYS_NOTEBOOK_USERS": "200",
-                                             "RECSYS_NOTEBOOK_OUTPUT": str(output)}, tmp_path)
-    summary = json.load(open(output / "summary.json"))
+def test_the_walkthrough_runs_the_pipeline_and_prints_its_figures(made_run, tmp_path):
+    """The walkthrough runs the pipeline where `make run` ran (the default data, in its output
+    dir): the steps whose inputs and settings are unchanged come from the cache, those that read
+    the notebook's own serving dir run, and the new model is pushed there."""
+    output = made_run.out
+    text = _execute("01-walkthrough.ipynb", {"RECSYS_NOTEBOOK_OUTPUT": output}, tmp_path)
+    summary = json.load(open(os.path.join(output, "summary.json")))
     assert "exit code 0" in text and summary["pushed"]
+    assert summary["pushed_to"].startswith(os.path.join(output, "serving", "recommender"))
     printed = _recall_lines(text)
     assert printed == {name: round(values["recall@10"], 4)
                        for name, values in summary["evaluation"]["metrics"].items()}
-    assert os.listdir(output / "reports")
+    # Its "What ran" table: each step's newest execution and its state.
+    states = dict(re.findall(r"^(\w+) +([A-Z]+) +[0-9.]+ s$", text, re.M))
+    assert states["RetrievalTrainer"] == states["Transform"] == "CACHED", states
+    assert states["ServedModel"] == states["Pusher"] == "COMPLETE", states
+    assert len(os.listdir(os.path.join(output, "reports"))) >= 2
 
 
 @pytest.mark.e2e

@@ -10,15 +10,11 @@ from tests.support import ROOT
 
 
 @pytest.mark.e2e
-def test_make_run_pushes_a_model_on_the_embedded_data(tmp_path):
-    args = f"--output-dir {tmp_path}/out --serving-dir {tmp_path}/serving"
-    # `-o`: the suite runs in the installed .venv (make test installed it first), which a
-    # changed setup.py must not make `make run` reinstall in the middle of the suite.
-    result = subprocess.run(["make", "-o", ".venv/bin/recsys", "run", f"ARGS={args}"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=1800)
+def test_make_run_pushes_a_model_on_the_embedded_data(made_run):
+    result, out, serving = made_run.result, made_run.out, made_run.serving
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "Blessed: True" in result.stdout
-    assert f"Pushed to: {tmp_path}/serving/recommender/1" in result.stdout
+    assert f"Pushed to: {serving}/recommender/1" in result.stdout
     # A run people can watch: a line per component and per epoch, then the summary; the whole
     # TensorFlow/Beam/TFX log goes to the run's log file.
     lines = result.stdout.splitlines()
@@ -27,11 +23,11 @@ def test_make_run_pushes_a_model_on_the_embedded_data(tmp_path):
     assert any(line.startswith("    retrieval (eval) epoch 1/") for line in lines)
     assert len(lines) < 120 and len(result.stderr.splitlines()) < 20, result.stderr[-2000:]
     log = re.search(r"^Run log: (\S+)", result.stdout, re.M).group(1)
-    assert log.startswith(f"{tmp_path}/out/logs/run-")
+    assert log.startswith(f"{out}/logs/run-")
     with open(log) as f:
         assert "Component Transform is running." in f.read()
     recommend = subprocess.run([os.path.join(ROOT, ".venv/bin/recsys"), "recommend", "--user", "1",
-                                "--serving-dir", f"{tmp_path}/serving"],
+                                "--serving-dir", serving],
                                capture_output=True, text=True, timeout=600)
     assert recommend.returncode == 0, recommend.stderr[-2000:]
     assert recommend.stdout.count("\n") >= 11
