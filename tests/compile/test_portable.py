@@ -25,7 +25,8 @@ from tests.support import plain_argv
 pytestmark = pytest.mark.slow
 
 
-def _run_data_steps(data_dir, out, beam_runner, beam_args):
+def _run_data_steps(data_dir, out, beam_runner, beam_args,
+                    to_nodes=(pipeline_def.CATALOGUE_GEN, "Transform")):
     config = PipelineConfig(serving_dir=str(out / "serving"), beam_runner=beam_runner,
                             beam_args=tuple(beam_args), data=DataConfig(data_dir=data_dir))
     config = local_runner.with_output_dir(config, str(out))
@@ -33,9 +34,9 @@ def _run_data_steps(data_dir, out, beam_runner, beam_args):
         config, data_dir, schema.SCHEMA_DIR,
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             config.metadata_path))
-    # A partial run: the data steps and what they need, nothing downstream of Transform.
-    options = pipeline_pb2.RunOptions(partial_run=pipeline_pb2.PartialRun(
-        to_nodes=[pipeline_def.CATALOGUE_GEN, "Transform"]))
+    # A partial run: ``to_nodes`` and what they need (by default the data steps, nothing
+    # downstream of Transform).
+    options = pipeline_pb2.RunOptions(partial_run=pipeline_pb2.PartialRun(to_nodes=list(to_nodes)))
     with plain_argv():
         tfx.orchestration.LocalDagRunner().run_with_ir(pipeline_def.compile_ir(whole), run_options=options)
 
@@ -56,8 +57,13 @@ def test_data_steps_run_through_a_job_service_and_worker_pool(tiny_data, tmp_pat
     jobs = re.findall(r"Running job '(job-[0-9a-f-]+)'", job_log)
     assert len(jobs) >= 4 and job_log.count("with state DONE") == len(jobs)
     assert worker_log.count("Starting worker with command") >= len(jobs)
-    _run_data_steps(tiny_data, tmp_path / "direct", "DirectRunner", ["--direct_num_workers=1",
-                                                                     "--direct_running_mode=in_memory"])
+    # The DirectRunner's examples to compare with: its ExampleGens alone (and the schema
+    # importer: a node outside the partial run that runs none of its inputs would be reused
+    # from an earlier run, and there is none).
+    _run_data_steps(tiny_data, tmp_path / "direct", "DirectRunner",
+                    ["--direct_num_workers=1", "--direct_running_mode=in_memory"],
+                    to_nodes=(pipeline_def.CATALOGUE_GEN, pipeline_def.INTERACTIONS_GEN,
+                              "ImportSchemaGen"))
     root = tmp_path / "portable" / "pipeline_root"
     for split in (features.TRAIN, features.EVAL):
         got = _examples(root, pipeline_def.INTERACTIONS_GEN, split)
