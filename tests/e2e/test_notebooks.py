@@ -56,6 +56,7 @@ def test_the_walkthrough_runs_the_pipeline_and_prints_its_figures(made_run, tmp_
     dir): the steps whose inputs and settings are unchanged come from the cache, those that read
     the notebook's own serving dir run, and the new model is pushed there."""
     output = made_run.out
+    assert made_run.result.returncode == 0, made_run.result.stdout[-3000:]
     text = _execute("01-walkthrough.ipynb", {"RECSYS_NOTEBOOK_OUTPUT": output}, tmp_path)
     summary = json.load(open(os.path.join(output, "summary.json")))
     assert "exit code 0" in text and summary["pushed"]
