@@ -213,11 +213,11 @@ def test_the_executor_keeps_its_report_and_enforces_the_budget(tiny_data, tmp_pa
 @pytest.mark.slow
 def test_nothing_of_the_data_passes_through_the_driver(tmp_path, monkeypatch):
     """With worker processes (the default runner), the executor's own process reads the
-    headers and file sizes only: a few hundred bytes of a 3 MB interactions file."""
+    headers and file sizes only: a few hundred bytes of a 0.8 MB interactions file."""
     from models.data import synthetic
 
-    folder = synthetic.write_canonical(str(tmp_path / "data"), num_users=2000, num_items=1500,
-                                       num_interactions=150_000, seed=1)
+    folder = synthetic.write_canonical(str(tmp_path / "data"), num_users=600, num_items=500,
+                                       num_interactions=40_000, seed=1)
     size = os.path.getsize(os.path.join(folder, "interactions.csv"))
     read = []
     opened = data_files.open_file
