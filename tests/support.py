@@ -264,7 +264,7 @@ def pipeline_process(config, output_dir, prelude: str = "", **popen):
     """``local_runner.main(config, output_dir)`` in a process of its own (its exit code is the
     process's), started with ``subprocess.Popen(**popen)`` from the project's root; ``prelude``
     (Python source) runs first, after the project's imports."""
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys
         from local import runner as local_runner
         from pipeline.config import *
