@@ -229,11 +229,13 @@ def test_summary_reports_evaluation_and_index(run, shared_run):
     # Refit for deployment: every given interaction, the epochs early stopping chose.
     assert training["refit"]["epochs"] == training["best_epoch"]
     assert training["refit"]["train_examples"] == len(train_items) > training["train_examples"]
-    # The ranker is refitted too, on the lists of every given interaction: as many lists or more
-    # (a user gives one per anchor at most: 1,500 here, which both can reach), each a longer
-    # timeline's, so more positives.
+    # The ranker is refitted too, on the lists of every given interaction: each a longer
+    # timeline's, so more positives. (Not necessarily more lists: a user gives one per anchor,
+    # 1,500 here, and a list is kept only when a label is among its retrieved candidates, so
+    # the two models' counts differ by chance: 1,499 refit vs 1,500 in a CI at 5d9529c. The
+    # positives: 9,622 vs 7,847 there, 9,983 vs 8,362 at a9c35dd.)
     ranking = summary["ranking_training"]
-    assert ranking["refit_lists"] >= ranking["train_lists"] > 0, ranking
+    assert ranking["refit_lists"] > 0 and ranking["train_lists"] > 0, ranking
     assert ranking["refit_positives"] > ranking["train_positives"], ranking
 
 
