@@ -98,22 +98,35 @@ def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfi
         return list_features(query, item_tables.item_embeddings, positions, scores, popularity,
                              tf.gather(first_seen, positions), history, time, table, trend, own)
 
-    # AutoGraph off: the step branches on nothing but Python values, and AutoGraph would convert
-    # the Keras code it calls (tf_keras is not on its list of packages to leave alone: seconds of
-    # tracing). reduce_retracing: the epoch's last, shorter batch reuses the trace.
-    @tf.function(autograph=False, reduce_retracing=True)
-    def step(query, positions, scores, popularity, history, time, own, labels):
-        inputs = inputs_of(query, positions, scores, popularity, history, time, own)
-        with tf.GradientTape() as tape:
-            loss = loss_fn(labels, ranker(inputs), tf.math.is_finite(scores))
-        optimizer.apply_gradients(zip(tape.gradient(loss, ranker.trainable_variables),
-                                      ranker.trainable_variables))
-        return loss
-
     keys = ("query", "positions", "scores", "popularity", "history", "time", "own", "labels")
+    tensors = [tf.constant(data[k]) for k in keys]
+    batch_size = config.batch_size
+
+    # One call per epoch: the epoch's batches run in one graph loop, without a return to Python
+    # between them (as retrieval's steps per call). AutoGraph off: the step branches on nothing
+    # but Python values, and AutoGraph would convert the Keras code it calls (tf_keras is not on
+    # its list of packages to leave alone: seconds of tracing).
+    @tf.function(autograph=False)
+    def epoch(order):
+        count = tf.size(order)
+        steps = (count + batch_size - 1) // batch_size
+
+        def body(at, total):
+            rows = order[at * batch_size:tf.minimum((at + 1) * batch_size, count)]
+            *batch, labels = (tf.gather(t, rows) for t in tensors)
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels, ranker(inputs_of(*batch)), tf.math.is_finite(batch[2]))
+            optimizer.apply_gradients(zip(tape.gradient(loss, ranker.trainable_variables),
+                                          ranker.trainable_variables))
+            return at + 1, total + loss
+
+        _, total = tf.while_loop(lambda at, _: at < steps, body, (tf.constant(0), tf.constant(0.0)))
+        return total / tf.cast(tf.maximum(steps, 1), tf.float32)
+
     started: Dict[str, object] = {"warm": False, "epochs": config.epochs}
+    ranker(inputs_of(*(t[:1] for t in tensors[:-1])))  # its variables, before the graph loop
+    optimizer.build(ranker.trainable_variables)
     if served is not None:
-        ranker(inputs_of(*(tf.constant(data[k][:1]) for k in keys[:-1])))  # its variables
         reason = ranking_warm.mismatch(served, ranker)
         if reason is None:
             ranking_warm.apply(served, ranker)
@@ -123,13 +136,10 @@ def train(item_tables: Tables, data: Dict[str, np.ndarray], config: RankingConfi
             started["reason"] = reason
     rng = np.random.default_rng(config.seed)
     epochs = started["epochs"]
-    for epoch in range(epochs):
-        order = rng.permutation(len(data["labels"]))
-        losses = [float(step(*(tf.constant(data[k][order[s:s + config.batch_size]]) for k in keys)))
-                  for s in range(0, len(order), config.batch_size)]
-        progress("ranking epoch %d/%d%s: %s loss %.4f", epoch + 1, epochs,
-                 " (warm)" if started["warm"] else "", config.loss,
-                 float(np.mean(losses)) if losses else float("nan"))
+    for at in range(epochs):
+        loss = float(epoch(tf.constant(rng.permutation(len(data["labels"])))))
+        progress("ranking epoch %d/%d%s: %s loss %.4f", at + 1, epochs,
+                 " (warm)" if started["warm"] else "", config.loss, loss)
     return ranker, started
 
 
