@@ -73,6 +73,23 @@ def test_popularity_of_training_lists_leaves_out_the_users_own_interactions():
                                   [[0, 0, 1]])
 
 
+def test_label_matrix_is_each_rows_own_membership_with_unknown_items_and_empty_sets():
+    """One membership test over (row, item) keys: a label of one list never marks another
+    list's candidate, -1 (an item outside the catalogue) matches only -1, empty sets none."""
+    rng = np.random.default_rng(0)
+    positions = rng.integers(-1, 12, size=(40, 7))
+    labels = [rng.choice(np.arange(-1, 12), size=n, replace=False) for n in rng.integers(0, 5, 40)]
+    labels[3] = np.array([], np.int64)
+    expected = np.stack([np.isin(row, label) for row, label in zip(positions, labels)])
+    np.testing.assert_array_equal(lists.label_matrix(positions, labels), expected.astype(np.float32))
+    popularity = rng.integers(0, 9, 12).astype(np.float32)
+    np.testing.assert_array_equal(lists.other_users_popularity(popularity, positions, labels),
+                                  popularity[positions] - expected)
+    # Row 0's labels put against row 1's candidates mark nothing there.
+    assert lists.label_matrix(np.array([[5, 6], [1, 2]]), [np.array([1, 2]), np.array([9])]).sum() == 0
+    assert lists.label_matrix(np.zeros((0, 3), np.int64), []).shape == (0, 3)
+
+
 def test_losses_prefer_lists_with_positives_on_top_and_ignore_invalid_pairs():
     labels = tf.constant([[1.0, 0.0, 0.0]])
     valid = tf.constant([[True, True, False]])
