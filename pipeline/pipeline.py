@@ -115,6 +115,12 @@ def create_pipeline(
         # pre/post-transform statistics, schemas and anomalies Transform would add were read by
         # nothing and cost TFDV passes over every split (history columns included).
         disable_statistics=True,
+        # The analyzer cache lets a later run analyse only new spans, but only when its
+        # `analyzer_cache` input is given the cache of a run before, which nothing here does: it
+        # was written and never read, and computing it per split cost the Transform executor
+        # 17.1 -> 13.0 s on 100 interactions and 33.0 -> 23.5 s on the default data (the same
+        # vocabularies and transformed values either way).
+        disable_analyzer_cache=True,
     )
     # Nothing is trained on data that failed validation.
     transform.add_upstream_node(validator)
