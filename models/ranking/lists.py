@@ -206,8 +206,7 @@ def _member(positions: np.ndarray, sets: Sequence[np.ndarray]) -> np.ndarray:
     if not len(positions):
         return np.zeros(positions.shape, bool)
     sizes = np.fromiter((len(x) for x in sets), np.int64, len(sets))
-    members = np.concatenate([np.asarray(x, np.int64).reshape(-1) for x in sets]) if sizes.sum() \
-        else np.zeros(0, np.int64)
+    members = np.concatenate([np.asarray(x, np.int64).reshape(-1) for x in sets])
     positions = positions.astype(np.int64)
     low = min(positions.min(initial=0), members.min(initial=0))  # -1 marks an unknown item
     width = max(positions.max(initial=0), members.max(initial=0)) - low + 1
